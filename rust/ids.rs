@@ -1,0 +1,92 @@
+//! Identifier generation: event ids, correlation ids and subscription ids.
+//!
+//! Ids are made in Rust because `uuid.uuid4()` costs ~1.7 µs on this machine. An event id
+//! is a process-wide counter passed through a bijective mixer (splitmix64 finaliser) after
+//! adding a random per-process offset: unique inside a process by construction, and
+//! unrelated between processes with overwhelming probability.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+static COUNTER: AtomicU64 = AtomicU64::new(1);
+static OFFSET: OnceLock<u64> = OnceLock::new();
+
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn offset() -> u64 {
+    *OFFSET.get_or_init(|| {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let stack_addr = &nanos as *const u64 as u64;
+        mix(nanos ^ (u64::from(std::process::id()) << 32) ^ stack_addr)
+    })
+}
+
+/// A fresh 64-bit id, unique within this process (a bijection of a counter).
+pub fn next_id() -> u64 {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    mix(n.wrapping_add(offset()))
+}
+
+/// `evt_` + 16 hex characters.
+pub fn format_event_id(id: u64) -> String {
+    format!("evt_{id:016x}")
+}
+
+/// `corr_` + 16 hex characters, as in the reference implementation.
+pub fn new_correlation_id() -> String {
+    format!("corr_{:016x}", next_id())
+}
+
+/// A fresh id + `_sub`, as in the reference implementation.
+pub fn new_subscription_id() -> String {
+    format!("{:016x}_sub", next_id())
+}
+
+/// Parses `evt_<16 hex>` back to its number.
+pub fn parse_event_id(s: &str) -> Option<u64> {
+    let hex = s.strip_prefix("evt_")?;
+    if hex.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn ids_are_unique_across_threads() {
+        let handles: Vec<_> = (0..4)
+            .map(|_| std::thread::spawn(|| (0..10_000).map(|_| next_id()).collect::<Vec<_>>()))
+            .collect();
+        let mut seen = HashSet::new();
+        for h in handles {
+            for id in h.join().unwrap() {
+                assert!(seen.insert(id), "duplicate id {id}");
+            }
+        }
+        assert_eq!(seen.len(), 40_000);
+    }
+
+    #[test]
+    fn formats() {
+        let c = new_correlation_id();
+        assert!(c.starts_with("corr_") && c.len() == 21);
+        assert!(c[5..].chars().all(|ch| ch.is_ascii_hexdigit()));
+        let s = new_subscription_id();
+        assert!(s.ends_with("_sub") && s.len() == 20);
+        let id = next_id();
+        assert_eq!(parse_event_id(&format_event_id(id)), Some(id));
+        assert_eq!(parse_event_id("evt_xyz"), None);
+    }
+}
