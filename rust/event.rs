@@ -1,0 +1,16 @@
+//! The routing header every event carries, kept in Rust so dispatch never asks Python.
+
+use crate::kinds::Severity;
+use std::sync::Arc;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Header {
+    pub type_id: u32,
+    pub source: Arc<str>,
+    pub severity: Severity,
+    pub event_id: u64,
+    pub correlation_id: Arc<str>,
+    pub caused_by: Arc<str>,
+    pub parent_id: Option<Arc<str>>,
+    pub timestamp: f64,
+}

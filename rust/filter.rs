@@ -1,0 +1,165 @@
+//! Event filters as a tree evaluated in Rust. `Custom` leaves (Python predicates in the
+//! PyO3 face) are the only nodes that need the caller's help to evaluate.
+
+use crate::event::Header;
+use crate::kinds::Severity;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+#[derive(Clone, Debug)]
+pub enum Filter<C> {
+    /// Matches everything (AND of nothing).
+    All,
+    /// Matches nothing (OR of nothing).
+    Nothing,
+    Types(HashSet<u32>),
+    Sources(HashSet<Arc<str>>),
+    MinSeverity(Severity),
+    Correlation(Arc<str>),
+    And(Vec<Filter<C>>),
+    Or(Vec<Filter<C>>),
+    Not(Box<Filter<C>>),
+    Custom(C),
+}
+
+impl<C> Filter<C> {
+    /// Evaluates the tree; `custom` decides `Custom` leaves and may fail (the error stops
+    /// evaluation and is returned).
+    pub fn matches<E>(
+        &self,
+        h: &Header,
+        custom: &mut dyn FnMut(&C) -> Result<bool, E>,
+    ) -> Result<bool, E> {
+        Ok(match self {
+            Filter::All => true,
+            Filter::Nothing => false,
+            Filter::Types(t) => t.contains(&h.type_id),
+            Filter::Sources(s) => s.contains(&h.source),
+            Filter::MinSeverity(m) => h.severity >= *m,
+            Filter::Correlation(c) => h.correlation_id == *c,
+            Filter::And(fs) => {
+                for f in fs {
+                    if !f.matches(h, custom)? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            Filter::Or(fs) => {
+                for f in fs {
+                    if f.matches(h, custom)? {
+                        return Ok(true);
+                    }
+                }
+                false
+            }
+            Filter::Not(f) => !f.matches(h, custom)?,
+            Filter::Custom(c) => custom(c)?,
+        })
+    }
+
+    /// The set of event types an event must have to match, if the filter implies one.
+    pub fn required_types(&self) -> Option<HashSet<u32>> {
+        self.required(&|f| match f {
+            Filter::Types(t) => Some(t.clone()),
+            _ => None,
+        })
+    }
+
+    /// The set of sources an event must have to match, if the filter implies one.
+    pub fn required_sources(&self) -> Option<HashSet<Arc<str>>> {
+        self.required(&|f| match f {
+            Filter::Sources(s) => Some(s.clone()),
+            _ => None,
+        })
+    }
+
+    fn required<T: Clone + Eq + std::hash::Hash>(
+        &self,
+        leaf: &dyn Fn(&Filter<C>) -> Option<HashSet<T>>,
+    ) -> Option<HashSet<T>> {
+        match self {
+            Filter::Nothing => Some(HashSet::new()),
+            Filter::And(fs) => fs
+                .iter()
+                .filter_map(|f| f.required(leaf))
+                .reduce(|a, b| a.intersection(&b).cloned().collect()),
+            Filter::Or(fs) => {
+                let mut acc = HashSet::new();
+                for f in fs {
+                    acc.extend(f.required(leaf)?);
+                }
+                Some(acc)
+            }
+            other => leaf(other),
+        }
+    }
+
+    /// Number of nodes (for reprs and limits).
+    pub fn size(&self) -> usize {
+        match self {
+            Filter::And(fs) | Filter::Or(fs) => 1 + fs.iter().map(Filter::size).sum::<usize>(),
+            Filter::Not(f) => 1 + f.size(),
+            _ => 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(ty: u32, src: &str, sev: Severity, corr: &str) -> Header {
+        Header {
+            type_id: ty,
+            source: Arc::from(src),
+            severity: sev,
+            event_id: 1,
+            correlation_id: Arc::from(corr),
+            caused_by: Arc::from("x"),
+            parent_id: None,
+            timestamp: 0.0,
+        }
+    }
+
+    fn m(f: &Filter<()>, e: &Header) -> bool {
+        f.matches::<()>(e, &mut |_| Ok(true)).unwrap()
+    }
+
+    #[test]
+    fn leaves_and_combinators() {
+        let e = h(1, "pf", Severity::Error, "c1");
+        let ty: Filter<()> = Filter::Types([1, 2].into());
+        let src: Filter<()> = Filter::Sources([Arc::from("other")].into());
+        assert!(m(&ty, &e));
+        assert!(!m(&src, &e));
+        assert!(m(&Filter::MinSeverity(Severity::Warn), &e));
+        assert!(!m(&Filter::MinSeverity(Severity::Fatal), &e));
+        assert!(m(&Filter::Correlation(Arc::from("c1")), &e));
+        assert!(!m(&Filter::And(vec![ty.clone(), src.clone()]), &e));
+        assert!(m(&Filter::Or(vec![ty.clone(), src.clone()]), &e));
+        assert!(m(&Filter::Not(Box::new(src)), &e));
+        assert!(m(&Filter::And(vec![]), &e));
+        assert!(!m(&Filter::Or(vec![]), &e));
+    }
+
+    #[test]
+    fn index_keys() {
+        let ty: Filter<()> = Filter::Types([1, 2].into());
+        let ty2: Filter<()> = Filter::Types([2, 3].into());
+        let sev: Filter<()> = Filter::MinSeverity(Severity::Info);
+        assert_eq!(Filter::And(vec![ty.clone(), sev.clone()]).required_types(), Some([1, 2].into()));
+        assert_eq!(Filter::And(vec![ty.clone(), ty2.clone()]).required_types(), Some([2].into()));
+        assert_eq!(Filter::Or(vec![ty.clone(), ty2]).required_types(), Some([1, 2, 3].into()));
+        assert_eq!(Filter::Or(vec![ty.clone(), sev.clone()]).required_types(), None);
+        assert_eq!(Filter::Not(Box::new(ty)).required_types(), None);
+        assert_eq!(sev.required_types(), None);
+    }
+
+    #[test]
+    fn custom_errors_propagate() {
+        let f: Filter<u8> = Filter::And(vec![Filter::All, Filter::Custom(7)]);
+        let e = h(1, "pf", Severity::Info, "c");
+        assert_eq!(f.matches(&e, &mut |c| if *c == 7 { Err("boom") } else { Ok(true) }), Err("boom"));
+    }
+}
