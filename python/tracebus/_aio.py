@@ -1,0 +1,65 @@
+"""asyncio glue: async iteration of channels and the pump behind async handlers.
+
+One pump task per async subscription drains its channel in batches and awaits the handler
+for each event in order; the loop is woken through ``call_soon_threadsafe`` only when the
+channel goes from empty to non-empty, never per event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+from ._core import Channel, Subscription, _context_for, _correlation_var
+
+_VAR = _correlation_var()
+_SAMPLE_EVERY = 8
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+async def channel_anext(ch: Channel) -> Any:
+    """``await anext(channel)``: the next item, waiting without spinning."""
+    loop = asyncio.get_running_loop()
+    while True:
+        item = ch.try_recv()
+        if item is not None:
+            return item
+        if ch.closed:
+            raise StopAsyncIteration
+        fut: asyncio.Future[None] = loop.create_future()
+        if ch._arm_wakeup(loop, partial(_wake, fut)):
+            await fut
+
+
+async def pump(sub: Subscription, handler: Callable[[Any], Awaitable[object]]) -> None:
+    """Delivers a subscription's events to an async handler, in order, one at a time."""
+    loop = asyncio.get_running_loop()
+    n = 0
+    while True:
+        batch = sub._drain()
+        if not batch:
+            if sub._finished:
+                return
+            fut: asyncio.Future[None] = loop.create_future()
+            if sub._arm_wakeup(loop, partial(_wake, fut)):
+                await fut
+            continue
+        for event in batch:
+            token = _VAR.set(_context_for(event.correlation_id, event.event_id, event.type))
+            n += 1
+            start = time.perf_counter_ns() if n % _SAMPLE_EVERY == 0 else 0
+            try:
+                await handler(event)
+            except Exception as exc:
+                sub._record_error(exc, event)
+            else:
+                sub._record_delivery(time.perf_counter_ns() - start if start else None)
+            finally:
+                _VAR.reset(token)

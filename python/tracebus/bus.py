@@ -1,0 +1,116 @@
+"""The event bus's Python face: delivery-mode selection, the ``on`` decorator, tracing."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
+
+from . import _aio, _core
+from .trace import Trace, build_trace
+
+__all__ = ["EventBus"]
+
+_log = logging.getLogger("tracebus")
+_tasks: set[asyncio.Task[None]] = set()
+
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+def log_handler_error(exc: BaseException, event: _core.Event, subscription: _core.Subscription) -> None:
+    """Default handler-error hook: logs the error with the event and the subscription."""
+    _log.error(
+        "handler %r of subscription %s failed on %r",
+        subscription.handler,
+        subscription.id,
+        event,
+        exc_info=(type(exc), exc, exc.__traceback__),
+    )
+
+
+class EventBus(_core.EventBus):
+    """Publish/subscribe with Rust dispatch.
+
+    - ``subscribe(filter, handler)``: a plain callable runs in the publisher's thread, in
+      subscription order; ``mode="thread"`` gives it its own worker thread fed by a bounded
+      channel; an ``async def`` handler runs on the loop it was subscribed from.
+    - ``subscribe_channel(filter)``: a bounded channel to iterate, ``drain`` or ``async for``.
+    - Handler errors are isolated, counted and passed to ``on_error`` (default: logged).
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        *,
+        history_size: int = 10_000,
+        max_depth: int = 64,
+        on_error: Callable[[BaseException, _core.Event, _core.Subscription], object] | None = None,
+    ) -> EventBus:
+        return super().__new__(
+            cls,
+            history_size=history_size,
+            max_depth=max_depth,
+            on_error=on_error if on_error is not None else log_handler_error,
+        )
+
+    def subscribe(
+        self,
+        filter: _core.Filter | None,
+        handler: Callable[[Any], object],
+        *,
+        mode: Literal["sync", "thread", "async"] | None = None,
+        buffer_size: int | None = None,
+        strategy: _core.SimpleBufferStrategy | _core.PriorityBufferStrategy | str | None = None,
+    ) -> _core.Subscription:
+        """Subscribes ``handler`` to events passing ``filter`` (None = all).
+
+        ``mode`` defaults to ``"async"`` for coroutine functions and ``"sync"`` otherwise.
+        Thread and async modes buffer up to ``buffer_size`` events (default 1000) with
+        ``strategy`` (default: block the publisher, GIL released).
+        """
+        if mode is None:
+            mode = "async" if inspect.iscoroutinefunction(handler) else "sync"
+        if mode == "async":
+            if not inspect.iscoroutinefunction(handler):
+                raise TypeError("handler must be an async function (async def) for mode='async'")
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                raise RuntimeError(
+                    "async handlers must be subscribed from a running event loop (the loop that will run them)"
+                ) from None
+            sub = self._subscribe(filter, handler, "async", buffer_size, strategy)
+            task = loop.create_task(_aio.pump(sub, handler), name=f"tracebus-{sub.id}")
+            _tasks.add(task)
+            task.add_done_callback(_tasks.discard)
+            return sub
+        if mode not in ("sync", "thread"):
+            raise ValueError(f"mode must be 'sync', 'thread', 'async' or None, got {mode!r}")
+        return self._subscribe(filter, handler, mode, buffer_size, strategy)
+
+    def on(
+        self,
+        filter: _core.Filter | None = None,
+        *,
+        mode: Literal["sync", "thread", "async"] | None = None,
+        buffer_size: int | None = None,
+        strategy: _core.SimpleBufferStrategy | _core.PriorityBufferStrategy | str | None = None,
+    ) -> Callable[[H], H]:
+        """Decorator form of ``subscribe``; the function is returned unchanged.
+
+        >>> @bus.on(filter_by_type(EventType.SERVICE_FAILED))
+        ... def alert(event): ...
+        """
+
+        def deco(handler: H) -> H:
+            self.subscribe(filter, handler, mode=mode, buffer_size=buffer_size, strategy=strategy)
+            return handler
+
+        return deco
+
+    def trace(self, correlation_id: str) -> Trace:
+        """The cascade of ``correlation_id`` from the in-memory history, as a tree."""
+        return build_trace(correlation_id, self.history(correlation_id))

@@ -1,0 +1,829 @@
+//! The event bus: subscription index, dispatch, delivery modes, metrics and history.
+//!
+//! Publishing takes a snapshot of the copy-on-write index (one mutex lock and an `Arc`
+//! clone), releases every lock, then calls handlers: handlers may publish, subscribe and
+//! unsubscribe freely. Sync handlers run in the publisher's thread in subscription order;
+//! thread-mode handlers get a Rust worker thread fed by a bounded channel; async handlers
+//! are fed by a channel drained by one task on their loop (see `tracebus/_aio.py`).
+
+use crate::channel::{BufferAction, Channel as Core, SendError, Sent};
+use crate::event::Header;
+use crate::index::{Index, Indexed};
+use crate::kinds::{self, MAX_EVENT_TYPES};
+use crate::metrics::LatencyHistogram;
+use crate::py_channel::{extract_capacity, extract_strategy, extract_timeout, stats_dict, Channel};
+use crate::py_correlation::DeliveryGuard;
+use crate::py_errors::{type_err, value_err, BusClosedError, PublishDepthError, PublishTimeoutError};
+use crate::py_event::Event;
+use crate::py_filter::{eval, extract_filter, visit_preds, PyTree};
+use parking_lot::Mutex;
+use pyo3::exceptions::{PyException, PyRuntimeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use pyo3::{PyTraverseError, PyVisit};
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+/// Handler calls between two latency samples (per thread).
+const SAMPLE_EVERY: u32 = 8;
+const WORKER_BATCH: usize = 256;
+
+thread_local! {
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
+    static SAMPLE: Cell<u32> = const { Cell::new(0) };
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    Sync,
+    Thread,
+    Async,
+    Channel,
+}
+
+impl Mode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Mode::Sync => "sync",
+            Mode::Thread => "thread",
+            Mode::Async => "async",
+            Mode::Channel => "channel",
+        }
+    }
+}
+
+pub struct Sub {
+    seq: u64,
+    id: String,
+    filter: PyTree,
+    mode: Mode,
+    handler: Option<Py<PyAny>>,
+    channel: Option<Arc<Core<Py<PyAny>>>>,
+    active: AtomicBool,
+    delivered: AtomicU64,
+    errors: AtomicU64,
+    worker: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Indexed for Sub {
+    type Custom = crate::py_filter::Pred;
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    fn filter(&self) -> &PyTree {
+        &self.filter
+    }
+}
+
+pub struct BusInner {
+    index: Mutex<Arc<Index<Sub>>>,
+    closed: AtomicBool,
+    next_seq: AtomicU64,
+    published: AtomicU64,
+    delivered: AtomicU64,
+    dropped: AtomicU64,
+    evicted: AtomicU64,
+    errors: AtomicU64,
+    per_type: Box<[AtomicU64]>,
+    latency: LatencyHistogram,
+    history: Mutex<VecDeque<Py<PyAny>>>,
+    history_size: usize,
+    on_error: Mutex<Option<Py<PyAny>>>,
+    max_depth: u32,
+    panic_next: AtomicBool,
+}
+
+impl Drop for BusInner {
+    fn drop(&mut self) {
+        for s in self.index.get_mut().all() {
+            if let Some(ch) = &s.channel {
+                ch.close();
+            }
+        }
+    }
+}
+
+impl BusInner {
+    fn record_latency(&self, start: Option<Instant>) {
+        if let Some(t) = start {
+            self.latency.record(t.elapsed().as_nanos() as u64);
+        }
+    }
+
+    fn report_error(self: &Arc<Self>, py: Python<'_>, err: PyErr, event: &Bound<'_, PyAny>, sub: &Arc<Sub>) {
+        sub.errors.fetch_add(1, Ordering::Relaxed);
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        let hook = self.on_error.lock().as_ref().map(|h| h.clone_ref(py));
+        let Some(hook) = hook else {
+            err.restore(py);
+            // SAFETY-free: writes the traceback to sys.unraisablehook.
+            PyErr::fetch(py).write_unraisable(py, Some(event));
+            return;
+        };
+        let sub_obj = Subscription { sub: sub.clone(), bus: Arc::downgrade(self), owner: false };
+        let exc = err.into_value(py);
+        if let Err(e) = hook.bind(py).call1((exc, event, sub_obj)) {
+            e.write_unraisable(py, Some(hook.bind(py)));
+        }
+    }
+
+    /// Calls a handler for one event, with correlation propagation, sampling and error
+    /// isolation. Non-`Exception` errors (KeyboardInterrupt, panics) propagate.
+    fn call_handler(self: &Arc<Self>, py: Python<'_>, sub: &Arc<Sub>, handler: &Py<PyAny>, event: &Bound<'_, PyAny>, h: &Header) -> PyResult<bool> {
+        let _g = DeliveryGuard::enter(&h.correlation_id, h.event_id, h.type_id);
+        let start = SAMPLE.with(|c| {
+            let n = c.get().wrapping_add(1);
+            c.set(n);
+            (n % SAMPLE_EVERY == 0).then(Instant::now)
+        });
+        let r = handler.bind(py).call1((event,));
+        self.record_latency(start);
+        match r {
+            Ok(_) => {
+                sub.delivered.fetch_add(1, Ordering::Relaxed);
+                Ok(true)
+            }
+            Err(e) if e.is_instance_of::<PyException>(py) => {
+                self.report_error(py, e, event, sub);
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn remove(&self, seq: u64) -> Option<Arc<Sub>> {
+        let mut ix = self.index.lock();
+        let pos = ix.all().iter().position(|s| s.seq == seq)?;
+        let mut subs: Vec<Arc<Sub>> = ix.all().to_vec();
+        let sub = subs.remove(pos);
+        *ix = Arc::new(Index::build(subs));
+        drop(ix);
+        sub.active.store(false, Ordering::Release);
+        if let Some(ch) = &sub.channel {
+            ch.close();
+        }
+        Some(sub)
+    }
+}
+
+/// What `publish` owes after dispatch.
+struct Outcome {
+    deliveries: u64,
+    timed_out: bool,
+}
+
+#[pyclass(frozen, subclass, module = "tracebus", name = "EventBus")]
+pub struct EventBus {
+    pub inner: Arc<BusInner>,
+}
+
+impl EventBus {
+    fn dispatch(&self, py: Python<'_>, event: &Bound<'_, PyAny>, h: &Header, timeout: Option<Duration>) -> PyResult<Outcome> {
+        let inner = &self.inner;
+        inner.published.fetch_add(1, Ordering::Relaxed);
+        if let Some(c) = inner.per_type.get(h.type_id as usize) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        if inner.history_size > 0 {
+            let mut hist = inner.history.lock();
+            if hist.len() >= inner.history_size {
+                hist.pop_front();
+            }
+            hist.push_back(event.clone().unbind());
+        }
+        let ix = inner.index.lock().clone();
+        if inner.panic_next.swap(false, Ordering::Relaxed) {
+            panic!("injected panic (EventBus._inject_panic)");
+        }
+        let mut cands = Vec::new();
+        ix.candidates(h, &mut cands);
+        let mut out = Outcome { deliveries: 0, timed_out: false };
+        for sub in cands {
+            if !sub.active.load(Ordering::Acquire) {
+                continue;
+            }
+            let pass = match &sub.filter {
+                crate::filter::Filter::Types(_) => true, // the index already checked it
+                f => match eval(f, event, h) {
+                    Ok(p) => p,
+                    Err(e) if e.is_instance_of::<PyException>(py) => {
+                        inner.report_error(py, e, event, sub);
+                        false
+                    }
+                    Err(e) => return Err(e),
+                },
+            };
+            if !pass {
+                continue;
+            }
+            match (&sub.handler, &sub.channel) {
+                (Some(handler), None) => {
+                    if inner.call_handler(py, sub, handler, event, h)? {
+                        out.deliveries += 1;
+                    }
+                }
+                (_, Some(ch)) => {
+                    let sev = h.severity as u8;
+                    let res = match ch.try_send(event.clone().unbind(), sev, h.type_id) {
+                        Err(SendError::WouldBlock(obj)) => {
+                            let ch = ch.clone();
+                            py.detach(move || ch.send_blocking(obj, sev, h.type_id, timeout))
+                        }
+                        r => r,
+                    };
+                    match res {
+                        Ok(Sent::Queued(_)) => {
+                            if sub.mode == Mode::Channel {
+                                sub.delivered.fetch_add(1, Ordering::Relaxed);
+                                out.deliveries += 1;
+                            }
+                        }
+                        Ok(Sent::Evicted(..)) => {
+                            inner.evicted.fetch_add(1, Ordering::Relaxed);
+                            if sub.mode == Mode::Channel {
+                                sub.delivered.fetch_add(1, Ordering::Relaxed);
+                                out.deliveries += 1;
+                            }
+                        }
+                        Ok(Sent::Dropped(_)) | Err(SendError::Closed(_)) => {
+                            inner.dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(SendError::Timeout(_)) => {
+                            inner.dropped.fetch_add(1, Ordering::Relaxed);
+                            out.timed_out = true;
+                        }
+                        Err(SendError::WouldBlock(_)) => unreachable!("send_blocking never returns WouldBlock"),
+                    }
+                }
+                (None, None) => {}
+            }
+        }
+        inner.delivered.fetch_add(out.deliveries, Ordering::Relaxed);
+        Ok(out)
+    }
+
+    fn publish_checked(&self, py: Python<'_>, event: &Bound<'_, PyAny>, timeout: Option<Duration>) -> PyResult<Outcome> {
+        let e = event
+            .cast::<Event>()
+            .map_err(|_| type_err("event", "a tracebus Event", event))?;
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(BusClosedError::new_err("the event bus is closed"));
+        }
+        let depth = DEPTH.with(|d| d.get());
+        if depth >= self.inner.max_depth {
+            return Err(PublishDepthError::new_err(format!(
+                "handlers published events nested {} deep (max_depth={}); a handler is probably re-publishing what it receives",
+                depth + 1,
+                self.inner.max_depth
+            )));
+        }
+        DEPTH.with(|d| d.set(depth + 1));
+        let r = self.dispatch(py, event, &e.get().header, timeout);
+        DEPTH.with(|d| d.set(depth));
+        r
+    }
+
+    fn add(&self, py: Python<'_>, filter: PyTree, mode: Mode, handler: Option<Py<PyAny>>, channel: Option<Arc<Core<Py<PyAny>>>>) -> PyResult<Arc<Sub>> {
+        let _ = py;
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(BusClosedError::new_err("the event bus is closed"));
+        }
+        let sub = Arc::new(Sub {
+            seq: self.inner.next_seq.fetch_add(1, Ordering::Relaxed),
+            id: crate::ids::new_subscription_id(),
+            filter,
+            mode,
+            handler,
+            channel,
+            active: AtomicBool::new(true),
+            delivered: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            worker: Mutex::new(None),
+        });
+        let mut ix = self.inner.index.lock();
+        let mut subs: Vec<Arc<Sub>> = ix.all().to_vec();
+        subs.push(sub.clone());
+        *ix = Arc::new(Index::build(subs));
+        Ok(sub)
+    }
+
+    fn spawn_worker(&self, sub: &Arc<Sub>) -> PyResult<()> {
+        let s = sub.clone();
+        let bus = Arc::downgrade(&self.inner);
+        let handle = std::thread::Builder::new()
+            .name(format!("tracebus-{}", sub.id))
+            .spawn(move || worker_loop(s, bus))
+            .map_err(|e| PyRuntimeError::new_err(format!("could not start the handler thread: {e}")))?;
+        *sub.worker.lock() = Some(handle);
+        Ok(())
+    }
+}
+
+fn worker_loop(sub: Arc<Sub>, bus: Weak<BusInner>) {
+    let (Some(ch), Some(handler)) = (sub.channel.clone(), sub.handler.as_ref()) else {
+        return;
+    };
+    loop {
+        let batch = ch.recv_batch(WORKER_BATCH, None);
+        if batch.is_empty() {
+            return; // closed and drained
+        }
+        Python::attach(|py| {
+            let Some(inner) = bus.upgrade() else {
+                return;
+            };
+            for (_, ev) in batch {
+                let ev = ev.into_bound(py);
+                let Ok(e) = ev.cast::<Event>() else { continue };
+                let h = e.get().header.clone();
+                match inner.call_handler(py, &sub, handler, &ev, &h) {
+                    Ok(true) => {
+                        inner.delivered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(false) => {}
+                    Err(err) => err.write_unraisable(py, Some(&ev)),
+                }
+            }
+        });
+    }
+}
+
+#[pymethods]
+impl EventBus {
+    /// An event bus. `history_size` events are kept for `trace`/`history` (0 disables);
+    /// `max_depth` bounds handlers publishing from handlers; `on_error(exc, event,
+    /// subscription)` receives handler errors (the Python `EventBus` logs them by default).
+    #[new]
+    #[pyo3(signature = (*, history_size=None, max_depth=None, on_error=None))]
+    fn py_new(history_size: Option<&Bound<'_, PyAny>>, max_depth: Option<&Bound<'_, PyAny>>, on_error: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let history_size = crate::py_update::uint_or("history_size", history_size, 10_000, 10_000_000)? as usize;
+        let max_depth = crate::py_update::uint_or("max_depth", max_depth, 64, 10_000)? as u32;
+        if max_depth == 0 {
+            return Err(value_err("max_depth", "must be at least 1"));
+        }
+        let on_error = match on_error {
+            Some(h) if !h.is_none() => {
+                if !h.is_callable() {
+                    return Err(type_err("on_error", "a callable (exc, event, subscription) or None", h));
+                }
+                Some(h.clone().unbind())
+            }
+            _ => None,
+        };
+        Ok(EventBus {
+            inner: Arc::new(BusInner {
+                index: Mutex::new(Arc::new(Index::default())),
+                closed: AtomicBool::new(false),
+                next_seq: AtomicU64::new(0),
+                published: AtomicU64::new(0),
+                delivered: AtomicU64::new(0),
+                dropped: AtomicU64::new(0),
+                evicted: AtomicU64::new(0),
+                errors: AtomicU64::new(0),
+                per_type: (0..MAX_EVENT_TYPES).map(|_| AtomicU64::new(0)).collect(),
+                latency: LatencyHistogram::new(),
+                history: Mutex::new(VecDeque::new()),
+                history_size,
+                on_error: Mutex::new(on_error),
+                max_depth,
+                panic_next: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// Publishes one event to every matching subscription. Returns the number of
+    /// subscriptions it was delivered to synchronously (handler returned, or buffered in a
+    /// channel subscription). Under block strategies it waits (GIL released) for at most
+    /// `timeout` seconds per full subscriber and then raises `PublishTimeoutError` (after
+    /// delivering to everyone else).
+    #[pyo3(signature = (event, *, timeout=None))]
+    fn publish(&self, py: Python<'_>, event: &Bound<'_, PyAny>, timeout: Option<f64>) -> PyResult<u64> {
+        let t = extract_timeout(timeout)?;
+        let o = self.publish_checked(py, event, t)?;
+        if o.timed_out {
+            return Err(PublishTimeoutError::new_err("a block-strategy subscriber stayed full for the whole timeout; the event was counted as dropped for it"));
+        }
+        Ok(o.deliveries)
+    }
+
+    /// Publishes events in order (all are checked to be events first). Returns the total
+    /// number of deliveries.
+    #[pyo3(signature = (events, *, timeout=None))]
+    fn publish_many(&self, py: Python<'_>, events: &Bound<'_, PyAny>, timeout: Option<f64>) -> PyResult<u64> {
+        let t = extract_timeout(timeout)?;
+        let items: Vec<Bound<'_, PyAny>> = match events.cast::<PyList>() {
+            Ok(l) => l.iter().collect(),
+            Err(_) => events
+                .try_iter()
+                .map_err(|_| type_err("events", "an iterable of events", events))?
+                .collect::<PyResult<_>>()?,
+        };
+        for (i, e) in items.iter().enumerate() {
+            if e.cast::<Event>().is_err() {
+                return Err(type_err(&format!("events[{i}]"), "a tracebus Event", e));
+            }
+        }
+        let mut total = 0;
+        let mut timed_out = false;
+        for e in &items {
+            let o = self.publish_checked(py, e, t)?;
+            total += o.deliveries;
+            timed_out |= o.timed_out;
+        }
+        if timed_out {
+            return Err(PublishTimeoutError::new_err("a block-strategy subscriber stayed full for the whole timeout; events were counted as dropped for it"));
+        }
+        Ok(total)
+    }
+
+    /// Low-level subscribe used by the Python `EventBus.subscribe`: `mode` is `sync`,
+    /// `thread` or `async` (the caller runs the async pump).
+    #[pyo3(signature = (filter, handler, mode, buffer_size=None, strategy=None))]
+    fn _subscribe(&self, py: Python<'_>, filter: Option<&Bound<'_, PyAny>>, handler: &Bound<'_, PyAny>, mode: &str, buffer_size: Option<&Bound<'_, PyAny>>, strategy: Option<&Bound<'_, PyAny>>) -> PyResult<Subscription> {
+        let tree = extract_filter("filter", filter)?;
+        if !handler.is_callable() {
+            return Err(type_err("handler", "a callable taking one event", handler));
+        }
+        let mode = match mode {
+            "sync" => Mode::Sync,
+            "thread" => Mode::Thread,
+            "async" => Mode::Async,
+            other => return Err(value_err("mode", format!("must be 'sync', 'thread' or 'async', got {other:?}"))),
+        };
+        let channel = if mode == Mode::Sync {
+            if buffer_size.is_some_and(|b| !b.is_none()) || strategy.is_some_and(|s| !s.is_none()) {
+                return Err(value_err("buffer_size", "and strategy apply only to mode='thread' or async handlers"));
+            }
+            None
+        } else {
+            let cap = extract_capacity("buffer_size", buffer_size, 1000)?;
+            Some(Arc::new(Core::new(cap, extract_strategy(strategy, BufferAction::Block)?)))
+        };
+        let sub = self.add(py, tree, mode, Some(handler.clone().unbind()), channel)?;
+        if mode == Mode::Thread {
+            if let Err(e) = self.spawn_worker(&sub) {
+                self.inner.remove(sub.seq);
+                return Err(e);
+            }
+        }
+        Ok(Subscription { sub, bus: Arc::downgrade(&self.inner), owner: true })
+    }
+
+    /// Subscribes a bounded channel: iterate it, `recv`, `drain`, or `async for`. Closing
+    /// the channel unsubscribes it. Default strategy: drop (counted).
+    #[pyo3(signature = (filter=None, buffer_size=None, strategy=None))]
+    fn subscribe_channel(&self, py: Python<'_>, filter: Option<&Bound<'_, PyAny>>, buffer_size: Option<&Bound<'_, PyAny>>, strategy: Option<&Bound<'_, PyAny>>) -> PyResult<Channel> {
+        let tree = extract_filter("filter", filter)?;
+        let cap = extract_capacity("buffer_size", buffer_size, 1000)?;
+        let ch = Arc::new(Core::new(cap, extract_strategy(strategy, BufferAction::Drop)?));
+        let sub = self.add(py, tree, Mode::Channel, None, Some(ch.clone()))?;
+        let bus = Arc::downgrade(&self.inner);
+        let seq = sub.seq;
+        Ok(Channel::objects(
+            ch,
+            Some(Box::new(move || {
+                if let Some(b) = bus.upgrade() {
+                    b.remove(seq);
+                }
+            })),
+        ))
+    }
+
+    /// Removes a subscription (a `Subscription` or a channel from `subscribe_channel`).
+    /// Returns False if it was not active. Buffered events of thread/async handlers are
+    /// still delivered.
+    fn unsubscribe(&self, subscription: &Bound<'_, PyAny>) -> PyResult<bool> {
+        if let Ok(s) = subscription.cast::<Subscription>() {
+            return Ok(self.inner.remove(s.get().sub.seq).is_some());
+        }
+        if let Ok(c) = subscription.cast::<Channel>() {
+            let was_open = !c.get().closed_core();
+            c.get().close_core();
+            return Ok(was_open);
+        }
+        Err(type_err("subscription", "a Subscription or a Channel returned by this bus", subscription))
+    }
+
+    /// Closes the bus: later publish/subscribe raise `BusClosedError`, blocked publishers
+    /// wake, channel subscriptions close (their buffered events stay receivable), and
+    /// handler threads deliver what is buffered and stop (waited for up to `timeout` s).
+    #[pyo3(signature = (timeout=5.0))]
+    fn close(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
+        let t = extract_timeout(Some(timeout))?.unwrap_or(Duration::from_secs(5));
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let subs: Vec<Arc<Sub>> = {
+            let mut ix = self.inner.index.lock();
+            let subs = ix.all().to_vec();
+            *ix = Arc::new(Index::default());
+            subs
+        };
+        for s in &subs {
+            s.active.store(false, Ordering::Release);
+            if let Some(ch) = &s.channel {
+                ch.close();
+            }
+        }
+        let me = std::thread::current().id();
+        let handles: Vec<_> = subs
+            .iter()
+            .filter_map(|s| s.worker.lock().take())
+            .filter(|h| h.thread().id() != me)
+            .collect();
+        py.detach(move || {
+            let deadline = Instant::now() + t;
+            for h in handles {
+                while !h.is_finished() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                if h.is_finished() {
+                    let _ = h.join();
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Whether `close()` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// Replaces the handler-error hook (None restores the default).
+    fn set_error_handler(&self, hook: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let h = match hook {
+            Some(h) if !h.is_none() => {
+                if !h.is_callable() {
+                    return Err(type_err("hook", "a callable (exc, event, subscription) or None", h));
+                }
+                Some(h.clone().unbind())
+            }
+            _ => None,
+        };
+        *self.inner.on_error.lock() = h;
+        Ok(())
+    }
+
+    /// Number of active subscriptions.
+    #[getter]
+    fn subscription_count(&self) -> usize {
+        self.inner.index.lock().len()
+    }
+
+    /// The maximum nesting of publishes from handlers.
+    #[getter]
+    fn max_depth(&self) -> u32 {
+        self.inner.max_depth
+    }
+
+    /// Events kept in history (0 = history disabled).
+    #[getter]
+    fn history_size(&self) -> usize {
+        self.inner.history_size
+    }
+
+    /// Recent events, oldest first; only those of `correlation_id` if given, at most the
+    /// last `limit`.
+    #[pyo3(signature = (correlation_id=None, limit=None))]
+    fn history<'py>(&self, py: Python<'py>, correlation_id: Option<&str>, limit: Option<usize>) -> PyResult<Bound<'py, PyList>> {
+        let items: Vec<Py<PyAny>> = {
+            let h = self.inner.history.lock();
+            h.iter().map(|e| e.clone_ref(py)).collect()
+        };
+        let mut out: Vec<Py<PyAny>> = match correlation_id {
+            Some(c) => items
+                .into_iter()
+                .filter(|e| e.bind(py).cast::<Event>().map(|x| &*x.get().header.correlation_id == c).unwrap_or(false))
+                .collect(),
+            None => items,
+        };
+        if let Some(l) = limit {
+            let n = out.len().saturating_sub(l);
+            out.drain(..n);
+        }
+        PyList::new(py, out)
+    }
+
+    /// Counters. `events_delivered` counts handler returns (all modes) and events buffered
+    /// into channel subscriptions; `events_dropped`/`events_evicted` count buffer losses;
+    /// latency figures are of real handler time, sampled every 8th call per thread.
+    fn get_metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let i = &self.inner;
+        let d = PyDict::new(py);
+        d.set_item("events_published", i.published.load(Ordering::Relaxed))?;
+        d.set_item("events_delivered", i.delivered.load(Ordering::Relaxed))?;
+        d.set_item("events_dropped", i.dropped.load(Ordering::Relaxed))?;
+        d.set_item("events_evicted", i.evicted.load(Ordering::Relaxed))?;
+        d.set_item("handler_errors", i.errors.load(Ordering::Relaxed))?;
+        let ix = i.index.lock().clone();
+        d.set_item("active_subscriptions", ix.len())?;
+        let buffered: usize = ix.all().iter().filter_map(|s| s.channel.as_ref()).map(|c| c.len()).sum();
+        d.set_item("events_buffered", buffered)?;
+        let bt = PyDict::new(py);
+        for (t, c) in i.per_type.iter().enumerate().take(kinds::event_type_count()) {
+            let n = c.load(Ordering::Relaxed);
+            if n > 0 {
+                bt.set_item(crate::py_kinds::event_type_obj(py, t as u32), n)?;
+            }
+        }
+        d.set_item("events_by_type", bt)?;
+        let l = i.latency.summary();
+        d.set_item("latency_samples", l.count)?;
+        d.set_item("average_latency_ms", l.avg_ns / 1e6)?;
+        d.set_item("p50_latency_ms", l.p50_ns as f64 / 1e6)?;
+        d.set_item("p99_latency_ms", l.p99_ns as f64 / 1e6)?;
+        d.set_item("max_latency_ms", l.max_ns as f64 / 1e6)?;
+        let hist = i.history.lock().len();
+        d.set_item("history_events", hist)?;
+        d.set_item("memory_bytes", self.memory_bytes(py))?;
+        Ok(d)
+    }
+
+    /// Approximate bytes held by the bus: history and channel buffers (8 bytes a slot plus
+    /// the events themselves, ~200 bytes each), and subscriptions.
+    fn memory_bytes(&self, py: Python<'_>) -> u64 {
+        let _ = py;
+        const EVENT: u64 = 200;
+        let ix = self.inner.index.lock().clone();
+        let hist = self.inner.history.lock().len() as u64;
+        let buffered: u64 = ix.all().iter().filter_map(|s| s.channel.as_ref()).map(|c| c.len() as u64).sum();
+        hist * (EVENT + 8) + buffered * (EVENT + 24) + ix.len() as u64 * 256
+    }
+
+    /// Test hook: the next publish panics inside Rust (after taking its index snapshot),
+    /// to check that a panic surfaces as an exception and leaves the bus usable.
+    fn _inject_panic(&self) {
+        self.inner.panic_next.store(true, Ordering::Relaxed);
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(h) = self.inner.on_error.try_lock() {
+            if let Some(h) = h.as_ref() {
+                visit.call(h)?;
+            }
+        }
+        if let Some(ix) = self.inner.index.try_lock() {
+            for s in ix.all() {
+                if let Some(h) = &s.handler {
+                    visit.call(h)?;
+                }
+                let mut res = Ok(());
+                visit_preds(&s.filter, &mut |p| {
+                    if res.is_ok() {
+                        res = visit.call(p);
+                    }
+                });
+                res?;
+            }
+        }
+        if let Some(hist) = self.inner.history.try_lock() {
+            for e in hist.iter() {
+                visit.call(e)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "EventBus(subscriptions={}, closed={})",
+            self.inner.index.lock().len(),
+            if self.inner.closed.load(Ordering::Relaxed) { "True" } else { "False" }
+        )
+    }
+}
+
+/// A handler subscription. `close()` (or `bus.unsubscribe(sub)`) ends it; usable as a
+/// context manager.
+#[pyclass(frozen, module = "tracebus", name = "Subscription")]
+pub struct Subscription {
+    sub: Arc<Sub>,
+    bus: Weak<BusInner>,
+    /// Only the object returned by `subscribe` reports the handler to the GC (the bus does
+    /// while the subscription is active); temporary objects given to error hooks never do.
+    owner: bool,
+}
+
+#[pymethods]
+impl Subscription {
+    /// The subscription id (`<16 hex>_sub`).
+    #[getter]
+    fn id(&self) -> &str {
+        &self.sub.id
+    }
+    /// `sync`, `thread` or `async`.
+    #[getter]
+    fn mode(&self) -> &'static str {
+        self.sub.mode.as_str()
+    }
+    /// Whether still subscribed.
+    #[getter]
+    fn active(&self) -> bool {
+        self.sub.active.load(Ordering::Acquire)
+    }
+    /// The handler.
+    #[getter]
+    fn handler(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.sub.handler.as_ref().map(|h| h.clone_ref(py))
+    }
+    /// Events its handler returned from.
+    #[getter]
+    fn delivered(&self) -> u64 {
+        self.sub.delivered.load(Ordering::Relaxed)
+    }
+    /// Errors raised by its handler (or its filter predicate).
+    #[getter]
+    fn errors(&self) -> u64 {
+        self.sub.errors.load(Ordering::Relaxed)
+    }
+    /// Counters: delivered, errors, and for thread/async modes the buffer's counters.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = match &self.sub.channel {
+            Some(ch) => stats_dict(py, &ch.stats())?,
+            None => PyDict::new(py),
+        };
+        d.set_item("handler_returned", self.delivered())?;
+        d.set_item("errors", self.errors())?;
+        Ok(d)
+    }
+    /// Unsubscribes. Returns False if it was not active.
+    fn close(&self) -> bool {
+        match self.bus.upgrade() {
+            Some(b) => b.remove(self.sub.seq).is_some(),
+            None => false,
+        }
+    }
+    /// Used by the async pump: the next batch of buffered events (waits for none).
+    fn _drain<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        match &self.sub.channel {
+            Some(ch) => PyList::new(py, ch.drain(WORKER_BATCH).into_iter().map(|(_, e)| e)),
+            None => Ok(PyList::empty(py)),
+        }
+    }
+    /// Used by the async pump: arms a wake-up (see `Channel._arm_wakeup`); False if events
+    /// are buffered or the subscription ended.
+    fn _arm_wakeup(&self, event_loop: &Bound<'_, PyAny>, callback: &Bound<'_, PyAny>) -> bool {
+        let Some(ch) = &self.sub.channel else { return false };
+        let lp = event_loop.clone().unbind();
+        let cb = callback.clone().unbind();
+        ch.arm_waker(Box::new(move || {
+            Python::attach(|py| {
+                let _ = lp.bind(py).call_method1("call_soon_threadsafe", (cb.bind(py),));
+            });
+        }))
+    }
+    /// Used by the async pump: whether the feeding channel is closed and empty.
+    #[getter]
+    fn _finished(&self) -> bool {
+        self.sub.channel.as_ref().is_none_or(|c| c.is_closed() && c.is_empty())
+    }
+    /// Used by the async pump: records a handler return and its duration in ns.
+    fn _record_delivery(&self, elapsed_ns: Option<u64>) {
+        self.sub.delivered.fetch_add(1, Ordering::Relaxed);
+        if let Some(b) = self.bus.upgrade() {
+            b.delivered.fetch_add(1, Ordering::Relaxed);
+            if let Some(ns) = elapsed_ns {
+                b.latency.record(ns);
+            }
+        }
+    }
+    /// Used by the async pump: records a handler error and passes it to the bus's hook.
+    fn _record_error(&self, py: Python<'_>, exc: &Bound<'_, PyAny>, event: &Bound<'_, PyAny>) {
+        if let Some(b) = self.bus.upgrade() {
+            b.report_error(py, PyErr::from_value(exc.clone()), event, &self.sub);
+        } else {
+            self.sub.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+    fn __exit__(&self, _a: &Bound<'_, PyAny>, _b: &Bound<'_, PyAny>, _c: &Bound<'_, PyAny>) -> bool {
+        self.close();
+        false
+    }
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        // While active, the bus reports the handler; afterwards this object does.
+        if self.owner && !self.sub.active.load(Ordering::Acquire) {
+            if let Some(h) = &self.sub.handler {
+                visit.call(h)?;
+            }
+        }
+        Ok(())
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "Subscription(id={:?}, mode={:?}, active={}, delivered={}, errors={})",
+            self.sub.id,
+            self.sub.mode.as_str(),
+            if self.active() { "True" } else { "False" },
+            self.delivered(),
+            self.errors()
+        )
+    }
+}

@@ -1,0 +1,269 @@
+//! Correlation propagation. Two sources feed a new event or update:
+//! - the `correlation(...)` scope, a `ContextVar` holding a `CorrelationContext` (follows
+//!   threads and asyncio tasks that copy the context);
+//! - the event being delivered on this thread (a Rust thread-local stack, a few ns per
+//!   handler call), so events published inside handlers join the cascade automatically.
+//!
+//! When both exist, the newer one wins: a scope opened inside a handler applies to what the
+//! handler creates within it. Every context carries a generation from a global counter, and a
+//! delivery records the counter's value when it starts.
+
+use crate::ids;
+use crate::kinds;
+use crate::py_errors::value_err;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+static VAR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+struct Delivering {
+    correlation_id: Arc<str>,
+    event_id: u64,
+    type_id: u32,
+    generation: u64,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Vec<Delivering>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Marks an event as being delivered on this thread until dropped.
+pub struct DeliveryGuard(());
+
+impl DeliveryGuard {
+    pub fn enter(correlation_id: &Arc<str>, event_id: u64, type_id: u32) -> Self {
+        CURRENT.with(|c| {
+            c.borrow_mut().push(Delivering {
+                correlation_id: correlation_id.clone(),
+                event_id,
+                type_id,
+                generation: GENERATION.load(Ordering::Relaxed),
+            })
+        });
+        DeliveryGuard(())
+    }
+}
+
+impl Drop for DeliveryGuard {
+    fn drop(&mut self) {
+        CURRENT.with(|c| {
+            c.borrow_mut().pop();
+        });
+    }
+}
+
+/// The correlation scope: id shared by an operation's cascade, what caused it, and the
+/// event id of its direct parent (if any).
+#[pyclass(frozen, module = "tracebus", name = "CorrelationContext")]
+pub struct CorrelationContext {
+    pub correlation_id: Arc<str>,
+    pub caused_by: Arc<str>,
+    pub parent_id: Option<Arc<str>>,
+    generation: u64,
+}
+
+#[pymethods]
+impl CorrelationContext {
+    /// A context; without `correlation_id` it joins the current one (enclosing scope or the
+    /// event being handled) or starts a new one.
+    #[new]
+    #[pyo3(signature = (caused_by = None, correlation_id = None, parent_id = None))]
+    fn py_new(
+        py: Python<'_>,
+        caused_by: Option<&Bound<'_, PyAny>>,
+        correlation_id: Option<&Bound<'_, PyAny>>,
+        parent_id: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let caused_by = match caused_by {
+            Some(c) if !c.is_none() => Some(crate::py_kinds::extract_text("caused_by", c, 200)?),
+            _ => None,
+        };
+        let explicit_corr = match correlation_id {
+            Some(c) if !c.is_none() => Some(crate::py_kinds::extract_text("correlation_id", c, 200)?),
+            _ => None,
+        };
+        let explicit_parent = match parent_id {
+            Some(c) if !c.is_none() => Some(crate::py_kinds::extract_text("parent_id", c, 200)?),
+            _ => None,
+        };
+        let inh = inherit(py)?;
+        let (corr, parent) = match explicit_corr {
+            Some(c) => (c, explicit_parent),
+            None => (inh.correlation_id, explicit_parent.or(inh.parent_id)),
+        };
+        Ok(CorrelationContext {
+            correlation_id: corr,
+            caused_by: caused_by
+                .or(inh.caused_by)
+                .unwrap_or_else(|| Arc::from("unknown")),
+            parent_id: parent,
+            generation: GENERATION.fetch_add(1, Ordering::Relaxed) + 1,
+        })
+    }
+
+    /// The correlation id shared by the whole cascade.
+    #[getter]
+    fn correlation_id(&self) -> &str {
+        &self.correlation_id
+    }
+
+    /// What started this operation.
+    #[getter]
+    fn caused_by(&self) -> &str {
+        &self.caused_by
+    }
+
+    /// Event id of the direct parent, if any.
+    #[getter]
+    fn parent_id(&self) -> Option<&str> {
+        self.parent_id.as_deref()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "CorrelationContext(correlation_id={:?}, caused_by={:?}, parent_id={:?})",
+            &*self.correlation_id,
+            &*self.caused_by,
+            self.parent_id.as_deref()
+        )
+    }
+}
+
+/// What a new event or update inherits.
+pub struct Inherited {
+    pub correlation_id: Arc<str>,
+    pub parent_id: Option<Arc<str>>,
+    pub caused_by: Option<Arc<str>>,
+}
+
+fn var(py: Python<'_>) -> PyResult<&Py<PyAny>> {
+    VAR.get_or_try_init(py, || {
+        let cv = py.import("contextvars")?.getattr("ContextVar")?;
+        let kwargs = pyo3::types::PyDict::new(py);
+        kwargs.set_item("default", py.None())?;
+        Ok::<_, PyErr>(cv.call(("tracebus_correlation",), Some(&kwargs))?.unbind())
+    })
+}
+
+/// The ContextVar behind `correlation(...)`.
+#[pyfunction]
+pub fn _correlation_var(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    Ok(var(py)?.clone_ref(py))
+}
+
+fn current_context(py: Python<'_>) -> PyResult<Option<Py<CorrelationContext>>> {
+    let v = var(py)?.bind(py);
+    let mut out: *mut pyo3::ffi::PyObject = std::ptr::null_mut();
+    // SAFETY: `v` is a ContextVar (created above); PyContextVar_Get returns a new reference
+    // (or NULL with the default NULL when unset) in `out`.
+    let rc = unsafe { pyo3::ffi::PyContextVar_Get(v.as_ptr(), std::ptr::null_mut(), &mut out) };
+    if rc < 0 {
+        return Err(PyErr::fetch(py));
+    }
+    if out.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: `out` is a new, non-null reference.
+    let obj = unsafe { Bound::from_owned_ptr(py, out) };
+    Ok(obj.cast_into::<CorrelationContext>().ok().map(Bound::unbind))
+}
+
+/// Correlation inherited by something created now on this thread.
+pub fn inherit(py: Python<'_>) -> PyResult<Inherited> {
+    let ctx = current_context(py)?;
+    let from_delivery = CURRENT.with(|c| {
+        c.borrow().last().map(|d| {
+            (
+                d.generation,
+                Inherited {
+                    correlation_id: d.correlation_id.clone(),
+                    parent_id: Some(Arc::from(ids::format_event_id(d.event_id))),
+                    caused_by: Some(kinds::event_type_name(d.type_id)),
+                },
+            )
+        })
+    });
+    Ok(match (ctx, from_delivery) {
+        (Some(c), d) if d.as_ref().is_none_or(|(g, _)| c.get().generation > *g) => {
+            let c = c.get();
+            Inherited {
+                correlation_id: c.correlation_id.clone(),
+                parent_id: c.parent_id.clone(),
+                caused_by: Some(c.caused_by.clone()),
+            }
+        }
+        (_, Some((_, d))) => d,
+        _ => Inherited {
+            correlation_id: Arc::from(ids::new_correlation_id()),
+            parent_id: None,
+            caused_by: None,
+        },
+    })
+}
+
+/// Resolves the correlation fields of a new event/update: explicit arguments win, then the
+/// inherited ones, then `default_cause`.
+pub fn resolve(
+    py: Python<'_>,
+    correlation_id: Option<&Bound<'_, PyAny>>,
+    caused_by: Option<&Bound<'_, PyAny>>,
+    parent_id: Option<&Bound<'_, PyAny>>,
+    default_cause: &str,
+) -> PyResult<(Arc<str>, Arc<str>, Option<Arc<str>>)> {
+    let opt = |name: &str, v: Option<&Bound<'_, PyAny>>| -> PyResult<Option<Arc<str>>> {
+        match v {
+            Some(v) if !v.is_none() => Ok(Some(crate::py_kinds::extract_text(name, v, 200)?)),
+            _ => Ok(None),
+        }
+    };
+    let corr = opt("correlation_id", correlation_id)?;
+    let cause = opt("caused_by", caused_by)?;
+    let parent = opt("parent_id", parent_id)?;
+    if let (Some(c), Some(cause)) = (&corr, &cause) {
+        // Fully explicit: no need to look at the context.
+        return Ok((c.clone(), cause.clone(), parent));
+    }
+    let inh = inherit(py)?;
+    let explicit_corr = corr.is_some();
+    let corr = corr.unwrap_or(inh.correlation_id);
+    let parent = if explicit_corr { parent } else { parent.or(inh.parent_id) };
+    let cause = cause
+        .or(inh.caused_by)
+        .unwrap_or_else(|| Arc::from(default_cause));
+    Ok((corr, cause, parent))
+}
+
+/// A new correlation id: `corr_` + 16 hex characters.
+#[pyfunction]
+pub fn new_correlation_id() -> String {
+    ids::new_correlation_id()
+}
+
+/// A new event id: `evt_` + 16 hex characters.
+#[pyfunction]
+pub fn new_event_id() -> String {
+    ids::format_event_id(ids::next_id())
+}
+
+/// The correlation context of the event currently being handled on this thread, if any
+/// (used by async delivery to carry correlation across awaits).
+#[pyfunction]
+pub fn _context_for(
+    correlation_id: &str,
+    event_id: &str,
+    type_name: &str,
+) -> PyResult<CorrelationContext> {
+    if correlation_id.is_empty() {
+        return Err(value_err("correlation_id", "must be non-empty"));
+    }
+    Ok(CorrelationContext {
+        correlation_id: Arc::from(correlation_id),
+        caused_by: Arc::from(type_name),
+        parent_id: Some(Arc::from(event_id)),
+        generation: GENERATION.fetch_add(1, Ordering::Relaxed) + 1,
+    })
+}

@@ -1,0 +1,233 @@
+//! Conversions between Python values and the core enumerations. The Python enums
+//! (`ServiceState`, `Severity`, `EventType`, `ServiceType`) are defined in Python and bound
+//! here once at import, so getters return enum members without a Python call.
+
+use crate::channel::BufferAction;
+use crate::kinds::{self, Severity, State};
+use crate::py_errors::{type_err, value_err};
+use parking_lot::Mutex;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyString;
+use std::sync::Arc;
+
+struct Enums {
+    states: Vec<Py<PyAny>>,
+    severities: Vec<Py<PyAny>>,
+    service_types: Vec<(String, Py<PyAny>)>,
+    actions: Vec<Py<PyAny>>,
+}
+
+static ENUMS: PyOnceLock<Enums> = PyOnceLock::new();
+/// Python objects for event types, by id (EventType members, then plain strings).
+static EVENT_TYPES: Mutex<Vec<Py<PyAny>>> = Mutex::new(Vec::new());
+
+/// Binds the Python enum classes (called once by `tracebus._enums`).
+#[pyfunction]
+pub fn _bind_enums(
+    py: Python<'_>,
+    service_state: &Bound<'_, PyAny>,
+    severity: &Bound<'_, PyAny>,
+    event_type: &Bound<'_, PyAny>,
+    service_type: &Bound<'_, PyAny>,
+    buffer_action: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    let states = State::NAMES
+        .iter()
+        .map(|n| service_state.call1((*n,)).map(Bound::unbind))
+        .collect::<PyResult<_>>()?;
+    let severities = Severity::NAMES
+        .iter()
+        .map(|n| severity.call1((*n,)).map(Bound::unbind))
+        .collect::<PyResult<_>>()?;
+    let service_types = kinds::SERVICE_TYPES
+        .iter()
+        .map(|n| Ok((n.to_string(), service_type.call1((*n,))?.unbind())))
+        .collect::<PyResult<_>>()?;
+    let actions = BufferAction::NAMES
+        .iter()
+        .map(|n| buffer_action.call1((*n,)).map(Bound::unbind))
+        .collect::<PyResult<_>>()?;
+    let mut et = EVENT_TYPES.lock();
+    for (i, n) in kinds::BUILTIN_EVENT_TYPES.iter().enumerate() {
+        let member = event_type.call1((*n,))?.unbind();
+        if i < et.len() {
+            et[i] = member;
+        } else {
+            et.push(member);
+        }
+    }
+    drop(et);
+    let _ = ENUMS.set(
+        py,
+        Enums {
+            states,
+            severities,
+            service_types,
+            actions,
+        },
+    );
+    Ok(())
+}
+
+fn as_str<'a>(param: &str, expected: &str, v: &'a Bound<'_, PyAny>) -> PyResult<&'a Bound<'a, PyString>> {
+    v.cast::<PyString>().map_err(|_| type_err(param, expected, v))
+}
+
+pub fn extract_state(param: &str, v: &Bound<'_, PyAny>) -> PyResult<State> {
+    let s = as_str(param, "a ServiceState or one of its string values", v)?;
+    let s = s.to_str()?;
+    State::parse(s).ok_or_else(|| {
+        value_err(
+            param,
+            format!("must be one of {:?}, got {s:?}", State::NAMES),
+        )
+    })
+}
+
+pub fn extract_severity(param: &str, v: &Bound<'_, PyAny>) -> PyResult<Severity> {
+    let s = as_str(param, "a Severity or one of its string values", v)?;
+    let s = s.to_str()?;
+    Severity::parse(s).ok_or_else(|| {
+        value_err(
+            param,
+            format!("must be one of {:?}, got {s:?}", Severity::NAMES),
+        )
+    })
+}
+
+pub fn extract_action(param: &str, v: &Bound<'_, PyAny>) -> PyResult<BufferAction> {
+    let s = as_str(param, "a BufferAction or one of its string values", v)?;
+    let s = s.to_str()?;
+    BufferAction::parse(s).ok_or_else(|| {
+        value_err(
+            param,
+            format!("must be one of {:?}, got {s:?}", BufferAction::NAMES),
+        )
+    })
+}
+
+/// A registered event type's id; unknown names are refused (register them first).
+pub fn extract_event_type(param: &str, v: &Bound<'_, PyAny>) -> PyResult<u32> {
+    let s = as_str(param, "an EventType or a registered event-type string", v)?;
+    let s = s.to_str()?;
+    kinds::event_type_id(s).ok_or_else(|| {
+        value_err(
+            param,
+            format!("{s:?} is not a registered event type (built-ins are EventType members; register custom ones with register_event_type)"),
+        )
+    })
+}
+
+/// A non-empty label-like string without NUL, at most `max` characters.
+pub fn extract_text(param: &str, v: &Bound<'_, PyAny>, max: usize) -> PyResult<Arc<str>> {
+    let s = as_str(param, "a str", v)?.to_str()?;
+    if s.is_empty() || s.trim().is_empty() {
+        return Err(value_err(param, "must be a non-empty string"));
+    }
+    if s.contains('\0') {
+        return Err(value_err(param, "must not contain NUL characters"));
+    }
+    if s.chars().count() > max {
+        return Err(value_err(param, format!("must be at most {max} characters")));
+    }
+    Ok(Arc::from(s))
+}
+
+/// An optional free-text string (may be empty), without NUL.
+pub fn extract_opt_text(param: &str, v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Arc<str>>> {
+    match v {
+        None => Ok(None),
+        Some(v) if v.is_none() => Ok(None),
+        Some(v) => {
+            let s = if let Ok(s) = v.cast::<PyString>() {
+                s.to_str()?.to_owned()
+            } else if v.is_instance(&py_exception_type(v.py()))? {
+                v.str()?.to_str()?.to_owned()
+            } else {
+                return Err(type_err(param, "a str, an exception or None", v));
+            };
+            if s.contains('\0') {
+                return Err(value_err(param, "must not contain NUL characters"));
+            }
+            Ok(if s.is_empty() { None } else { Some(Arc::from(s)) })
+        }
+    }
+}
+
+fn py_exception_type(py: Python<'_>) -> Bound<'_, PyAny> {
+    py.get_type::<pyo3::exceptions::PyBaseException>().into_any()
+}
+
+pub fn state_obj(py: Python<'_>, s: State) -> Py<PyAny> {
+    match ENUMS.get(py) {
+        Some(e) => e.states[s as usize].clone_ref(py),
+        None => PyString::new(py, s.as_str()).into_any().unbind(),
+    }
+}
+
+pub fn severity_obj(py: Python<'_>, s: Severity) -> Py<PyAny> {
+    match ENUMS.get(py) {
+        Some(e) => e.severities[s as usize].clone_ref(py),
+        None => PyString::new(py, s.as_str()).into_any().unbind(),
+    }
+}
+
+pub fn action_obj(py: Python<'_>, a: BufferAction) -> Py<PyAny> {
+    let i = BufferAction::NAMES.iter().position(|n| *n == a.as_str()).unwrap_or(0);
+    match ENUMS.get(py) {
+        Some(e) => e.actions[i].clone_ref(py),
+        None => PyString::new(py, a.as_str()).into_any().unbind(),
+    }
+}
+
+pub fn service_type_obj(py: Python<'_>, t: &str) -> Py<PyAny> {
+    if let Some(e) = ENUMS.get(py) {
+        if let Some((_, m)) = e.service_types.iter().find(|(n, _)| n == t) {
+            return m.clone_ref(py);
+        }
+    }
+    PyString::new(py, t).into_any().unbind()
+}
+
+pub fn event_type_obj(py: Python<'_>, id: u32) -> Py<PyAny> {
+    let mut et = EVENT_TYPES.lock();
+    if let Some(o) = et.get(id as usize) {
+        return o.clone_ref(py);
+    }
+    while et.len() <= id as usize {
+        let name = kinds::event_type_name(et.len() as u32);
+        et.push(PyString::new(py, &name).into_any().unbind());
+    }
+    et[id as usize].clone_ref(py)
+}
+
+/// Registers a custom event type (idempotent) so that events of that type route like
+/// built-ins. Returns the name.
+#[pyfunction]
+pub fn register_event_type(name: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    let s = as_str("name", "a str", name)?.to_str()?;
+    let id = kinds::register_event_type(s).map_err(|e| value_err("name", e))?;
+    Ok(event_type_obj(name.py(), id))
+}
+
+/// Names of every registered event type, built-ins first.
+#[pyfunction]
+pub fn registered_event_types(py: Python<'_>) -> Vec<Py<PyAny>> {
+    (0..kinds::event_type_count() as u32)
+        .map(|i| event_type_obj(py, i))
+        .collect()
+}
+
+/// Service type: a built-in `ServiceType` value or any custom non-empty name.
+pub fn extract_service_type(param: &str, v: &Bound<'_, PyAny>) -> PyResult<Arc<str>> {
+    extract_text(param, v, 200)
+}
+
+/// An optional bool argument (None = not given).
+pub fn extract_bool_opt(param: &str, v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<bool>> {
+    match v {
+        Some(v) if !v.is_none() => Ok(Some(crate::py_update::extract_bool(param, v)?)),
+        _ => Ok(None),
+    }
+}

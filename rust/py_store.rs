@@ -1,0 +1,193 @@
+//! The Python face of the state store.
+
+use crate::channel::BufferAction;
+use crate::py_channel::{extract_capacity, extract_strategy, Channel};
+use crate::py_kinds::{extract_service_type, extract_state, extract_text, service_type_obj, state_obj};
+use crate::py_update::{extract_update, snapshot_obj, ServiceStateSnapshot, LABEL_MAX};
+use crate::store::{Pending, StateStore as Core};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use std::sync::Arc;
+
+/// The old and new state of one atomic transition.
+#[pyclass(frozen, module = "tracebus", name = "StateTransition")]
+pub struct StateTransition {
+    t: crate::store::Transition,
+}
+
+#[pymethods]
+impl StateTransition {
+    /// True when the service is new or its state differs.
+    #[getter]
+    fn changed(&self) -> bool {
+        self.t.changed
+    }
+    /// State before (`UNKNOWN` for a new service).
+    #[getter]
+    fn old_state(&self, py: Python<'_>) -> Py<PyAny> {
+        state_obj(py, self.t.old_state)
+    }
+    /// State after.
+    #[getter]
+    fn new_state(&self, py: Python<'_>) -> Py<PyAny> {
+        state_obj(py, self.t.new_state)
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "StateTransition(changed={}, old_state={:?}, new_state={:?})",
+            if self.t.changed { "True" } else { "False" },
+            self.t.old_state.as_str(),
+            self.t.new_state.as_str()
+        )
+    }
+}
+
+/// The centralized, thread-safe source of truth for service states, with change
+/// subscriptions, queries and metrics.
+#[pyclass(frozen, subclass, module = "tracebus", name = "StateStore")]
+pub struct StateStore {
+    pub core: Arc<Core>,
+}
+
+impl StateStore {
+    /// Sends owed notifications; waits (GIL released) only if it must.
+    pub fn notify(&self, py: Python<'_>, mut p: Pending) {
+        if !self.core.notify(&mut p, false) {
+            let core = self.core.clone();
+            py.detach(move || {
+                core.notify(&mut p, true);
+            });
+        }
+    }
+
+    pub fn transition_core(&self, py: Python<'_>, update: &Bound<'_, PyAny>) -> PyResult<crate::store::Transition> {
+        let u = extract_update(update)?;
+        let (t, p) = self.core.apply(u.data.clone());
+        self.notify(py, p);
+        Ok(t)
+    }
+}
+
+#[pymethods]
+impl StateStore {
+    #[new]
+    #[pyo3(signature = (subscription_buffer=None))]
+    fn py_new(subscription_buffer: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let n = extract_capacity("subscription_buffer", subscription_buffer, 100)?;
+        Ok(StateStore { core: Arc::new(Core::new(n)) })
+    }
+
+    /// Stores the update as its label's snapshot. Returns True when the label is new or its
+    /// state changed (the snapshot is stored either way).
+    fn set_service_state(&self, py: Python<'_>, update: &Bound<'_, PyAny>) -> PyResult<bool> {
+        Ok(self.transition_core(py, update)?.changed)
+    }
+
+    /// Like `set_service_state`, returning the old and new state of the same atomic
+    /// transition.
+    fn transition(&self, py: Python<'_>, update: &Bound<'_, PyAny>) -> PyResult<StateTransition> {
+        Ok(StateTransition { t: self.transition_core(py, update)? })
+    }
+
+    /// The snapshot of `label`, or None.
+    fn get_service_state(&self, py: Python<'_>, label: &Bound<'_, PyAny>) -> PyResult<Option<Py<ServiceStateSnapshot>>> {
+        let label = extract_text("label", label, LABEL_MAX)?;
+        self.core.get(&label).map(|d| snapshot_obj(py, d)).transpose()
+    }
+
+    /// Every snapshot, keyed by label.
+    fn get_all_service_states<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for s in self.core.all() {
+            d.set_item(&*s.label.clone(), snapshot_obj(py, s)?)?;
+        }
+        Ok(d)
+    }
+
+    /// Snapshots of services of `service_type`, sorted by label.
+    fn get_services_by_type(&self, py: Python<'_>, service_type: &Bound<'_, PyAny>) -> PyResult<Vec<Py<ServiceStateSnapshot>>> {
+        let t = extract_service_type("service_type", service_type)?;
+        self.core.by_type(&t).into_iter().map(|d| snapshot_obj(py, d)).collect()
+    }
+
+    /// Snapshots of services in `state`, sorted by label.
+    fn get_services_by_state(&self, py: Python<'_>, state: &Bound<'_, PyAny>) -> PyResult<Vec<Py<ServiceStateSnapshot>>> {
+        let s = extract_state("state", state)?;
+        self.core.by_state(s).into_iter().map(|d| snapshot_obj(py, d)).collect()
+    }
+
+    /// Removes `label`; its subscribers get a change to `UNKNOWN` with `cleared=True`.
+    /// Returns whether it existed.
+    fn clear(&self, py: Python<'_>, label: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let label = extract_text("label", label, LABEL_MAX)?;
+        let (existed, p) = self.core.clear(&label);
+        self.notify(py, p);
+        Ok(existed)
+    }
+
+    /// Removes every service (subscribers are notified of each). Returns how many.
+    fn clear_all(&self, py: Python<'_>) -> usize {
+        let (n, p) = self.core.clear_all();
+        self.notify(py, p);
+        n
+    }
+
+    /// Subscribes to changes of `label` (None = every service). Returns a `Channel` of
+    /// `StateChangeEvent`s with per-subscription sequence numbers. Default buffer: the
+    /// store's `subscription_buffer`; default strategy: drop (as in the reference).
+    #[pyo3(signature = (label=None, *, buffer_size=None, strategy=None))]
+    fn subscribe(&self, label: Option<&Bound<'_, PyAny>>, buffer_size: Option<&Bound<'_, PyAny>>, strategy: Option<&Bound<'_, PyAny>>) -> PyResult<Channel> {
+        let label = match label {
+            Some(l) if !l.is_none() => Some(extract_text("label", l, LABEL_MAX)?),
+            _ => None,
+        };
+        let cap = extract_capacity("buffer_size", buffer_size, self.core.default_buffer)?;
+        let strategy = extract_strategy(strategy, BufferAction::Drop)?;
+        let sub = self.core.subscribe(label, cap, strategy);
+        let core = Arc::downgrade(&self.core);
+        let id = sub.id;
+        Ok(Channel::changes(
+            sub.channel.clone(),
+            Some(Box::new(move || {
+                if let Some(c) = core.upgrade() {
+                    c.unsubscribe(id);
+                }
+            })),
+        ))
+    }
+
+    /// Number of services.
+    fn __len__(&self) -> usize {
+        self.core.len()
+    }
+
+    /// Metrics: total_services, state_changes, operations, subscription_events (delivered
+    /// into subscriber buffers), subscription_drops (dropped or evicted there),
+    /// active_subscriptions, services_by_type, services_by_state (only non-zero counts).
+    fn get_metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let m = self.core.metrics();
+        let d = PyDict::new(py);
+        d.set_item("total_services", m.total_services)?;
+        d.set_item("state_changes", m.state_changes)?;
+        d.set_item("operations", m.operations)?;
+        d.set_item("subscription_events", m.subscription_events)?;
+        d.set_item("subscription_drops", m.subscription_drops)?;
+        d.set_item("active_subscriptions", m.active_subscriptions)?;
+        let bt = PyDict::new(py);
+        for (t, n) in m.by_type {
+            bt.set_item(service_type_obj(py, &t), n)?;
+        }
+        d.set_item("services_by_type", bt)?;
+        let bs = PyDict::new(py);
+        for (s, n) in m.by_state {
+            bs.set_item(state_obj(py, s), n)?;
+        }
+        d.set_item("services_by_state", bs)?;
+        d.set_item("memory_bytes", self.core.memory_bytes())?;
+        Ok(d)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("StateStore(services={})", self.core.len())
+    }
+}
