@@ -489,7 +489,11 @@ mod tests {
     use std::sync::Arc;
 
     fn check(s: ChannelStats) {
-        assert_eq!(s.sent, s.delivered + s.dropped + s.evicted + s.buffered, "{s:?}");
+        assert_eq!(
+            s.sent,
+            s.delivered + s.dropped + s.evicted + s.buffered,
+            "{s:?}"
+        );
     }
 
     #[test]
@@ -498,7 +502,10 @@ mod tests {
         for i in 0..5 {
             ch.try_send(i, 2, 0).unwrap();
         }
-        assert_eq!(ch.drain(10).into_iter().map(|x| x.1).collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(
+            ch.drain(10).into_iter().map(|x| x.1).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
         let s = ch.stats();
         assert_eq!((s.sent, s.delivered, s.dropped), (5, 2, 3));
         check(s);
@@ -519,16 +526,28 @@ mod tests {
 
     #[test]
     fn priority_never_evicts_more_severe() {
-        let ch = Channel::new(3, Strategy::priority(BufferAction::EvictOldest, HashMap::new()));
+        let ch = Channel::new(
+            3,
+            Strategy::priority(BufferAction::EvictOldest, HashMap::new()),
+        );
         ch.try_send("err1", 4, 0).unwrap();
         ch.try_send("info1", 2, 0).unwrap();
         ch.try_send("err2", 4, 0).unwrap();
         // full: a warn evicts the info
-        assert!(matches!(ch.try_send("warn1", 3, 0).unwrap(), Sent::Evicted(_, "info1")));
+        assert!(matches!(
+            ch.try_send("warn1", 3, 0).unwrap(),
+            Sent::Evicted(_, "info1")
+        ));
         // full of warn/error: a debug is dropped instead of evicting
-        assert!(matches!(ch.try_send("debug", 1, 0).unwrap(), Sent::Dropped("debug")));
+        assert!(matches!(
+            ch.try_send("debug", 1, 0).unwrap(),
+            Sent::Dropped("debug")
+        ));
         // an error evicts the warn (least severe)
-        assert!(matches!(ch.try_send("err3", 4, 0).unwrap(), Sent::Evicted(_, "warn1")));
+        assert!(matches!(
+            ch.try_send("err3", 4, 0).unwrap(),
+            Sent::Evicted(_, "warn1")
+        ));
         let order: Vec<_> = ch.drain(10).into_iter().map(|x| x.1).collect();
         assert_eq!(order, vec!["err1", "err2", "err3"]);
         check(ch.stats());
@@ -548,7 +567,10 @@ mod tests {
     fn block_waits_and_times_out_and_close_wakes() {
         let ch = Arc::new(Channel::new(1, Strategy::simple(BufferAction::Block)));
         ch.try_send(1, 2, 0).unwrap();
-        assert!(matches!(ch.try_send(2, 2, 0), Err(SendError::WouldBlock(2))));
+        assert!(matches!(
+            ch.try_send(2, 2, 0),
+            Err(SendError::WouldBlock(2))
+        ));
         let t = Instant::now();
         assert!(matches!(
             ch.send_blocking(2, 2, 0, Some(Duration::from_millis(20))),
@@ -598,7 +620,10 @@ mod tests {
 
     #[test]
     fn evict_exact_under_threads() {
-        let ch = Arc::new(Channel::new(64, Strategy::simple(BufferAction::EvictOldest)));
+        let ch = Arc::new(Channel::new(
+            64,
+            Strategy::simple(BufferAction::EvictOldest),
+        ));
         let producers: Vec<_> = (0..8u64)
             .map(|p| {
                 let ch = ch.clone();

@@ -148,10 +148,22 @@ mod tests {
         let ty: Filter<()> = Filter::Types([1, 2].into());
         let ty2: Filter<()> = Filter::Types([2, 3].into());
         let sev: Filter<()> = Filter::MinSeverity(Severity::Info);
-        assert_eq!(Filter::And(vec![ty.clone(), sev.clone()]).required_types(), Some([1, 2].into()));
-        assert_eq!(Filter::And(vec![ty.clone(), ty2.clone()]).required_types(), Some([2].into()));
-        assert_eq!(Filter::Or(vec![ty.clone(), ty2]).required_types(), Some([1, 2, 3].into()));
-        assert_eq!(Filter::Or(vec![ty.clone(), sev.clone()]).required_types(), None);
+        assert_eq!(
+            Filter::And(vec![ty.clone(), sev.clone()]).required_types(),
+            Some([1, 2].into())
+        );
+        assert_eq!(
+            Filter::And(vec![ty.clone(), ty2.clone()]).required_types(),
+            Some([2].into())
+        );
+        assert_eq!(
+            Filter::Or(vec![ty.clone(), ty2]).required_types(),
+            Some([1, 2, 3].into())
+        );
+        assert_eq!(
+            Filter::Or(vec![ty.clone(), sev.clone()]).required_types(),
+            None
+        );
         assert_eq!(Filter::Not(Box::new(ty)).required_types(), None);
         assert_eq!(sev.required_types(), None);
     }
@@ -160,6 +172,9 @@ mod tests {
     fn custom_errors_propagate() {
         let f: Filter<u8> = Filter::And(vec![Filter::All, Filter::Custom(7)]);
         let e = h(1, "pf", Severity::Info, "c");
-        assert_eq!(f.matches(&e, &mut |c| if *c == 7 { Err("boom") } else { Ok(true) }), Err("boom"));
+        assert_eq!(
+            f.matches(&e, &mut |c| if *c == 7 { Err("boom") } else { Ok(true) }),
+            Err("boom")
+        );
     }
 }

@@ -128,7 +128,10 @@ mod tests {
         let ix = Index::build(subs);
         let mut out = Vec::new();
         ix.candidates(&h(1, "a"), &mut out);
-        assert_eq!(out.iter().map(|s| s.0).collect::<Vec<_>>(), vec![0, 1, 2, 4]);
+        assert_eq!(
+            out.iter().map(|s| s.0).collect::<Vec<_>>(),
+            vec![0, 1, 2, 4]
+        );
         ix.candidates(&h(3, "b"), &mut out);
         assert_eq!(out.iter().map(|s| s.0).collect::<Vec<_>>(), vec![1]);
     }

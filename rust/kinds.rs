@@ -36,7 +36,10 @@ impl State {
     }
 
     pub fn parse(s: &str) -> Option<State> {
-        Self::NAMES.iter().position(|n| *n == s).map(|i| Self::ALL[i])
+        Self::NAMES
+            .iter()
+            .position(|n| *n == s)
+            .map(|i| Self::ALL[i])
     }
 
     /// Severity of a transition into this state (reference rules).
@@ -91,7 +94,10 @@ impl Severity {
     }
 
     pub fn parse(s: &str) -> Option<Severity> {
-        Self::NAMES.iter().position(|n| *n == s).map(|i| Self::ALL[i])
+        Self::NAMES
+            .iter()
+            .position(|n| *n == s)
+            .map(|i| Self::ALL[i])
     }
 
     pub fn from_index(i: u8) -> Severity {
@@ -189,10 +195,16 @@ impl std::fmt::Display for TypeNameError {
             TypeNameError::Empty => write!(f, "must be a non-empty string"),
             TypeNameError::TooLong => write!(f, "must be at most 200 characters"),
             TypeNameError::BadCharacter => {
-                write!(f, "may contain only printable characters without spaces or NUL")
+                write!(
+                    f,
+                    "may contain only printable characters without spaces or NUL"
+                )
             }
             TypeNameError::RegistryFull => {
-                write!(f, "cannot be registered: at most {MAX_EVENT_TYPES} event types")
+                write!(
+                    f,
+                    "cannot be registered: at most {MAX_EVENT_TYPES} event types"
+                )
             }
         }
     }
@@ -261,7 +273,10 @@ mod tests {
 
     #[test]
     fn builtin_ids_match_names() {
-        assert_eq!(event_type_id("health.recovery"), Some(types::HEALTH_RECOVERY));
+        assert_eq!(
+            event_type_id("health.recovery"),
+            Some(types::HEALTH_RECOVERY)
+        );
         assert_eq!(&*event_type_name(types::CONFIG_CHANGE), "config.change");
     }
 
@@ -272,6 +287,9 @@ mod tests {
         assert_eq!(event_type_id("deploy.finished"), Some(a));
         assert_eq!(register_event_type(""), Err(TypeNameError::Empty));
         assert_eq!(register_event_type("a b"), Err(TypeNameError::BadCharacter));
-        assert_eq!(register_event_type("a\0b"), Err(TypeNameError::BadCharacter));
+        assert_eq!(
+            register_event_type("a\0b"),
+            Err(TypeNameError::BadCharacter)
+        );
     }
 }

@@ -39,13 +39,22 @@ mod _core {
     #[pymodule_export]
     use crate::py_bus::{EventBus, Subscription};
     #[pymodule_export]
-    use crate::py_channel::{Channel, PriorityBufferStrategy, SimpleBufferStrategy, StateChangeEvent};
+    use crate::py_channel::{
+        Channel, PriorityBufferStrategy, SimpleBufferStrategy, StateChangeEvent,
+    };
     #[pymodule_export]
-    use crate::py_correlation::{_context_for, _correlation_var, new_correlation_id, new_event_id, CorrelationContext};
+    use crate::py_correlation::{
+        _context_for, _correlation_var, new_correlation_id, new_event_id, CorrelationContext,
+    };
     #[pymodule_export]
-    use crate::py_event::{DependencyEvent, Event, HealthEvent, ServiceStateEvent, SystemEvent, UserActionEvent};
+    use crate::py_event::{
+        DependencyEvent, Event, HealthEvent, ServiceStateEvent, SystemEvent, UserActionEvent,
+    };
     #[pymodule_export]
-    use crate::py_filter::{any_filter, combine_filters, filter_by, filter_by_correlation, filter_by_severity, filter_by_source, filter_by_type, not_filter, Filter};
+    use crate::py_filter::{
+        any_filter, combine_filters, filter_by, filter_by_correlation, filter_by_severity,
+        filter_by_source, filter_by_type, not_filter, Filter,
+    };
     #[pymodule_export]
     use crate::py_kinds::{_bind_enums, register_event_type, registered_event_types};
     #[pymodule_export]
@@ -57,11 +66,26 @@ mod _core {
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         let py = m.py();
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-        m.add("TracebusError", py.get_type::<crate::py_errors::TracebusError>())?;
-        m.add("BusClosedError", py.get_type::<crate::py_errors::BusClosedError>())?;
-        m.add("ChannelClosed", py.get_type::<crate::py_errors::ChannelClosed>())?;
-        m.add("PublishTimeoutError", py.get_type::<crate::py_errors::PublishTimeoutError>())?;
-        m.add("PublishDepthError", py.get_type::<crate::py_errors::PublishDepthError>())?;
+        m.add(
+            "TracebusError",
+            py.get_type::<crate::py_errors::TracebusError>(),
+        )?;
+        m.add(
+            "BusClosedError",
+            py.get_type::<crate::py_errors::BusClosedError>(),
+        )?;
+        m.add(
+            "ChannelClosed",
+            py.get_type::<crate::py_errors::ChannelClosed>(),
+        )?;
+        m.add(
+            "PublishTimeoutError",
+            py.get_type::<crate::py_errors::PublishTimeoutError>(),
+        )?;
+        m.add(
+            "PublishDepthError",
+            py.get_type::<crate::py_errors::PublishDepthError>(),
+        )?;
         Ok(())
     }
 }

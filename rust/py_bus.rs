@@ -13,7 +13,9 @@ use crate::kinds::{self, MAX_EVENT_TYPES};
 use crate::metrics::LatencyHistogram;
 use crate::py_channel::{extract_capacity, extract_strategy, extract_timeout, stats_dict, Channel};
 use crate::py_correlation::DeliveryGuard;
-use crate::py_errors::{type_err, value_err, BusClosedError, PublishDepthError, PublishTimeoutError};
+use crate::py_errors::{
+    type_err, value_err, BusClosedError, PublishDepthError, PublishTimeoutError,
+};
 use crate::py_event::Event;
 use crate::py_filter::{eval, extract_filter, visit_preds, PyTree};
 use parking_lot::Mutex;
@@ -113,7 +115,13 @@ impl BusInner {
         }
     }
 
-    fn report_error(self: &Arc<Self>, py: Python<'_>, err: PyErr, event: &Bound<'_, PyAny>, sub: &Arc<Sub>) {
+    fn report_error(
+        self: &Arc<Self>,
+        py: Python<'_>,
+        err: PyErr,
+        event: &Bound<'_, PyAny>,
+        sub: &Arc<Sub>,
+    ) {
         sub.errors.fetch_add(1, Ordering::Relaxed);
         self.errors.fetch_add(1, Ordering::Relaxed);
         let hook = self.on_error.lock().as_ref().map(|h| h.clone_ref(py));
@@ -123,7 +131,11 @@ impl BusInner {
             PyErr::fetch(py).write_unraisable(py, Some(event));
             return;
         };
-        let sub_obj = Subscription { sub: sub.clone(), bus: Arc::downgrade(self), owner: false };
+        let sub_obj = Subscription {
+            sub: sub.clone(),
+            bus: Arc::downgrade(self),
+            owner: false,
+        };
         let exc = err.into_value(py);
         if let Err(e) = hook.bind(py).call1((exc, event, sub_obj)) {
             e.write_unraisable(py, Some(hook.bind(py)));
@@ -132,7 +144,14 @@ impl BusInner {
 
     /// Calls a handler for one event, with correlation propagation, sampling and error
     /// isolation. Non-`Exception` errors (KeyboardInterrupt, panics) propagate.
-    fn call_handler(self: &Arc<Self>, py: Python<'_>, sub: &Arc<Sub>, handler: &Py<PyAny>, event: &Bound<'_, PyAny>, h: &Header) -> PyResult<bool> {
+    fn call_handler(
+        self: &Arc<Self>,
+        py: Python<'_>,
+        sub: &Arc<Sub>,
+        handler: &Py<PyAny>,
+        event: &Bound<'_, PyAny>,
+        h: &Header,
+    ) -> PyResult<bool> {
         let _g = DeliveryGuard::enter(&h.correlation_id, h.event_id, h.type_id);
         let start = SAMPLE.with(|c| {
             let n = c.get().wrapping_add(1);
@@ -181,7 +200,13 @@ pub struct EventBus {
 }
 
 impl EventBus {
-    fn dispatch(&self, py: Python<'_>, event: &Bound<'_, PyAny>, h: &Header, timeout: Option<Duration>) -> PyResult<Outcome> {
+    fn dispatch(
+        &self,
+        py: Python<'_>,
+        event: &Bound<'_, PyAny>,
+        h: &Header,
+        timeout: Option<Duration>,
+    ) -> PyResult<Outcome> {
         let inner = &self.inner;
         inner.published.fetch_add(1, Ordering::Relaxed);
         if let Some(c) = inner.per_type.get(h.type_id as usize) {
@@ -200,7 +225,10 @@ impl EventBus {
         }
         let mut cands = Vec::new();
         ix.candidates(h, &mut cands);
-        let mut out = Outcome { deliveries: 0, timed_out: false };
+        let mut out = Outcome {
+            deliveries: 0,
+            timed_out: false,
+        };
         for sub in cands {
             if !sub.active.load(Ordering::Acquire) {
                 continue;
@@ -255,7 +283,9 @@ impl EventBus {
                             inner.dropped.fetch_add(1, Ordering::Relaxed);
                             out.timed_out = true;
                         }
-                        Err(SendError::WouldBlock(_)) => unreachable!("send_blocking never returns WouldBlock"),
+                        Err(SendError::WouldBlock(_)) => {
+                            unreachable!("send_blocking never returns WouldBlock")
+                        }
                     }
                 }
                 (None, None) => {}
@@ -265,7 +295,12 @@ impl EventBus {
         Ok(out)
     }
 
-    fn publish_checked(&self, py: Python<'_>, event: &Bound<'_, PyAny>, timeout: Option<Duration>) -> PyResult<Outcome> {
+    fn publish_checked(
+        &self,
+        py: Python<'_>,
+        event: &Bound<'_, PyAny>,
+        timeout: Option<Duration>,
+    ) -> PyResult<Outcome> {
         let e = event
             .cast::<Event>()
             .map_err(|_| type_err("event", "a tracebus Event", event))?;
@@ -286,7 +321,14 @@ impl EventBus {
         r
     }
 
-    fn add(&self, py: Python<'_>, filter: PyTree, mode: Mode, handler: Option<Py<PyAny>>, channel: Option<Arc<Core<Py<PyAny>>>>) -> PyResult<Arc<Sub>> {
+    fn add(
+        &self,
+        py: Python<'_>,
+        filter: PyTree,
+        mode: Mode,
+        handler: Option<Py<PyAny>>,
+        channel: Option<Arc<Core<Py<PyAny>>>>,
+    ) -> PyResult<Arc<Sub>> {
         let _ = py;
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(BusClosedError::new_err("the event bus is closed"));
@@ -316,7 +358,9 @@ impl EventBus {
         let handle = std::thread::Builder::new()
             .name(format!("tracebus-{}", sub.id))
             .spawn(move || worker_loop(s, bus))
-            .map_err(|e| PyRuntimeError::new_err(format!("could not start the handler thread: {e}")))?;
+            .map_err(|e| {
+                PyRuntimeError::new_err(format!("could not start the handler thread: {e}"))
+            })?;
         *sub.worker.lock() = Some(handle);
         Ok(())
     }
@@ -358,8 +402,13 @@ impl EventBus {
     /// subscription)` receives handler errors (the Python `EventBus` logs them by default).
     #[new]
     #[pyo3(signature = (*, history_size=None, max_depth=None, on_error=None))]
-    fn py_new(history_size: Option<&Bound<'_, PyAny>>, max_depth: Option<&Bound<'_, PyAny>>, on_error: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
-        let history_size = crate::py_update::uint_or("history_size", history_size, 10_000, 10_000_000)? as usize;
+    fn py_new(
+        history_size: Option<&Bound<'_, PyAny>>,
+        max_depth: Option<&Bound<'_, PyAny>>,
+        on_error: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let history_size =
+            crate::py_update::uint_or("history_size", history_size, 10_000, 10_000_000)? as usize;
         let max_depth = crate::py_update::uint_or("max_depth", max_depth, 64, 10_000)? as u32;
         if max_depth == 0 {
             return Err(value_err("max_depth", "must be at least 1"));
@@ -367,7 +416,11 @@ impl EventBus {
         let on_error = match on_error {
             Some(h) if !h.is_none() => {
                 if !h.is_callable() {
-                    return Err(type_err("on_error", "a callable (exc, event, subscription) or None", h));
+                    return Err(type_err(
+                        "on_error",
+                        "a callable (exc, event, subscription) or None",
+                        h,
+                    ));
                 }
                 Some(h.clone().unbind())
             }
@@ -400,7 +453,12 @@ impl EventBus {
     /// `timeout` seconds per full subscriber and then raises `PublishTimeoutError` (after
     /// delivering to everyone else).
     #[pyo3(signature = (event, *, timeout=None))]
-    fn publish(&self, py: Python<'_>, event: &Bound<'_, PyAny>, timeout: Option<f64>) -> PyResult<u64> {
+    fn publish(
+        &self,
+        py: Python<'_>,
+        event: &Bound<'_, PyAny>,
+        timeout: Option<f64>,
+    ) -> PyResult<u64> {
         let t = extract_timeout(timeout)?;
         let o = self.publish_checked(py, event, t)?;
         if o.timed_out {
@@ -412,7 +470,12 @@ impl EventBus {
     /// Publishes events in order (all are checked to be events first). Returns the total
     /// number of deliveries.
     #[pyo3(signature = (events, *, timeout=None))]
-    fn publish_many(&self, py: Python<'_>, events: &Bound<'_, PyAny>, timeout: Option<f64>) -> PyResult<u64> {
+    fn publish_many(
+        &self,
+        py: Python<'_>,
+        events: &Bound<'_, PyAny>,
+        timeout: Option<f64>,
+    ) -> PyResult<u64> {
         let t = extract_timeout(timeout)?;
         let items: Vec<Bound<'_, PyAny>> = match events.cast::<PyList>() {
             Ok(l) => l.iter().collect(),
@@ -442,7 +505,15 @@ impl EventBus {
     /// Low-level subscribe used by the Python `EventBus.subscribe`: `mode` is `sync`,
     /// `thread` or `async` (the caller runs the async pump).
     #[pyo3(signature = (filter, handler, mode, buffer_size=None, strategy=None))]
-    fn _subscribe(&self, py: Python<'_>, filter: Option<&Bound<'_, PyAny>>, handler: &Bound<'_, PyAny>, mode: &str, buffer_size: Option<&Bound<'_, PyAny>>, strategy: Option<&Bound<'_, PyAny>>) -> PyResult<Subscription> {
+    fn _subscribe(
+        &self,
+        py: Python<'_>,
+        filter: Option<&Bound<'_, PyAny>>,
+        handler: &Bound<'_, PyAny>,
+        mode: &str,
+        buffer_size: Option<&Bound<'_, PyAny>>,
+        strategy: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Subscription> {
         let tree = extract_filter("filter", filter)?;
         if !handler.is_callable() {
             return Err(type_err("handler", "a callable taking one event", handler));
@@ -451,16 +522,27 @@ impl EventBus {
             "sync" => Mode::Sync,
             "thread" => Mode::Thread,
             "async" => Mode::Async,
-            other => return Err(value_err("mode", format!("must be 'sync', 'thread' or 'async', got {other:?}"))),
+            other => {
+                return Err(value_err(
+                    "mode",
+                    format!("must be 'sync', 'thread' or 'async', got {other:?}"),
+                ))
+            }
         };
         let channel = if mode == Mode::Sync {
             if buffer_size.is_some_and(|b| !b.is_none()) || strategy.is_some_and(|s| !s.is_none()) {
-                return Err(value_err("buffer_size", "and strategy apply only to mode='thread' or async handlers"));
+                return Err(value_err(
+                    "buffer_size",
+                    "and strategy apply only to mode='thread' or async handlers",
+                ));
             }
             None
         } else {
             let cap = extract_capacity("buffer_size", buffer_size, 1000)?;
-            Some(Arc::new(Core::new(cap, extract_strategy(strategy, BufferAction::Block)?)))
+            Some(Arc::new(Core::new(
+                cap,
+                extract_strategy(strategy, BufferAction::Block)?,
+            )))
         };
         let sub = self.add(py, tree, mode, Some(handler.clone().unbind()), channel)?;
         if mode == Mode::Thread {
@@ -469,16 +551,29 @@ impl EventBus {
                 return Err(e);
             }
         }
-        Ok(Subscription { sub, bus: Arc::downgrade(&self.inner), owner: true })
+        Ok(Subscription {
+            sub,
+            bus: Arc::downgrade(&self.inner),
+            owner: true,
+        })
     }
 
     /// Subscribes a bounded channel: iterate it, `recv`, `drain`, or `async for`. Closing
     /// the channel unsubscribes it. Default strategy: drop (counted).
     #[pyo3(signature = (filter=None, buffer_size=None, strategy=None))]
-    fn subscribe_channel(&self, py: Python<'_>, filter: Option<&Bound<'_, PyAny>>, buffer_size: Option<&Bound<'_, PyAny>>, strategy: Option<&Bound<'_, PyAny>>) -> PyResult<Channel> {
+    fn subscribe_channel(
+        &self,
+        py: Python<'_>,
+        filter: Option<&Bound<'_, PyAny>>,
+        buffer_size: Option<&Bound<'_, PyAny>>,
+        strategy: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Channel> {
         let tree = extract_filter("filter", filter)?;
         let cap = extract_capacity("buffer_size", buffer_size, 1000)?;
-        let ch = Arc::new(Core::new(cap, extract_strategy(strategy, BufferAction::Drop)?));
+        let ch = Arc::new(Core::new(
+            cap,
+            extract_strategy(strategy, BufferAction::Drop)?,
+        ));
         let sub = self.add(py, tree, Mode::Channel, None, Some(ch.clone()))?;
         let bus = Arc::downgrade(&self.inner);
         let seq = sub.seq;
@@ -504,7 +599,11 @@ impl EventBus {
             c.get().close_core();
             return Ok(was_open);
         }
-        Err(type_err("subscription", "a Subscription or a Channel returned by this bus", subscription))
+        Err(type_err(
+            "subscription",
+            "a Subscription or a Channel returned by this bus",
+            subscription,
+        ))
     }
 
     /// Closes the bus: later publish/subscribe raise `BusClosedError`, blocked publishers
@@ -559,7 +658,11 @@ impl EventBus {
         let h = match hook {
             Some(h) if !h.is_none() => {
                 if !h.is_callable() {
-                    return Err(type_err("hook", "a callable (exc, event, subscription) or None", h));
+                    return Err(type_err(
+                        "hook",
+                        "a callable (exc, event, subscription) or None",
+                        h,
+                    ));
                 }
                 Some(h.clone().unbind())
             }
@@ -590,7 +693,12 @@ impl EventBus {
     /// Recent events, oldest first; only those of `correlation_id` if given, at most the
     /// last `limit`.
     #[pyo3(signature = (correlation_id=None, limit=None))]
-    fn history<'py>(&self, py: Python<'py>, correlation_id: Option<&str>, limit: Option<usize>) -> PyResult<Bound<'py, PyList>> {
+    fn history<'py>(
+        &self,
+        py: Python<'py>,
+        correlation_id: Option<&str>,
+        limit: Option<usize>,
+    ) -> PyResult<Bound<'py, PyList>> {
         let items: Vec<Py<PyAny>> = {
             let h = self.inner.history.lock();
             h.iter().map(|e| e.clone_ref(py)).collect()
@@ -598,7 +706,12 @@ impl EventBus {
         let mut out: Vec<Py<PyAny>> = match correlation_id {
             Some(c) => items
                 .into_iter()
-                .filter(|e| e.bind(py).cast::<Event>().map(|x| &*x.get().header.correlation_id == c).unwrap_or(false))
+                .filter(|e| {
+                    e.bind(py)
+                        .cast::<Event>()
+                        .map(|x| &*x.get().header.correlation_id == c)
+                        .unwrap_or(false)
+                })
                 .collect(),
             None => items,
         };
@@ -622,10 +735,20 @@ impl EventBus {
         d.set_item("handler_errors", i.errors.load(Ordering::Relaxed))?;
         let ix = i.index.lock().clone();
         d.set_item("active_subscriptions", ix.len())?;
-        let buffered: usize = ix.all().iter().filter_map(|s| s.channel.as_ref()).map(|c| c.len()).sum();
+        let buffered: usize = ix
+            .all()
+            .iter()
+            .filter_map(|s| s.channel.as_ref())
+            .map(|c| c.len())
+            .sum();
         d.set_item("events_buffered", buffered)?;
         let bt = PyDict::new(py);
-        for (t, c) in i.per_type.iter().enumerate().take(kinds::event_type_count()) {
+        for (t, c) in i
+            .per_type
+            .iter()
+            .enumerate()
+            .take(kinds::event_type_count())
+        {
             let n = c.load(Ordering::Relaxed);
             if n > 0 {
                 bt.set_item(crate::py_kinds::event_type_obj(py, t as u32), n)?;
@@ -651,7 +774,12 @@ impl EventBus {
         const EVENT: u64 = 200;
         let ix = self.inner.index.lock().clone();
         let hist = self.inner.history.lock().len() as u64;
-        let buffered: u64 = ix.all().iter().filter_map(|s| s.channel.as_ref()).map(|c| c.len() as u64).sum();
+        let buffered: u64 = ix
+            .all()
+            .iter()
+            .filter_map(|s| s.channel.as_ref())
+            .map(|c| c.len() as u64)
+            .sum();
         hist * (EVENT + 8) + buffered * (EVENT + 24) + ix.len() as u64 * 256
     }
 
@@ -693,7 +821,11 @@ impl EventBus {
         format!(
             "EventBus(subscriptions={}, closed={})",
             self.inner.index.lock().len(),
-            if self.inner.closed.load(Ordering::Relaxed) { "True" } else { "False" }
+            if self.inner.closed.load(Ordering::Relaxed) {
+                "True"
+            } else {
+                "False"
+            }
         )
     }
 }
@@ -768,19 +900,26 @@ impl Subscription {
     /// Used by the async pump: arms a wake-up (see `Channel._arm_wakeup`); False if events
     /// are buffered or the subscription ended.
     fn _arm_wakeup(&self, event_loop: &Bound<'_, PyAny>, callback: &Bound<'_, PyAny>) -> bool {
-        let Some(ch) = &self.sub.channel else { return false };
+        let Some(ch) = &self.sub.channel else {
+            return false;
+        };
         let lp = event_loop.clone().unbind();
         let cb = callback.clone().unbind();
         ch.arm_waker(Box::new(move || {
             Python::attach(|py| {
-                let _ = lp.bind(py).call_method1("call_soon_threadsafe", (cb.bind(py),));
+                let _ = lp
+                    .bind(py)
+                    .call_method1("call_soon_threadsafe", (cb.bind(py),));
             });
         }))
     }
     /// Used by the async pump: whether the feeding channel is closed and empty.
     #[getter]
     fn _finished(&self) -> bool {
-        self.sub.channel.as_ref().is_none_or(|c| c.is_closed() && c.is_empty())
+        self.sub
+            .channel
+            .as_ref()
+            .is_none_or(|c| c.is_closed() && c.is_empty())
     }
     /// Used by the async pump: records a handler return and its duration in ns.
     fn _record_delivery(&self, elapsed_ns: Option<u64>) {
@@ -803,7 +942,12 @@ impl Subscription {
     fn __enter__(slf: Py<Self>) -> Py<Self> {
         slf
     }
-    fn __exit__(&self, _a: &Bound<'_, PyAny>, _b: &Bound<'_, PyAny>, _c: &Bound<'_, PyAny>) -> bool {
+    fn __exit__(
+        &self,
+        _a: &Bound<'_, PyAny>,
+        _b: &Bound<'_, PyAny>,
+        _c: &Bound<'_, PyAny>,
+    ) -> bool {
         self.close();
         false
     }

@@ -1,9 +1,13 @@
 //! The Python face of the subscription channel: buffer strategies and `Channel`.
 
-use crate::channel::{BufferAction, Channel as Core, ChannelStats, RecvError, SendError, Sent, Strategy, MAX_CAPACITY};
+use crate::channel::{
+    BufferAction, Channel as Core, ChannelStats, RecvError, SendError, Sent, Strategy, MAX_CAPACITY,
+};
 use crate::kinds::Severity;
 use crate::py_errors::{type_err, value_err, ChannelClosed, PublishTimeoutError};
-use crate::py_kinds::{action_obj, extract_action, extract_event_type, extract_severity, state_obj};
+use crate::py_kinds::{
+    action_obj, extract_action, extract_event_type, extract_severity, state_obj,
+};
 use crate::py_update::snapshot_obj;
 use crate::store::StateChange;
 use parking_lot::Mutex;
@@ -35,7 +39,10 @@ impl SimpleBufferStrategy {
         action_obj(py, self.strategy.default_action)
     }
     fn __repr__(&self) -> String {
-        format!("SimpleBufferStrategy({:?})", self.strategy.default_action.as_str())
+        format!(
+            "SimpleBufferStrategy({:?})",
+            self.strategy.default_action.as_str()
+        )
     }
 }
 
@@ -51,7 +58,10 @@ pub struct PriorityBufferStrategy {
 impl PriorityBufferStrategy {
     #[new]
     #[pyo3(signature = (default_action=None, rules=None))]
-    fn py_new(default_action: Option<&Bound<'_, PyAny>>, rules: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    fn py_new(
+        default_action: Option<&Bound<'_, PyAny>>,
+        rules: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
         let default = match default_action {
             Some(a) if !a.is_none() => extract_action("default_action", a)?,
             _ => BufferAction::EvictOldest,
@@ -59,9 +69,14 @@ impl PriorityBufferStrategy {
         let mut map = HashMap::new();
         if let Some(r) = rules {
             if !r.is_none() {
-                let d = r.cast::<PyDict>().map_err(|_| type_err("rules", "a dict of event type -> BufferAction", r))?;
+                let d = r
+                    .cast::<PyDict>()
+                    .map_err(|_| type_err("rules", "a dict of event type -> BufferAction", r))?;
                 for (k, v) in d.iter() {
-                    map.insert(extract_event_type("rules key", &k)?, extract_action("rules value", &v)?);
+                    map.insert(
+                        extract_event_type("rules key", &k)?,
+                        extract_action("rules value", &v)?,
+                    );
                 }
             }
         }
@@ -84,7 +99,11 @@ impl PriorityBufferStrategy {
         Ok(d)
     }
     fn __repr__(&self) -> String {
-        format!("PriorityBufferStrategy({:?}, rules={})", self.strategy.default_action.as_str(), self.strategy.rules.len())
+        format!(
+            "PriorityBufferStrategy({:?}, rules={})",
+            self.strategy.default_action.as_str(),
+            self.strategy.rules.len()
+        )
     }
 }
 
@@ -101,13 +120,21 @@ pub fn extract_strategy(v: Option<&Bound<'_, PyAny>>, default: BufferAction) -> 
             } else if v.is_instance_of::<pyo3::types::PyString>() {
                 Ok(Strategy::simple(extract_action("strategy", v)?))
             } else {
-                Err(type_err("strategy", "a SimpleBufferStrategy, a PriorityBufferStrategy, a BufferAction or None", v))
+                Err(type_err(
+                    "strategy",
+                    "a SimpleBufferStrategy, a PriorityBufferStrategy, a BufferAction or None",
+                    v,
+                ))
             }
         }
     }
 }
 
-pub fn extract_capacity(param: &str, v: Option<&Bound<'_, PyAny>>, default: usize) -> PyResult<usize> {
+pub fn extract_capacity(
+    param: &str,
+    v: Option<&Bound<'_, PyAny>>,
+    default: usize,
+) -> PyResult<usize> {
     match v {
         Some(v) if !v.is_none() => {
             let n = crate::py_update::extract_uint(param, v, u64::MAX).map_err(|e| {
@@ -118,7 +145,10 @@ pub fn extract_capacity(param: &str, v: Option<&Bound<'_, PyAny>>, default: usiz
                 }
             })?;
             if n == 0 || n > MAX_CAPACITY as u64 {
-                return Err(value_err(param, format!("must be between 1 and {MAX_CAPACITY}, got {n}")));
+                return Err(value_err(
+                    param,
+                    format!("must be between 1 and {MAX_CAPACITY}, got {n}"),
+                ));
             }
             Ok(n as usize)
         }
@@ -130,7 +160,10 @@ pub fn extract_timeout(v: Option<f64>) -> PyResult<Option<Duration>> {
     match v {
         None => Ok(None),
         Some(t) if t.is_finite() && t >= 0.0 => Ok(Some(Duration::from_secs_f64(t))),
-        Some(t) => Err(value_err("timeout", format!("must be a non-negative number of seconds or None, got {t}"))),
+        Some(t) => Err(value_err(
+            "timeout",
+            format!("must be a non-negative number of seconds or None, got {t}"),
+        )),
     }
 }
 
@@ -160,8 +193,15 @@ impl StateChangeEvent {
     }
     /// The new snapshot, or None when the service was cleared.
     #[getter]
-    fn snapshot(&self, py: Python<'_>) -> PyResult<Option<Py<crate::py_update::ServiceStateSnapshot>>> {
-        self.change.snapshot.clone().map(|s| snapshot_obj(py, s)).transpose()
+    fn snapshot(
+        &self,
+        py: Python<'_>,
+    ) -> PyResult<Option<Py<crate::py_update::ServiceStateSnapshot>>> {
+        self.change
+            .snapshot
+            .clone()
+            .map(|s| snapshot_obj(py, s))
+            .transpose()
     }
     /// True when this change is the service being cleared from the store.
     #[getter]
@@ -216,16 +256,29 @@ pub struct Channel {
 
 impl Channel {
     pub fn objects(ch: Arc<Core<Py<PyAny>>>, on_close: Option<CloseHook>) -> Self {
-        Channel { feed: Feed::Objects(ch), on_close: Mutex::new(on_close) }
+        Channel {
+            feed: Feed::Objects(ch),
+            on_close: Mutex::new(on_close),
+        }
     }
     pub fn changes(ch: Arc<Core<StateChange>>, on_close: Option<CloseHook>) -> Self {
-        Channel { feed: Feed::Changes(ch), on_close: Mutex::new(on_close) }
+        Channel {
+            feed: Feed::Changes(ch),
+            on_close: Mutex::new(on_close),
+        }
     }
 
     fn convert(&self, py: Python<'_>, seq: u64, item: Item) -> PyResult<Py<PyAny>> {
         match item {
             Item::Obj(o) => Ok(o),
-            Item::Change(c) => Ok(Py::new(py, StateChangeEvent { change: c, sequence: seq })?.into_any()),
+            Item::Change(c) => Ok(Py::new(
+                py,
+                StateChangeEvent {
+                    change: c,
+                    sequence: seq,
+                },
+            )?
+            .into_any()),
         }
     }
 
@@ -233,13 +286,19 @@ impl Channel {
         on_feed!(&self.feed, ch => ch.stats())
     }
 
-    fn recv_core(&self, py: Python<'_>, timeout: Option<Duration>) -> Result<(u64, Item), RecvError> {
+    fn recv_core(
+        &self,
+        py: Python<'_>,
+        timeout: Option<Duration>,
+    ) -> Result<(u64, Item), RecvError> {
         match &self.feed {
             Feed::Objects(ch) => {
                 let ch = ch.clone();
                 match ch.try_recv() {
                     Ok((s, o)) => Ok((s, Item::Obj(o))),
-                    Err(RecvError::Empty) if timeout != Some(Duration::ZERO) => py.detach(|| ch.recv(timeout)).map(|(s, o)| (s, Item::Obj(o))),
+                    Err(RecvError::Empty) if timeout != Some(Duration::ZERO) => py
+                        .detach(|| ch.recv(timeout))
+                        .map(|(s, o)| (s, Item::Obj(o))),
                     Err(RecvError::Empty) => Err(RecvError::Timeout),
                     Err(e) => Err(e),
                 }
@@ -248,7 +307,9 @@ impl Channel {
                 let ch = ch.clone();
                 match ch.try_recv() {
                     Ok((s, o)) => Ok((s, Item::Change(o))),
-                    Err(RecvError::Empty) if timeout != Some(Duration::ZERO) => py.detach(|| ch.recv(timeout)).map(|(s, o)| (s, Item::Change(o))),
+                    Err(RecvError::Empty) if timeout != Some(Duration::ZERO) => py
+                        .detach(|| ch.recv(timeout))
+                        .map(|(s, o)| (s, Item::Change(o))),
                     Err(RecvError::Empty) => Err(RecvError::Timeout),
                     Err(e) => Err(e),
                 }
@@ -280,7 +341,11 @@ enum Item {
 
 static ANEXT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-fn item_severity(py: Python<'_>, item: &Bound<'_, PyAny>, severity: Option<&Bound<'_, PyAny>>) -> PyResult<(u8, u32)> {
+fn item_severity(
+    py: Python<'_>,
+    item: &Bound<'_, PyAny>,
+    severity: Option<&Bound<'_, PyAny>>,
+) -> PyResult<(u8, u32)> {
     if let Some(s) = severity {
         if !s.is_none() {
             return Ok((extract_severity("severity", s)? as u8, u32::MAX));
@@ -303,7 +368,10 @@ impl Channel {
     /// A standalone channel of `capacity` items with `strategy` (default: drop).
     #[new]
     #[pyo3(signature = (capacity=None, strategy=None))]
-    fn py_new(capacity: Option<&Bound<'_, PyAny>>, strategy: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    fn py_new(
+        capacity: Option<&Bound<'_, PyAny>>,
+        strategy: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
         let cap = extract_capacity("capacity", capacity, 1000)?;
         let strategy = extract_strategy(strategy, BufferAction::Drop)?;
         Ok(Channel::objects(Arc::new(Core::new(cap, strategy)), None))
@@ -315,9 +383,17 @@ impl Channel {
     /// `timeout` seconds and raises `PublishTimeoutError` after; a closed channel raises
     /// `ChannelClosed`.
     #[pyo3(signature = (item, *, severity=None, timeout=None))]
-    fn send(&self, py: Python<'_>, item: &Bound<'_, PyAny>, severity: Option<&Bound<'_, PyAny>>, timeout: Option<f64>) -> PyResult<bool> {
+    fn send(
+        &self,
+        py: Python<'_>,
+        item: &Bound<'_, PyAny>,
+        severity: Option<&Bound<'_, PyAny>>,
+        timeout: Option<f64>,
+    ) -> PyResult<bool> {
         let Feed::Objects(ch) = &self.feed else {
-            return Err(PyTypeError::new_err("this channel is fed by a StateStore; it cannot be sent to"));
+            return Err(PyTypeError::new_err(
+                "this channel is fed by a StateStore; it cannot be sent to",
+            ));
         };
         if item.is_none() {
             return Err(PyTypeError::new_err("item must not be None"));
@@ -328,15 +404,23 @@ impl Channel {
         let res = match ch.try_send(obj, sev, ty) {
             Err(SendError::WouldBlock(obj)) => {
                 let ch = ch.clone();
-                py.detach(move || ch.send_blocking(obj, sev, ty, timeout).map(|s| matches!(s, Sent::Dropped(_))).map_err(|e| matches!(e, SendError::Timeout(_))))
+                py.detach(move || {
+                    ch.send_blocking(obj, sev, ty, timeout)
+                        .map(|s| matches!(s, Sent::Dropped(_)))
+                        .map_err(|e| matches!(e, SendError::Timeout(_)))
+                })
             }
             Ok(s) => Ok(matches!(s, Sent::Dropped(_))),
             Err(e) => Err(matches!(e, SendError::Timeout(_))),
         };
         match res {
             Ok(dropped) => Ok(!dropped),
-            Err(true) => Err(PublishTimeoutError::new_err("channel stayed full for the whole timeout; the item was counted as dropped")),
-            Err(false) => Err(ChannelClosed::new_err("channel is closed; the item was counted as dropped")),
+            Err(true) => Err(PublishTimeoutError::new_err(
+                "channel stayed full for the whole timeout; the item was counted as dropped",
+            )),
+            Err(false) => Err(ChannelClosed::new_err(
+                "channel is closed; the item was counted as dropped",
+            )),
         }
     }
 
@@ -348,7 +432,9 @@ impl Channel {
         match self.recv_core(py, t) {
             Ok((s, i)) => self.convert(py, s, i),
             Err(RecvError::Closed) => Err(ChannelClosed::new_err("channel is closed and empty")),
-            Err(_) => Err(PyTimeoutError::new_err("no item arrived within the timeout")),
+            Err(_) => Err(PyTimeoutError::new_err(
+                "no item arrived within the timeout",
+            )),
         }
     }
 
@@ -362,9 +448,15 @@ impl Channel {
 
     /// Up to `max_items` buffered items (all if None) in one call; never waits.
     #[pyo3(signature = (max_items=None))]
-    fn drain<'py>(&self, py: Python<'py>, max_items: Option<&Bound<'_, PyAny>>) -> PyResult<Bound<'py, PyList>> {
+    fn drain<'py>(
+        &self,
+        py: Python<'py>,
+        max_items: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Bound<'py, PyList>> {
         let max = match max_items {
-            Some(m) if !m.is_none() => crate::py_update::extract_uint("max_items", m, u64::MAX)? as usize,
+            Some(m) if !m.is_none() => {
+                crate::py_update::extract_uint("max_items", m, u64::MAX)? as usize
+            }
             _ => usize::MAX,
         };
         match &self.feed {
@@ -376,7 +468,15 @@ impl Channel {
                 let items = ch.drain(max);
                 let objs = items
                     .into_iter()
-                    .map(|(s, c)| Py::new(py, StateChangeEvent { change: c, sequence: s }))
+                    .map(|(s, c)| {
+                        Py::new(
+                            py,
+                            StateChangeEvent {
+                                change: c,
+                                sequence: s,
+                            },
+                        )
+                    })
                     .collect::<PyResult<Vec<_>>>()?;
                 PyList::new(py, objs)
             }
@@ -426,7 +526,12 @@ impl Channel {
         slf
     }
 
-    fn __exit__(&self, _a: &Bound<'_, PyAny>, _b: &Bound<'_, PyAny>, _c: &Bound<'_, PyAny>) -> bool {
+    fn __exit__(
+        &self,
+        _a: &Bound<'_, PyAny>,
+        _b: &Bound<'_, PyAny>,
+        _c: &Bound<'_, PyAny>,
+    ) -> bool {
         self.close_core();
         false
     }
@@ -438,7 +543,11 @@ impl Channel {
     fn __anext__(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let f = ANEXT.get_or_try_init(py, || {
-            Ok::<_, PyErr>(py.import("tracebus._aio")?.getattr("channel_anext")?.unbind())
+            Ok::<_, PyErr>(
+                py.import("tracebus._aio")?
+                    .getattr("channel_anext")?
+                    .unbind(),
+            )
         })?;
         Ok(f.bind(py).call1((slf,))?.unbind())
     }
@@ -452,7 +561,9 @@ impl Channel {
         let waker: Box<dyn FnOnce() + Send> = Box::new(move || {
             Python::attach(|py| {
                 // The loop may be closed already; nothing to wake then.
-                let _ = lp.bind(py).call_method1("call_soon_threadsafe", (cb.bind(py),));
+                let _ = lp
+                    .bind(py)
+                    .call_method1("call_soon_threadsafe", (cb.bind(py),));
             });
         });
         on_feed!(&self.feed, ch => ch.arm_waker(waker))
@@ -460,7 +571,12 @@ impl Channel {
 
     fn __repr__(&self) -> String {
         let s = self.stats_core();
-        format!("Channel(capacity={}, buffered={}, closed={})", s.capacity, s.buffered, if s.closed { "True" } else { "False" })
+        format!(
+            "Channel(capacity={}, buffered={}, closed={})",
+            s.capacity,
+            s.buffered,
+            if s.closed { "True" } else { "False" }
+        )
     }
 }
 
@@ -476,4 +592,3 @@ pub fn stats_dict<'py>(py: Python<'py>, s: &ChannelStats) -> PyResult<Bound<'py,
     d.set_item("closed", s.closed)?;
     Ok(d)
 }
-

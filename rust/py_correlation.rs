@@ -83,7 +83,9 @@ impl CorrelationContext {
             _ => None,
         };
         let explicit_corr = match correlation_id {
-            Some(c) if !c.is_none() => Some(crate::py_kinds::extract_text("correlation_id", c, 200)?),
+            Some(c) if !c.is_none() => {
+                Some(crate::py_kinds::extract_text("correlation_id", c, 200)?)
+            }
             _ => None,
         };
         let explicit_parent = match parent_id {
@@ -169,7 +171,10 @@ fn current_context(py: Python<'_>) -> PyResult<Option<Py<CorrelationContext>>> {
     }
     // SAFETY: `out` is a new, non-null reference.
     let obj = unsafe { Bound::from_owned_ptr(py, out) };
-    Ok(obj.cast_into::<CorrelationContext>().ok().map(Bound::unbind))
+    Ok(obj
+        .cast_into::<CorrelationContext>()
+        .ok()
+        .map(Bound::unbind))
 }
 
 /// Correlation inherited by something created now on this thread.
@@ -205,6 +210,9 @@ pub fn inherit(py: Python<'_>) -> PyResult<Inherited> {
     })
 }
 
+/// Resolved (correlation_id, caused_by, parent_id).
+pub type Resolved = (Arc<str>, Arc<str>, Option<Arc<str>>);
+
 /// Resolves the correlation fields of a new event/update: explicit arguments win, then the
 /// inherited ones, then `default_cause`.
 pub fn resolve(
@@ -213,7 +221,7 @@ pub fn resolve(
     caused_by: Option<&Bound<'_, PyAny>>,
     parent_id: Option<&Bound<'_, PyAny>>,
     default_cause: &str,
-) -> PyResult<(Arc<str>, Arc<str>, Option<Arc<str>>)> {
+) -> PyResult<Resolved> {
     let opt = |name: &str, v: Option<&Bound<'_, PyAny>>| -> PyResult<Option<Arc<str>>> {
         match v {
             Some(v) if !v.is_none() => Ok(Some(crate::py_kinds::extract_text(name, v, 200)?)),
@@ -230,7 +238,11 @@ pub fn resolve(
     let inh = inherit(py)?;
     let explicit_corr = corr.is_some();
     let corr = corr.unwrap_or(inh.correlation_id);
-    let parent = if explicit_corr { parent } else { parent.or(inh.parent_id) };
+    let parent = if explicit_corr {
+        parent
+    } else {
+        parent.or(inh.parent_id)
+    };
     let cause = cause
         .or(inh.caused_by)
         .unwrap_or_else(|| Arc::from(default_cause));

@@ -4,7 +4,12 @@ use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
-create_exception!(tracebus, TracebusError, PyException, "Base class of tracebus's errors.");
+create_exception!(
+    tracebus,
+    TracebusError,
+    PyException,
+    "Base class of tracebus's errors."
+);
 create_exception!(
     tracebus,
     BusClosedError,

@@ -11,7 +11,10 @@ use crate::py_kinds::{
     event_type_obj, extract_bool_opt, extract_event_type, extract_opt_text, extract_service_type,
     extract_severity, extract_state, extract_text, service_type_obj, severity_obj, state_obj,
 };
-use crate::py_update::{extract_event_id, extract_timestamp, extract_uint, HealthStatusUpdate, ManagedServiceUpdate, LABEL_MAX};
+use crate::py_update::{
+    extract_event_id, extract_timestamp, extract_uint, HealthStatusUpdate, ManagedServiceUpdate,
+    LABEL_MAX,
+};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
@@ -31,7 +34,8 @@ fn header(
     event_id: Option<&Bound<'_, PyAny>>,
     default_cause: &str,
 ) -> PyResult<Header> {
-    let (correlation_id, caused_by, parent_id) = resolve(py, correlation_id, caused_by, parent_id, default_cause)?;
+    let (correlation_id, caused_by, parent_id) =
+        resolve(py, correlation_id, caused_by, parent_id, default_cause)?;
     Ok(Header {
         type_id,
         source,
@@ -91,7 +95,10 @@ impl Event {
     }
 
     /// A copy of `slf` (any subclass) built through its own `__new__`, with keyword overrides.
-    fn rebuild<'py>(slf: &Bound<'py, Self>, overrides: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
+    fn rebuild<'py>(
+        slf: &Bound<'py, Self>,
+        overrides: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let newargs = slf.call_method0("__getnewargs_ex__")?;
         let (args, kwargs): (Bound<'py, PyTuple>, Bound<'py, PyDict>) = newargs.extract()?;
@@ -99,7 +106,9 @@ impl Event {
         let cls = slf.get_type();
         let mut all = vec![cls.clone().into_any()];
         all.extend(args.iter());
-        let obj = cls.getattr("__new__")?.call(PyTuple::new(py, all)?, Some(&kwargs))?;
+        let obj = cls
+            .getattr("__new__")?
+            .call(PyTuple::new(py, all)?, Some(&kwargs))?;
         if let Ok(d) = slf.getattr("__dict__") {
             if let Ok(nd) = obj.getattr("__dict__") {
                 nd.call_method1("update", (d,))?;
@@ -110,7 +119,11 @@ impl Event {
 
     pub fn describe(&self, py: Python<'_>) -> String {
         let _ = py;
-        format!("[{}] {}", crate::kinds::event_type_name(self.header.type_id), self.header.source)
+        format!(
+            "[{}] {}",
+            crate::kinds::event_type_name(self.header.type_id),
+            self.header.source
+        )
     }
 }
 
@@ -138,7 +151,18 @@ impl Event {
             _ => Severity::Info,
         };
         Ok(Event {
-            header: header(py, type_id, source, severity, correlation_id, caused_by, parent_id, timestamp, event_id, "unknown")?,
+            header: header(
+                py,
+                type_id,
+                source,
+                severity,
+                correlation_id,
+                caused_by,
+                parent_id,
+                timestamp,
+                event_id,
+                "unknown",
+            )?,
             metadata: extract_metadata(py, metadata)?,
         })
     }
@@ -186,7 +210,9 @@ impl Event {
     /// Read-only metadata mapping.
     #[getter]
     fn metadata(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let proxy = PROXY.get_or_try_init(py, || Ok::<_, PyErr>(py.import("types")?.getattr("MappingProxyType")?.unbind()))?;
+        let proxy = PROXY.get_or_try_init(py, || {
+            Ok::<_, PyErr>(py.import("types")?.getattr("MappingProxyType")?.unbind())
+        })?;
         let d = match &self.metadata {
             Some(m) => m.clone_ref(py),
             None => PyDict::new(py).unbind(),
@@ -208,13 +234,17 @@ impl Event {
         let o = PyDict::new(py);
         o.set_item("correlation_id", correlation_id)?;
         o.set_item("caused_by", caused_by)?;
-        o.set_item("parent_id", parent_id.filter(|p| !p.is_none()).map(|p| p.clone()))?;
+        o.set_item("parent_id", parent_id.filter(|p| !p.is_none()).cloned())?;
         o.set_item("event_id", py.None())?;
         Self::rebuild(slf, &o)
     }
 
     /// A copy (with a new event id) with one more metadata entry.
-    fn with_metadata<'py>(slf: &Bound<'py, Self>, key: &Bound<'py, PyAny>, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn with_metadata<'py>(
+        slf: &Bound<'py, Self>,
+        key: &Bound<'py, PyAny>,
+        value: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         if !key.is_instance_of::<PyString>() {
             return Err(type_err("key", "a str", key));
@@ -230,10 +260,19 @@ impl Event {
         Self::rebuild(slf, &o)
     }
 
-    fn __getnewargs_ex__<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyTuple>, Bound<'py, PyDict>)> {
+    fn __getnewargs_ex__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyTuple>, Bound<'py, PyDict>)> {
         let kw = self.header_kwargs(py)?;
         kw.set_item("severity", self.header.severity.as_str())?;
-        let args = PyTuple::new(py, [event_type_obj(py, self.header.type_id), PyString::new(py, &self.header.source).into_any().unbind()])?;
+        let args = PyTuple::new(
+            py,
+            [
+                event_type_obj(py, self.header.type_id),
+                PyString::new(py, &self.header.source).into_any().unbind(),
+            ],
+        )?;
         Ok((args, kw))
     }
 
@@ -312,7 +351,8 @@ impl ServiceStateEvent {
         let source = extract_text("source", source, LABEL_MAX)?;
         let old_state = extract_state("old_state", old_state)?;
         let new_state = extract_state("new_state", new_state)?;
-        let is_ready = extract_bool_opt("is_ready", is_ready)?.unwrap_or(new_state == State::Running);
+        let is_ready =
+            extract_bool_opt("is_ready", is_ready)?.unwrap_or(new_state == State::Running);
         let error = extract_opt_text("error", error)?;
         let proxy_port = match proxy_port {
             Some(v) if !v.is_none() => extract_uint("proxy_port", v, 65535)? as u16,
@@ -322,22 +362,41 @@ impl ServiceStateEvent {
             Some(v) if !v.is_none() => extract_uint("pid", v, u64::from(u32::MAX))? as u32,
             _ => 0,
         };
-        let h = header(py, new_state.event_type(), source, new_state.severity(), correlation_id, caused_by, parent_id, timestamp, event_id, "unknown")?;
-        Ok(PyClassInitializer::from(base(h, extract_metadata(py, metadata)?)).add_subclass(ServiceStateEvent {
-            service_type,
-            old_state,
-            new_state,
-            is_ready,
-            error,
-            proxy_port,
-            pid,
-        }))
+        let h = header(
+            py,
+            new_state.event_type(),
+            source,
+            new_state.severity(),
+            correlation_id,
+            caused_by,
+            parent_id,
+            timestamp,
+            event_id,
+            "unknown",
+        )?;
+        Ok(
+            PyClassInitializer::from(base(h, extract_metadata(py, metadata)?)).add_subclass(
+                ServiceStateEvent {
+                    service_type,
+                    old_state,
+                    new_state,
+                    is_ready,
+                    error,
+                    proxy_port,
+                    pid,
+                },
+            ),
+        )
     }
 
     /// The event for a state-store transition of `update`: the update's timestamp, event id,
     /// correlation id, cause and parent id are carried over.
     #[classmethod]
-    fn from_update<'py>(cls: &Bound<'py, pyo3::types::PyType>, update: &Bound<'py, PyAny>, old_state: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn from_update<'py>(
+        cls: &Bound<'py, pyo3::types::PyType>,
+        update: &Bound<'py, PyAny>,
+        old_state: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let py = cls.py();
         let u = update
             .cast::<ManagedServiceUpdate>()
@@ -390,7 +449,10 @@ impl ServiceStateEvent {
 
     /// A copy carrying `err`: new state FAILED, not ready, type `service.failed`, severity
     /// error (the reference left a stale type).
-    fn with_error<'py>(slf: &Bound<'py, Self>, err: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn with_error<'py>(
+        slf: &Bound<'py, Self>,
+        err: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let e = extract_opt_text("err", Some(err))?;
         let o = PyDict::new(py);
@@ -403,18 +465,24 @@ impl ServiceStateEvent {
         Event::rebuild(slf.as_super(), &o)
     }
 
-    fn __getnewargs_ex__<'py>(slf: PyRef<'py, Self>, py: Python<'py>) -> PyResult<(Bound<'py, PyTuple>, Bound<'py, PyDict>)> {
+    fn __getnewargs_ex__<'py>(
+        slf: PyRef<'py, Self>,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyTuple>, Bound<'py, PyDict>)> {
         let kw = slf.as_super().header_kwargs(py)?;
         kw.set_item("is_ready", slf.is_ready)?;
         kw.set_item("error", slf.error.as_deref())?;
         kw.set_item("proxy_port", slf.proxy_port)?;
         kw.set_item("pid", slf.pid)?;
-        let args = PyTuple::new(py, [
-            PyString::new(py, &slf.service_type).into_any(),
-            PyString::new(py, &slf.as_super().header.source).into_any(),
-            PyString::new(py, slf.old_state.as_str()).into_any(),
-            PyString::new(py, slf.new_state.as_str()).into_any(),
-        ])?;
+        let args = PyTuple::new(
+            py,
+            [
+                PyString::new(py, &slf.service_type).into_any(),
+                PyString::new(py, &slf.as_super().header.source).into_any(),
+                PyString::new(py, slf.old_state.as_str()).into_any(),
+                PyString::new(py, slf.new_state.as_str()).into_any(),
+            ],
+        )?;
         Ok((args, kw))
     }
 
@@ -438,7 +506,11 @@ impl ServiceStateEvent {
     }
 }
 
-pub fn service_event_from_update(py: Python<'_>, u: &crate::update::UpdateData, old: State) -> PyResult<Py<ServiceStateEvent>> {
+pub fn service_event_from_update(
+    py: Python<'_>,
+    u: &crate::update::UpdateData,
+    old: State,
+) -> PyResult<Py<ServiceStateEvent>> {
     let h = Header {
         type_id: u.state.event_type(),
         source: u.label.clone(),
@@ -504,13 +576,21 @@ impl HealthEvent {
         let cluster_short_name = extract_text("cluster_short_name", cluster_short_name, LABEL_MAX)?;
         let is_mc = crate::py_update::extract_bool("is_mc", is_mc)?;
         let is_healthy = crate::py_update::extract_bool("is_healthy", is_healthy)?;
-        let ready_nodes = crate::py_update::uint_or("ready_nodes", ready_nodes, 0, u64::from(u32::MAX))? as u32;
-        let total_nodes = crate::py_update::uint_or("total_nodes", total_nodes, 0, u64::from(u32::MAX))? as u32;
+        let ready_nodes =
+            crate::py_update::uint_or("ready_nodes", ready_nodes, 0, u64::from(u32::MAX))? as u32;
+        let total_nodes =
+            crate::py_update::uint_or("total_nodes", total_nodes, 0, u64::from(u32::MAX))? as u32;
         if ready_nodes > total_nodes {
-            return Err(value_err("ready_nodes", format!("must not exceed total_nodes ({ready_nodes} > {total_nodes})")));
+            return Err(value_err(
+                "ready_nodes",
+                format!("must not exceed total_nodes ({ready_nodes} > {total_nodes})"),
+            ));
         }
         if recovered && !is_healthy {
-            return Err(value_err("recovered", "can only be True for a healthy cluster"));
+            return Err(value_err(
+                "recovered",
+                "can only be True for a healthy cluster",
+            ));
         }
         let error = extract_opt_text("error", error)?;
         let source = match source {
@@ -522,22 +602,41 @@ impl HealthEvent {
             (true, true) => (types::HEALTH_RECOVERY, Severity::Info),
             (false, _) => (types::HEALTH_FAILURE, Severity::Error),
         };
-        let h = header(py, ty, source, sev, correlation_id, caused_by, parent_id, timestamp, event_id, "health_check")?;
-        Ok(PyClassInitializer::from(base(h, extract_metadata(py, metadata)?)).add_subclass(HealthEvent {
-            context_name,
-            cluster_short_name,
-            is_mc,
-            is_healthy,
-            ready_nodes,
-            total_nodes,
-            error,
-        }))
+        let h = header(
+            py,
+            ty,
+            source,
+            sev,
+            correlation_id,
+            caused_by,
+            parent_id,
+            timestamp,
+            event_id,
+            "health_check",
+        )?;
+        Ok(
+            PyClassInitializer::from(base(h, extract_metadata(py, metadata)?)).add_subclass(
+                HealthEvent {
+                    context_name,
+                    cluster_short_name,
+                    is_mc,
+                    is_healthy,
+                    ready_nodes,
+                    total_nodes,
+                    error,
+                },
+            ),
+        )
     }
 
     /// The event for a `HealthStatusUpdate` (its timestamp and correlation carried over).
     #[classmethod]
     #[pyo3(signature = (update, *, recovered=false))]
-    fn from_update<'py>(cls: &Bound<'py, pyo3::types::PyType>, update: &Bound<'py, PyAny>, recovered: bool) -> PyResult<Bound<'py, PyAny>> {
+    fn from_update<'py>(
+        cls: &Bound<'py, pyo3::types::PyType>,
+        update: &Bound<'py, PyAny>,
+        recovered: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let py = cls.py();
         let u = &update
             .cast::<HealthStatusUpdate>()
@@ -552,7 +651,15 @@ impl HealthEvent {
         kw.set_item("timestamp", u.timestamp)?;
         kw.set_item("event_id", ids::format_event_id(u.event_id))?;
         cls.call(
-            (&*u.context_name, &*u.cluster_short_name, u.is_mc, u.is_healthy, u.ready_nodes, u.total_nodes, u.error.as_deref()),
+            (
+                &*u.context_name,
+                &*u.cluster_short_name,
+                u.is_mc,
+                u.is_healthy,
+                u.ready_nodes,
+                u.total_nodes,
+                u.error.as_deref(),
+            ),
             Some(&kw),
         )
     }
@@ -598,9 +705,15 @@ impl HealthEvent {
         slf.as_super().header.type_id == types::HEALTH_RECOVERY
     }
 
-    fn __getnewargs_ex__<'py>(slf: PyRef<'py, Self>, py: Python<'py>) -> PyResult<(Bound<'py, PyTuple>, Bound<'py, PyDict>)> {
+    fn __getnewargs_ex__<'py>(
+        slf: PyRef<'py, Self>,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyTuple>, Bound<'py, PyDict>)> {
         let kw = slf.as_super().header_kwargs(py)?;
-        kw.set_item("recovered", slf.as_super().header.type_id == types::HEALTH_RECOVERY)?;
+        kw.set_item(
+            "recovered",
+            slf.as_super().header.type_id == types::HEALTH_RECOVERY,
+        )?;
         kw.set_item("source", &*slf.as_super().header.source)?;
         let args = (
             &*slf.context_name,
@@ -624,7 +737,10 @@ impl HealthEvent {
         } else {
             "healthy"
         };
-        let mut s = format!("{kind} {} {word} ({}/{} nodes)", slf.cluster_short_name, slf.ready_nodes, slf.total_nodes);
+        let mut s = format!(
+            "{kind} {} {word} ({}/{} nodes)",
+            slf.cluster_short_name, slf.ready_nodes, slf.total_nodes
+        );
         if let Some(e) = &slf.error {
             s.push_str(&format!(" (error: {e})"));
         }
@@ -681,7 +797,12 @@ impl DependencyEvent {
         let action: &'static str = match &*a {
             "start" => "start",
             "stop" => "stop",
-            other => return Err(value_err("action", format!("must be 'start' or 'stop', got {other:?}"))),
+            other => {
+                return Err(value_err(
+                    "action",
+                    format!("must be 'start' or 'stop', got {other:?}"),
+                ))
+            }
         };
         let ty = match (cascade, action) {
             (true, "start") => types::CASCADE_START,
@@ -689,13 +810,28 @@ impl DependencyEvent {
             (false, "start") => types::DEPENDENCY_START,
             (false, _) => types::DEPENDENCY_STOP,
         };
-        let h = header(py, ty, source, Severity::Info, correlation_id, caused_by, parent_id, timestamp, event_id, "dependency_change")?;
-        Ok(PyClassInitializer::from(base(h, extract_metadata(py, metadata)?)).add_subclass(DependencyEvent {
-            dependency_type,
-            affected,
-            action,
-            cascade,
-        }))
+        let h = header(
+            py,
+            ty,
+            source,
+            Severity::Info,
+            correlation_id,
+            caused_by,
+            parent_id,
+            timestamp,
+            event_id,
+            "dependency_change",
+        )?;
+        Ok(
+            PyClassInitializer::from(base(h, extract_metadata(py, metadata)?)).add_subclass(
+                DependencyEvent {
+                    dependency_type,
+                    affected,
+                    action,
+                    cascade,
+                },
+            ),
+        )
     }
     /// Type of the dependency (e.g. `KubeOperation` for a cluster connection).
     #[getter]
@@ -717,11 +853,20 @@ impl DependencyEvent {
     fn cascade(&self) -> bool {
         self.cascade
     }
-    fn __getnewargs_ex__<'py>(slf: PyRef<'py, Self>, py: Python<'py>) -> PyResult<(Bound<'py, PyTuple>, Bound<'py, PyDict>)> {
+    fn __getnewargs_ex__<'py>(
+        slf: PyRef<'py, Self>,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyTuple>, Bound<'py, PyDict>)> {
         let kw = slf.as_super().header_kwargs(py)?;
         kw.set_item("cascade", slf.cascade)?;
         let affected = PyList::new(py, slf.affected.iter().map(|s| &**s))?;
-        let args = (&*slf.as_super().header.source, &*slf.dependency_type, affected, slf.action).into_pyobject(py)?;
+        let args = (
+            &*slf.as_super().header.source,
+            &*slf.dependency_type,
+            affected,
+            slf.action,
+        )
+            .into_pyobject(py)?;
         Ok((args, kw))
     }
     fn __str__(slf: PyRef<'_, Self>) -> String {
@@ -774,8 +919,27 @@ impl UserActionEvent {
             Some(s) if !s.is_none() => extract_text("source", s, LABEL_MAX)?,
             _ => Arc::from("user"),
         };
-        let h = header(py, types::USER_ACTION, source, Severity::Info, correlation_id, caused_by, parent_id, timestamp, event_id, "user_action")?;
-        Ok(PyClassInitializer::from(base(h, extract_metadata(py, metadata)?)).add_subclass(UserActionEvent { action, target_type, target_name }))
+        let h = header(
+            py,
+            types::USER_ACTION,
+            source,
+            Severity::Info,
+            correlation_id,
+            caused_by,
+            parent_id,
+            timestamp,
+            event_id,
+            "user_action",
+        )?;
+        Ok(
+            PyClassInitializer::from(base(h, extract_metadata(py, metadata)?)).add_subclass(
+                UserActionEvent {
+                    action,
+                    target_type,
+                    target_name,
+                },
+            ),
+        )
     }
     /// The action (e.g. `restart`).
     #[getter]
@@ -792,14 +956,20 @@ impl UserActionEvent {
     fn target_name(&self) -> &str {
         &self.target_name
     }
-    fn __getnewargs_ex__<'py>(slf: PyRef<'py, Self>, py: Python<'py>) -> PyResult<(Bound<'py, PyTuple>, Bound<'py, PyDict>)> {
+    fn __getnewargs_ex__<'py>(
+        slf: PyRef<'py, Self>,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyTuple>, Bound<'py, PyDict>)> {
         let kw = slf.as_super().header_kwargs(py)?;
         kw.set_item("source", &*slf.as_super().header.source)?;
         let args = (&*slf.action, &*slf.target_type, &*slf.target_name).into_pyobject(py)?;
         Ok((args, kw))
     }
     fn __str__(&self) -> String {
-        format!("User {} {} {}", self.action, self.target_type, self.target_name)
+        format!(
+            "User {} {} {}",
+            self.action, self.target_type, self.target_name
+        )
     }
     #[classattr]
     fn __match_args__() -> (&'static str, &'static str, &'static str) {
@@ -841,13 +1011,39 @@ impl SystemEvent {
         let (action, ty, sev) = match &*a {
             "startup" => ("startup", types::SYSTEM_STARTUP, Severity::Info),
             "shutdown" => ("shutdown", types::SYSTEM_SHUTDOWN, Severity::Warn),
-            "config_change" | "config.change" => ("config_change", types::CONFIG_CHANGE, Severity::Info),
+            "config_change" | "config.change" => {
+                ("config_change", types::CONFIG_CHANGE, Severity::Info)
+            }
             "error" => ("error", types::SYSTEM_ERROR, Severity::Error),
-            other => return Err(value_err("action", format!("must be one of {SYSTEM_ACTIONS:?}, got {other:?}"))),
+            other => {
+                return Err(value_err(
+                    "action",
+                    format!("must be one of {SYSTEM_ACTIONS:?}, got {other:?}"),
+                ))
+            }
         };
         let details = extract_opt_text("details", details)?;
-        let h = header(py, ty, component.clone(), sev, correlation_id, caused_by, parent_id, timestamp, event_id, "system_operation")?;
-        Ok(PyClassInitializer::from(base(h, extract_metadata(py, metadata)?)).add_subclass(SystemEvent { component, action, details }))
+        let h = header(
+            py,
+            ty,
+            component.clone(),
+            sev,
+            correlation_id,
+            caused_by,
+            parent_id,
+            timestamp,
+            event_id,
+            "system_operation",
+        )?;
+        Ok(
+            PyClassInitializer::from(base(h, extract_metadata(py, metadata)?)).add_subclass(
+                SystemEvent {
+                    component,
+                    action,
+                    details,
+                },
+            ),
+        )
     }
     /// The component.
     #[getter]
@@ -864,13 +1060,20 @@ impl SystemEvent {
     fn details(&self) -> Option<&str> {
         self.details.as_deref()
     }
-    fn __getnewargs_ex__<'py>(slf: PyRef<'py, Self>, py: Python<'py>) -> PyResult<(Bound<'py, PyTuple>, Bound<'py, PyDict>)> {
+    fn __getnewargs_ex__<'py>(
+        slf: PyRef<'py, Self>,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyTuple>, Bound<'py, PyDict>)> {
         let kw = slf.as_super().header_kwargs(py)?;
         let args = (&*slf.component, slf.action, slf.details.as_deref()).into_pyobject(py)?;
         Ok((args, kw))
     }
     fn __str__(&self) -> String {
-        let mut s = format!("system {}: {}", self.action.replace('_', " "), self.component);
+        let mut s = format!(
+            "system {}: {}",
+            self.action.replace('_', " "),
+            self.component
+        );
         if let Some(d) = &self.details {
             s.push_str(&format!(" ({d})"));
         }

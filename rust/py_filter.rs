@@ -27,7 +27,13 @@ pub fn extract_filter(param: &str, v: Option<&Bound<'_, PyAny>>) -> PyResult<PyT
         Some(v) => v
             .cast::<Filter>()
             .map(|f| f.get().tree.clone())
-            .map_err(|_| type_err(param, "a tracebus Filter (from filter_by_type, filter_by_source, ...) or None", v)),
+            .map_err(|_| {
+                type_err(
+                    param,
+                    "a tracebus Filter (from filter_by_type, filter_by_source, ...) or None",
+                    v,
+                )
+            }),
     }
 }
 
@@ -36,7 +42,10 @@ fn describe(t: &PyTree) -> String {
         Tree::All => "all".into(),
         Tree::Nothing => "nothing".into(),
         Tree::Types(s) => {
-            let mut v: Vec<_> = s.iter().map(|i| crate::kinds::event_type_name(*i).to_string()).collect();
+            let mut v: Vec<_> = s
+                .iter()
+                .map(|i| crate::kinds::event_type_name(*i).to_string())
+                .collect();
             v.sort();
             format!("type in {v:?}")
         }
@@ -47,8 +56,14 @@ fn describe(t: &PyTree) -> String {
         }
         Tree::MinSeverity(s) => format!("severity >= {}", s.as_str()),
         Tree::Correlation(c) => format!("correlation == {c:?}"),
-        Tree::And(fs) => format!("({})", fs.iter().map(describe).collect::<Vec<_>>().join(" & ")),
-        Tree::Or(fs) => format!("({})", fs.iter().map(describe).collect::<Vec<_>>().join(" | ")),
+        Tree::And(fs) => format!(
+            "({})",
+            fs.iter().map(describe).collect::<Vec<_>>().join(" & ")
+        ),
+        Tree::Or(fs) => format!(
+            "({})",
+            fs.iter().map(describe).collect::<Vec<_>>().join(" | ")
+        ),
         Tree::Not(f) => format!("~{}", describe(f)),
         Tree::Custom(_) => "predicate".into(),
     }
@@ -91,16 +106,29 @@ fn or(parts: Vec<PyTree>) -> PyTree {
 }
 
 fn collect_filters(param: &str, filters: &Bound<'_, PyTuple>) -> PyResult<Vec<PyTree>> {
-    filters.iter().map(|f| extract_filter(param, Some(&f))).collect()
+    filters
+        .iter()
+        .map(|f| extract_filter(param, Some(&f)))
+        .collect()
 }
 
 #[pymethods]
 impl Filter {
     fn __and__(&self, other: &Bound<'_, PyAny>) -> PyResult<Filter> {
-        Ok(Filter { tree: and(vec![self.tree.clone(), extract_filter("other", Some(other))?]) })
+        Ok(Filter {
+            tree: and(vec![
+                self.tree.clone(),
+                extract_filter("other", Some(other))?,
+            ]),
+        })
     }
     fn __or__(&self, other: &Bound<'_, PyAny>) -> PyResult<Filter> {
-        Ok(Filter { tree: or(vec![self.tree.clone(), extract_filter("other", Some(other))?]) })
+        Ok(Filter {
+            tree: or(vec![
+                self.tree.clone(),
+                extract_filter("other", Some(other))?,
+            ]),
+        })
     }
     fn __invert__(&self) -> Filter {
         Filter {
@@ -129,7 +157,9 @@ impl Filter {
 
 /// Evaluates a tree for a Python event; predicates are called with the event.
 pub fn eval(tree: &PyTree, event: &Bound<'_, PyAny>, h: &crate::event::Header) -> PyResult<bool> {
-    tree.matches(h, &mut |p: &Pred| p.bind(event.py()).call1((event,))?.is_truthy())
+    tree.matches(h, &mut |p: &Pred| {
+        p.bind(event.py()).call1((event,))?.is_truthy()
+    })
 }
 
 /// Events whose type is one of `types` (EventType members or registered names).
@@ -140,7 +170,13 @@ pub fn filter_by_type(types: &Bound<'_, PyTuple>) -> PyResult<Filter> {
     for t in types.iter() {
         set.insert(extract_event_type("types", &t)?);
     }
-    Ok(Filter { tree: if set.is_empty() { Tree::Nothing } else { Tree::Types(set) } })
+    Ok(Filter {
+        tree: if set.is_empty() {
+            Tree::Nothing
+        } else {
+            Tree::Types(set)
+        },
+    })
 }
 
 /// Events whose source is one of `sources`.
@@ -151,19 +187,29 @@ pub fn filter_by_source(sources: &Bound<'_, PyTuple>) -> PyResult<Filter> {
     for s in sources.iter() {
         set.insert(extract_text("sources", &s, LABEL_MAX)?);
     }
-    Ok(Filter { tree: if set.is_empty() { Tree::Nothing } else { Tree::Sources(set) } })
+    Ok(Filter {
+        tree: if set.is_empty() {
+            Tree::Nothing
+        } else {
+            Tree::Sources(set)
+        },
+    })
 }
 
 /// Events at least as severe as `minimum`.
 #[pyfunction]
 pub fn filter_by_severity(minimum: &Bound<'_, PyAny>) -> PyResult<Filter> {
-    Ok(Filter { tree: Tree::MinSeverity(extract_severity("minimum", minimum)?) })
+    Ok(Filter {
+        tree: Tree::MinSeverity(extract_severity("minimum", minimum)?),
+    })
 }
 
 /// Events of one correlation (one operation's whole cascade).
 #[pyfunction]
 pub fn filter_by_correlation(correlation_id: &Bound<'_, PyAny>) -> PyResult<Filter> {
-    Ok(Filter { tree: Tree::Correlation(extract_text("correlation_id", correlation_id, 200)?) })
+    Ok(Filter {
+        tree: Tree::Correlation(extract_text("correlation_id", correlation_id, 200)?),
+    })
 }
 
 /// Events for which `predicate(event)` is truthy. Slow path: a Python call per event and
@@ -173,23 +219,33 @@ pub fn filter_by_correlation(correlation_id: &Bound<'_, PyAny>) -> PyResult<Filt
 #[pyfunction]
 pub fn filter_by(predicate: &Bound<'_, PyAny>) -> PyResult<Filter> {
     if !predicate.is_callable() {
-        return Err(type_err("predicate", "a callable taking an event and returning a bool", predicate));
+        return Err(type_err(
+            "predicate",
+            "a callable taking an event and returning a bool",
+            predicate,
+        ));
     }
-    Ok(Filter { tree: Tree::Custom(Arc::new(predicate.clone().unbind())) })
+    Ok(Filter {
+        tree: Tree::Custom(Arc::new(predicate.clone().unbind())),
+    })
 }
 
 /// AND of the filters; with none, matches everything.
 #[pyfunction]
 #[pyo3(signature = (*filters))]
 pub fn combine_filters(filters: &Bound<'_, PyTuple>) -> PyResult<Filter> {
-    Ok(Filter { tree: and(collect_filters("filters", filters)?) })
+    Ok(Filter {
+        tree: and(collect_filters("filters", filters)?),
+    })
 }
 
 /// OR of the filters; with none, matches nothing.
 #[pyfunction]
 #[pyo3(signature = (*filters))]
 pub fn any_filter(filters: &Bound<'_, PyTuple>) -> PyResult<Filter> {
-    Ok(Filter { tree: or(collect_filters("filters", filters)?) })
+    Ok(Filter {
+        tree: or(collect_filters("filters", filters)?),
+    })
 }
 
 /// NOT of a filter.
@@ -199,7 +255,9 @@ pub fn not_filter(filter: &Bound<'_, PyAny>) -> PyResult<Filter> {
     if filter.is_none() {
         return Err(value_err("filter", "must be a Filter, not None"));
     }
-    Ok(Filter { tree: Tree::Not(Box::new(t)) })
+    Ok(Filter {
+        tree: Tree::Not(Box::new(t)),
+    })
 }
 
 /// Visits the predicates of a tree (for GC traversal).

@@ -70,8 +70,13 @@ pub fn _bind_enums(
     Ok(())
 }
 
-fn as_str<'a>(param: &str, expected: &str, v: &'a Bound<'_, PyAny>) -> PyResult<&'a Bound<'a, PyString>> {
-    v.cast::<PyString>().map_err(|_| type_err(param, expected, v))
+fn as_str<'a>(
+    param: &str,
+    expected: &str,
+    v: &'a Bound<'_, PyAny>,
+) -> PyResult<&'a Bound<'a, PyString>> {
+    v.cast::<PyString>()
+        .map_err(|_| type_err(param, expected, v))
 }
 
 pub fn extract_state(param: &str, v: &Bound<'_, PyAny>) -> PyResult<State> {
@@ -129,7 +134,10 @@ pub fn extract_text(param: &str, v: &Bound<'_, PyAny>, max: usize) -> PyResult<A
         return Err(value_err(param, "must not contain NUL characters"));
     }
     if s.chars().count() > max {
-        return Err(value_err(param, format!("must be at most {max} characters")));
+        return Err(value_err(
+            param,
+            format!("must be at most {max} characters"),
+        ));
     }
     Ok(Arc::from(s))
 }
@@ -150,13 +158,18 @@ pub fn extract_opt_text(param: &str, v: Option<&Bound<'_, PyAny>>) -> PyResult<O
             if s.contains('\0') {
                 return Err(value_err(param, "must not contain NUL characters"));
             }
-            Ok(if s.is_empty() { None } else { Some(Arc::from(s)) })
+            Ok(if s.is_empty() {
+                None
+            } else {
+                Some(Arc::from(s))
+            })
         }
     }
 }
 
 fn py_exception_type(py: Python<'_>) -> Bound<'_, PyAny> {
-    py.get_type::<pyo3::exceptions::PyBaseException>().into_any()
+    py.get_type::<pyo3::exceptions::PyBaseException>()
+        .into_any()
 }
 
 pub fn state_obj(py: Python<'_>, s: State) -> Py<PyAny> {
@@ -174,7 +187,10 @@ pub fn severity_obj(py: Python<'_>, s: Severity) -> Py<PyAny> {
 }
 
 pub fn action_obj(py: Python<'_>, a: BufferAction) -> Py<PyAny> {
-    let i = BufferAction::NAMES.iter().position(|n| *n == a.as_str()).unwrap_or(0);
+    let i = BufferAction::NAMES
+        .iter()
+        .position(|n| *n == a.as_str())
+        .unwrap_or(0);
     match ENUMS.get(py) {
         Some(e) => e.actions[i].clone_ref(py),
         None => PyString::new(py, a.as_str()).into_any().unbind(),

@@ -2,7 +2,9 @@
 
 use crate::channel::BufferAction;
 use crate::py_channel::{extract_capacity, extract_strategy, Channel};
-use crate::py_kinds::{extract_service_type, extract_state, extract_text, service_type_obj, state_obj};
+use crate::py_kinds::{
+    extract_service_type, extract_state, extract_text, service_type_obj, state_obj,
+};
 use crate::py_update::{extract_update, snapshot_obj, ServiceStateSnapshot, LABEL_MAX};
 use crate::store::{Pending, StateStore as Core};
 use pyo3::prelude::*;
@@ -60,7 +62,11 @@ impl StateStore {
         }
     }
 
-    pub fn transition_core(&self, py: Python<'_>, update: &Bound<'_, PyAny>) -> PyResult<crate::store::Transition> {
+    pub fn transition_core(
+        &self,
+        py: Python<'_>,
+        update: &Bound<'_, PyAny>,
+    ) -> PyResult<crate::store::Transition> {
         let u = extract_update(update)?;
         let (t, p) = self.core.apply(u.data.clone());
         self.notify(py, p);
@@ -74,7 +80,9 @@ impl StateStore {
     #[pyo3(signature = (subscription_buffer=None))]
     fn py_new(subscription_buffer: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
         let n = extract_capacity("subscription_buffer", subscription_buffer, 100)?;
-        Ok(StateStore { core: Arc::new(Core::new(n)) })
+        Ok(StateStore {
+            core: Arc::new(Core::new(n)),
+        })
     }
 
     /// Stores the update as its label's snapshot. Returns True when the label is new or its
@@ -86,13 +94,22 @@ impl StateStore {
     /// Like `set_service_state`, returning the old and new state of the same atomic
     /// transition.
     fn transition(&self, py: Python<'_>, update: &Bound<'_, PyAny>) -> PyResult<StateTransition> {
-        Ok(StateTransition { t: self.transition_core(py, update)? })
+        Ok(StateTransition {
+            t: self.transition_core(py, update)?,
+        })
     }
 
     /// The snapshot of `label`, or None.
-    fn get_service_state(&self, py: Python<'_>, label: &Bound<'_, PyAny>) -> PyResult<Option<Py<ServiceStateSnapshot>>> {
+    fn get_service_state(
+        &self,
+        py: Python<'_>,
+        label: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<Py<ServiceStateSnapshot>>> {
         let label = extract_text("label", label, LABEL_MAX)?;
-        self.core.get(&label).map(|d| snapshot_obj(py, d)).transpose()
+        self.core
+            .get(&label)
+            .map(|d| snapshot_obj(py, d))
+            .transpose()
     }
 
     /// Every snapshot, keyed by label.
@@ -105,15 +122,31 @@ impl StateStore {
     }
 
     /// Snapshots of services of `service_type`, sorted by label.
-    fn get_services_by_type(&self, py: Python<'_>, service_type: &Bound<'_, PyAny>) -> PyResult<Vec<Py<ServiceStateSnapshot>>> {
+    fn get_services_by_type(
+        &self,
+        py: Python<'_>,
+        service_type: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<Py<ServiceStateSnapshot>>> {
         let t = extract_service_type("service_type", service_type)?;
-        self.core.by_type(&t).into_iter().map(|d| snapshot_obj(py, d)).collect()
+        self.core
+            .by_type(&t)
+            .into_iter()
+            .map(|d| snapshot_obj(py, d))
+            .collect()
     }
 
     /// Snapshots of services in `state`, sorted by label.
-    fn get_services_by_state(&self, py: Python<'_>, state: &Bound<'_, PyAny>) -> PyResult<Vec<Py<ServiceStateSnapshot>>> {
+    fn get_services_by_state(
+        &self,
+        py: Python<'_>,
+        state: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<Py<ServiceStateSnapshot>>> {
         let s = extract_state("state", state)?;
-        self.core.by_state(s).into_iter().map(|d| snapshot_obj(py, d)).collect()
+        self.core
+            .by_state(s)
+            .into_iter()
+            .map(|d| snapshot_obj(py, d))
+            .collect()
     }
 
     /// Removes `label`; its subscribers get a change to `UNKNOWN` with `cleared=True`.
@@ -136,7 +169,12 @@ impl StateStore {
     /// `StateChangeEvent`s with per-subscription sequence numbers. Default buffer: the
     /// store's `subscription_buffer`; default strategy: drop (as in the reference).
     #[pyo3(signature = (label=None, *, buffer_size=None, strategy=None))]
-    fn subscribe(&self, label: Option<&Bound<'_, PyAny>>, buffer_size: Option<&Bound<'_, PyAny>>, strategy: Option<&Bound<'_, PyAny>>) -> PyResult<Channel> {
+    fn subscribe(
+        &self,
+        label: Option<&Bound<'_, PyAny>>,
+        buffer_size: Option<&Bound<'_, PyAny>>,
+        strategy: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Channel> {
         let label = match label {
             Some(l) if !l.is_none() => Some(extract_text("label", l, LABEL_MAX)?),
             _ => None,

@@ -21,13 +21,20 @@ pub fn extract_timestamp(v: Option<&Bound<'_, PyAny>>) -> PyResult<f64> {
         Some(v) if v.is_none() => Ok(now()),
         Some(v) => {
             if v.is_instance_of::<pyo3::types::PyBool>() {
-                return Err(type_err("timestamp", "a float (seconds since the epoch) or None", v));
+                return Err(type_err(
+                    "timestamp",
+                    "a float (seconds since the epoch) or None",
+                    v,
+                ));
             }
-            let t: f64 = v
-                .extract()
-                .map_err(|_| type_err("timestamp", "a float (seconds since the epoch) or None", v))?;
+            let t: f64 = v.extract().map_err(|_| {
+                type_err("timestamp", "a float (seconds since the epoch) or None", v)
+            })?;
             if !t.is_finite() || t < 0.0 {
-                return Err(value_err("timestamp", "must be a finite, non-negative number"));
+                return Err(value_err(
+                    "timestamp",
+                    "must be a finite, non-negative number",
+                ));
             }
             Ok(t)
         }
@@ -40,7 +47,10 @@ pub fn extract_uint(param: &str, v: &Bound<'_, PyAny>, max: u64) -> PyResult<u64
     }
     let n: i128 = v.extract()?;
     if n < 0 || n > i128::from(max) {
-        return Err(value_err(param, format!("must be between 0 and {max}, got {n}")));
+        return Err(value_err(
+            param,
+            format!("must be between 0 and {max}, got {n}"),
+        ));
     }
     Ok(n as u64)
 }
@@ -199,7 +209,11 @@ impl ManagedServiceUpdate {
 
     /// A copy with a new cause (and parent id).
     #[pyo3(signature = (cause, parent_id=None))]
-    fn with_cause(&self, cause: &Bound<'_, PyAny>, parent_id: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    fn with_cause(
+        &self,
+        cause: &Bound<'_, PyAny>,
+        parent_id: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
         let cause = extract_text("cause", cause, 200)?;
         let parent = match parent_id {
             Some(p) if !p.is_none() => Some(extract_text("parent_id", p, 200)?),
@@ -290,7 +304,12 @@ pub fn extract_event_id(v: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
                 .cast::<pyo3::types::PyString>()
                 .map_err(|_| type_err("event_id", "a str like 'evt_<16 hex>'", v))?
                 .to_str()?;
-            ids::parse_event_id(s).ok_or_else(|| value_err("event_id", format!("must look like 'evt_' + 16 hex characters, got {s:?}")))
+            ids::parse_event_id(s).ok_or_else(|| {
+                value_err(
+                    "event_id",
+                    format!("must look like 'evt_' + 16 hex characters, got {s:?}"),
+                )
+            })
         }
         _ => Ok(ids::next_id()),
     }
@@ -439,10 +458,15 @@ impl HealthStatusUpdate {
         let cluster_short_name = extract_text("cluster_short_name", cluster_short_name, LABEL_MAX)?;
         let is_mc = extract_bool("is_mc", is_mc)?;
         let is_healthy = extract_bool("is_healthy", is_healthy)?;
-        let ready_nodes = crate::py_update::uint_or("ready_nodes", ready_nodes, 0, u64::from(u32::MAX))? as u32;
-        let total_nodes = crate::py_update::uint_or("total_nodes", total_nodes, 0, u64::from(u32::MAX))? as u32;
+        let ready_nodes =
+            crate::py_update::uint_or("ready_nodes", ready_nodes, 0, u64::from(u32::MAX))? as u32;
+        let total_nodes =
+            crate::py_update::uint_or("total_nodes", total_nodes, 0, u64::from(u32::MAX))? as u32;
         if ready_nodes > total_nodes {
-            return Err(value_err("ready_nodes", format!("must not exceed total_nodes ({ready_nodes} > {total_nodes})")));
+            return Err(value_err(
+                "ready_nodes",
+                format!("must not exceed total_nodes ({ready_nodes} > {total_nodes})"),
+            ));
         }
         let error = extract_opt_text("error", error)?;
         let timestamp = extract_timestamp(timestamp)?;
@@ -531,7 +555,11 @@ impl HealthStatusUpdate {
             &*self.data.context_name,
             &*self.data.cluster_short_name,
             if self.data.is_mc { "True" } else { "False" },
-            if self.data.is_healthy { "True" } else { "False" },
+            if self.data.is_healthy {
+                "True"
+            } else {
+                "False"
+            },
             self.data.ready_nodes,
             self.data.total_nodes
         )

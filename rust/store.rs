@@ -434,7 +434,10 @@ mod tests {
         assert!(set(&s, upd("a", State::Starting)).changed);
         assert!(!set(&s, upd("a", State::Starting)).changed);
         let t = set(&s, upd("a", State::Running));
-        assert_eq!((t.old_state, t.new_state, t.changed), (State::Starting, State::Running, true));
+        assert_eq!(
+            (t.old_state, t.new_state, t.changed),
+            (State::Starting, State::Running, true)
+        );
         set(&s, upd("b", State::Failed));
         let m = s.metrics();
         assert_eq!(m.total_services, 2);
@@ -444,20 +447,32 @@ mod tests {
         assert!(!s.clear("a").0);
         assert_eq!(s.clear_all().0, 1);
         let m = s.metrics();
-        assert_eq!((m.total_services, m.by_state.len(), m.by_type.len()), (0, 0, 0));
+        assert_eq!(
+            (m.total_services, m.by_state.len(), m.by_type.len()),
+            (0, 0, 0)
+        );
     }
 
     #[test]
     fn subscribers_see_changes_and_clears_in_order() {
         let s = StateStore::new(100);
         let all = s.subscribe(None, 100, Strategy::simple(BufferAction::Drop));
-        let only_b = s.subscribe(Some(Arc::from("b")), 100, Strategy::simple(BufferAction::Drop));
+        let only_b = s.subscribe(
+            Some(Arc::from("b")),
+            100,
+            Strategy::simple(BufferAction::Drop),
+        );
         set(&s, upd("a", State::Starting));
         set(&s, upd("b", State::Running));
         set(&s, upd("b", State::Running)); // identical: no notification
         let (_, mut p) = s.clear("b");
         s.notify(&mut p, true);
-        let got: Vec<_> = all.channel.drain(10).into_iter().map(|(_, c)| (c.label, c.new_state)).collect();
+        let got: Vec<_> = all
+            .channel
+            .drain(10)
+            .into_iter()
+            .map(|(_, c)| (c.label, c.new_state))
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -480,7 +495,11 @@ mod tests {
                 let s = s.clone();
                 std::thread::spawn(move || {
                     for i in 0..1000 {
-                        let st = if i % 2 == 0 { State::Starting } else { State::Running };
+                        let st = if i % 2 == 0 {
+                            State::Starting
+                        } else {
+                            State::Running
+                        };
                         set(&s, upd(&format!("svc-{t}"), st));
                     }
                 })
@@ -497,7 +516,9 @@ mod tests {
         // Per label, each change's old state is the previous change's new state.
         let mut last: HashMap<Arc<str>, State> = HashMap::new();
         for (_, c) in changes {
-            let prev = last.insert(c.label.clone(), c.new_state).unwrap_or(State::Unknown);
+            let prev = last
+                .insert(c.label.clone(), c.new_state)
+                .unwrap_or(State::Unknown);
             assert_eq!(prev, c.old_state);
         }
     }

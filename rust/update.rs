@@ -39,7 +39,12 @@ impl UpdateData {
 
     /// The reference's one-line form: `label (Type) State [ready] [port N] [pid N] (error: e)`.
     pub fn describe(&self) -> String {
-        let mut s = format!("{} ({}) {}", self.label, self.source_type, self.state.as_str());
+        let mut s = format!(
+            "{} ({}) {}",
+            self.label,
+            self.source_type,
+            self.state.as_str()
+        );
         if self.is_ready {
             s.push_str(" ready");
         }
