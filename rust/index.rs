@@ -67,22 +67,33 @@ impl<S: Indexed> Index<S> {
     }
 
     /// Subscriptions that may match `h`, in subscription order (their filters still have
-    /// to be evaluated).
-    pub fn candidates<'a>(&'a self, h: &Header, out: &mut Vec<&'a Arc<S>>) {
-        out.clear();
-        let by_type = self.by_type.get(&h.type_id);
+    /// to be evaluated). The common case (one non-empty group) borrows the index's own
+    /// slice; only a mix of groups is collected and sorted into `scratch`.
+    pub fn candidates<'a>(&'a self, h: &Header, scratch: &'a mut Vec<Arc<S>>) -> &'a [Arc<S>] {
+        let by_type = self
+            .by_type
+            .get(&h.type_id)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         let by_src = if self.by_source.is_empty() {
-            None
+            &[][..]
         } else {
-            self.by_source.get(&h.source)
+            self.by_source
+                .get(&h.source)
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
         };
-        let groups = [by_type, by_src, Some(&self.scan)];
-        let nonempty = groups.iter().flatten().filter(|g| !g.is_empty()).count();
-        for g in groups.into_iter().flatten() {
-            out.extend(g.iter());
-        }
-        if nonempty > 1 {
-            out.sort_unstable_by_key(|s| s.seq());
+        let scan = self.scan.as_slice();
+        match (by_type.is_empty(), by_src.is_empty(), scan.is_empty()) {
+            (_, true, true) => by_type,
+            (true, _, true) => by_src,
+            (true, true, _) => scan,
+            _ => {
+                scratch.clear();
+                scratch.extend(by_type.iter().chain(by_src).chain(scan).cloned());
+                scratch.sort_unstable_by_key(|s| s.seq());
+                scratch
+            }
         }
     }
 }
@@ -126,13 +137,13 @@ mod tests {
             Arc::new(S(4, Filter::Types([1].into()))),
         ];
         let ix = Index::build(subs);
-        let mut out = Vec::new();
-        ix.candidates(&h(1, "a"), &mut out);
+        let mut scratch = Vec::new();
+        let out = ix.candidates(&h(1, "a"), &mut scratch);
         assert_eq!(
             out.iter().map(|s| s.0).collect::<Vec<_>>(),
             vec![0, 1, 2, 4]
         );
-        ix.candidates(&h(3, "b"), &mut out);
+        let out = ix.candidates(&h(3, "b"), &mut scratch);
         assert_eq!(out.iter().map(|s| s.0).collect::<Vec<_>>(), vec![1]);
     }
 
@@ -142,8 +153,7 @@ mod tests {
             .map(|i| Arc::new(S(i, Filter::Types([i as u32 + 100].into()))))
             .collect();
         let ix = Index::build(subs);
-        let mut out = Vec::new();
-        ix.candidates(&h(105, "x"), &mut out);
-        assert_eq!(out.len(), 1);
+        let mut scratch = Vec::new();
+        assert_eq!(ix.candidates(&h(105, "x"), &mut scratch).len(), 1);
     }
 }

@@ -152,7 +152,7 @@ impl BusInner {
         event: &Bound<'_, PyAny>,
         h: &Header,
     ) -> PyResult<bool> {
-        let _g = DeliveryGuard::enter(&h.correlation_id, h.event_id, h.type_id);
+        let _g = DeliveryGuard::enter(h);
         let start = SAMPLE.with(|c| {
             let n = c.get().wrapping_add(1);
             c.set(n);
@@ -223,8 +223,8 @@ impl EventBus {
         if inner.panic_next.swap(false, Ordering::Relaxed) {
             panic!("injected panic (EventBus._inject_panic)");
         }
-        let mut cands = Vec::new();
-        ix.candidates(h, &mut cands);
+        let mut scratch = Vec::new();
+        let cands = ix.candidates(h, &mut scratch);
         let mut out = Outcome {
             deliveries: 0,
             timed_out: false,

@@ -8,6 +8,7 @@
 //! handler creates within it. Every context carries a generation from a global counter, and a
 //! delivery records the counter's value when it starts.
 
+use crate::event::Header;
 use crate::ids;
 use crate::kinds;
 use crate::py_errors::value_err;
@@ -21,9 +22,9 @@ static GENERATION: AtomicU64 = AtomicU64::new(1);
 static VAR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 struct Delivering {
-    correlation_id: Arc<str>,
-    event_id: u64,
-    type_id: u32,
+    /// The header of the event being delivered. It outlives the guard: the dispatcher
+    /// holds a reference to the event for the whole handler call.
+    header: *const Header,
     generation: u64,
 }
 
@@ -32,23 +33,21 @@ thread_local! {
 }
 
 /// Marks an event as being delivered on this thread until dropped.
-pub struct DeliveryGuard(());
+pub struct DeliveryGuard<'a>(std::marker::PhantomData<&'a Header>);
 
-impl DeliveryGuard {
-    pub fn enter(correlation_id: &Arc<str>, event_id: u64, type_id: u32) -> Self {
+impl<'a> DeliveryGuard<'a> {
+    pub fn enter(header: &'a Header) -> Self {
         CURRENT.with(|c| {
             c.borrow_mut().push(Delivering {
-                correlation_id: correlation_id.clone(),
-                event_id,
-                type_id,
+                header,
                 generation: GENERATION.load(Ordering::Relaxed),
             })
         });
-        DeliveryGuard(())
+        DeliveryGuard(std::marker::PhantomData)
     }
 }
 
-impl Drop for DeliveryGuard {
+impl Drop for DeliveryGuard<'_> {
     fn drop(&mut self) {
         CURRENT.with(|c| {
             c.borrow_mut().pop();
@@ -127,10 +126,12 @@ impl CorrelationContext {
 
     fn __repr__(&self) -> String {
         format!(
-            "CorrelationContext(correlation_id={:?}, caused_by={:?}, parent_id={:?})",
+            "CorrelationContext(correlation_id={:?}, caused_by={:?}, parent_id={})",
             &*self.correlation_id,
             &*self.caused_by,
-            self.parent_id.as_deref()
+            self.parent_id
+                .as_deref()
+                .map_or_else(|| "None".to_string(), |p| format!("{p:?}"))
         )
     }
 }
@@ -182,12 +183,15 @@ pub fn inherit(py: Python<'_>) -> PyResult<Inherited> {
     let ctx = current_context(py)?;
     let from_delivery = CURRENT.with(|c| {
         c.borrow().last().map(|d| {
+            // SAFETY: the guard that pushed this entry borrows the header and pops the entry
+            // before the borrow ends, so the pointer is live while it is on the stack.
+            let h = unsafe { &*d.header };
             (
                 d.generation,
                 Inherited {
-                    correlation_id: d.correlation_id.clone(),
-                    parent_id: Some(Arc::from(ids::format_event_id(d.event_id))),
-                    caused_by: Some(kinds::event_type_name(d.type_id)),
+                    correlation_id: h.correlation_id.clone(),
+                    parent_id: Some(Arc::from(ids::format_event_id(h.event_id))),
+                    caused_by: Some(kinds::event_type_name(h.type_id)),
                 },
             )
         })
