@@ -57,6 +57,54 @@ impl Mode {
     }
 }
 
+/// A counter only written with the GIL held (the `Python` token proves it), so a relaxed
+/// load + store is exact and avoids a locked read-modify-write on the hot path. PyO3
+/// modules keep the GIL enabled even on free-threaded builds (they are not declared
+/// `gil_used = false`), so every writer is serialized by it.
+#[derive(Default)]
+pub struct GilCounter(AtomicU64);
+
+impl GilCounter {
+    #[inline]
+    pub fn add(&self, _py: Python<'_>, n: u64) {
+        let c = &self.0;
+        c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    }
+    #[inline]
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Shared state touched only with the GIL held (the `Python` token proves it), so publish
+/// reads the subscription index without a lock. Values are cloned out (an `Arc`), never
+/// borrowed across Python calls, and replaced values are dropped after the write.
+pub struct GilCell<T>(std::cell::UnsafeCell<T>);
+
+// SAFETY: every access goes through `get`/`replace`, which require the GIL (a `Python`
+// token), so no two threads access the value at once; `T: Send + Sync` lets clones move
+// between threads.
+unsafe impl<T: Send + Sync> Sync for GilCell<T> {}
+
+impl<T: Clone> GilCell<T> {
+    fn new(v: T) -> Self {
+        GilCell(std::cell::UnsafeCell::new(v))
+    }
+    #[inline]
+    fn get(&self, _py: Python<'_>) -> T {
+        // SAFETY: the GIL is held (token) and no reference outlives this call.
+        unsafe { (*self.0.get()).clone() }
+    }
+    fn replace(&self, _py: Python<'_>, v: T) -> T {
+        // SAFETY: as in `get`; the old value is returned, so its drop (which may run Python
+        // code) happens after the write, with no reference into the cell alive.
+        unsafe { std::mem::replace(&mut *self.0.get(), v) }
+    }
+    fn get_mut(&mut self) -> &mut T {
+        self.0.get_mut()
+    }
+}
+
 pub struct Sub {
     seq: u64,
     id: String,
@@ -65,7 +113,7 @@ pub struct Sub {
     handler: Option<Py<PyAny>>,
     channel: Option<Arc<Core<Py<PyAny>>>>,
     active: AtomicBool,
-    delivered: AtomicU64,
+    delivered: GilCounter,
     errors: AtomicU64,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -81,15 +129,15 @@ impl Indexed for Sub {
 }
 
 pub struct BusInner {
-    index: Mutex<Arc<Index<Sub>>>,
+    index: GilCell<Arc<Index<Sub>>>,
     closed: AtomicBool,
     next_seq: AtomicU64,
-    published: AtomicU64,
-    delivered: AtomicU64,
+    published: GilCounter,
+    delivered: GilCounter,
     dropped: AtomicU64,
     evicted: AtomicU64,
     errors: AtomicU64,
-    per_type: Box<[AtomicU64]>,
+    per_type: Box<[GilCounter]>,
     latency: LatencyHistogram,
     history: Mutex<VecDeque<Py<PyAny>>>,
     history_size: usize,
@@ -162,7 +210,7 @@ impl BusInner {
         self.record_latency(start);
         match r {
             Ok(_) => {
-                sub.delivered.fetch_add(1, Ordering::Relaxed);
+                sub.delivered.add(py, 1);
                 Ok(true)
             }
             Err(e) if e.is_instance_of::<PyException>(py) => {
@@ -173,13 +221,14 @@ impl BusInner {
         }
     }
 
-    fn remove(&self, seq: u64) -> Option<Arc<Sub>> {
-        let mut ix = self.index.lock();
+    fn remove(&self, py: Python<'_>, seq: u64) -> Option<Arc<Sub>> {
+        let ix = self.index.get(py);
         let pos = ix.all().iter().position(|s| s.seq == seq)?;
         let mut subs: Vec<Arc<Sub>> = ix.all().to_vec();
         let sub = subs.remove(pos);
-        *ix = Arc::new(Index::build(subs));
         drop(ix);
+        let old = self.index.replace(py, Arc::new(Index::build(subs)));
+        drop(old);
         sub.active.store(false, Ordering::Release);
         if let Some(ch) = &sub.channel {
             ch.close();
@@ -208,9 +257,9 @@ impl EventBus {
         timeout: Option<Duration>,
     ) -> PyResult<Outcome> {
         let inner = &self.inner;
-        inner.published.fetch_add(1, Ordering::Relaxed);
+        inner.published.add(py, 1);
         if let Some(c) = inner.per_type.get(h.type_id as usize) {
-            c.fetch_add(1, Ordering::Relaxed);
+            c.add(py, 1);
         }
         if inner.history_size > 0 {
             let mut hist = inner.history.lock();
@@ -219,8 +268,10 @@ impl EventBus {
             }
             hist.push_back(event.clone().unbind());
         }
-        let ix = inner.index.lock().clone();
-        if inner.panic_next.swap(false, Ordering::Relaxed) {
+        let ix = inner.index.get(py);
+        if inner.panic_next.load(Ordering::Relaxed)
+            && inner.panic_next.swap(false, Ordering::Relaxed)
+        {
             panic!("injected panic (EventBus._inject_panic)");
         }
         let mut scratch = Vec::new();
@@ -265,14 +316,14 @@ impl EventBus {
                     match res {
                         Ok(Sent::Queued(_)) => {
                             if sub.mode == Mode::Channel {
-                                sub.delivered.fetch_add(1, Ordering::Relaxed);
+                                sub.delivered.add(py, 1);
                                 out.deliveries += 1;
                             }
                         }
                         Ok(Sent::Evicted(..)) => {
                             inner.evicted.fetch_add(1, Ordering::Relaxed);
                             if sub.mode == Mode::Channel {
-                                sub.delivered.fetch_add(1, Ordering::Relaxed);
+                                sub.delivered.add(py, 1);
                                 out.deliveries += 1;
                             }
                         }
@@ -291,7 +342,7 @@ impl EventBus {
                 (None, None) => {}
             }
         }
-        inner.delivered.fetch_add(out.deliveries, Ordering::Relaxed);
+        inner.delivered.add(py, out.deliveries);
         Ok(out)
     }
 
@@ -341,14 +392,14 @@ impl EventBus {
             handler,
             channel,
             active: AtomicBool::new(true),
-            delivered: AtomicU64::new(0),
+            delivered: GilCounter::default(),
             errors: AtomicU64::new(0),
             worker: Mutex::new(None),
         });
-        let mut ix = self.inner.index.lock();
-        let mut subs: Vec<Arc<Sub>> = ix.all().to_vec();
+        let mut subs: Vec<Arc<Sub>> = self.inner.index.get(py).all().to_vec();
         subs.push(sub.clone());
-        *ix = Arc::new(Index::build(subs));
+        let old = self.inner.index.replace(py, Arc::new(Index::build(subs)));
+        drop(old);
         Ok(sub)
     }
 
@@ -385,7 +436,7 @@ fn worker_loop(sub: Arc<Sub>, bus: Weak<BusInner>) {
                 let h = e.get().header.clone();
                 match inner.call_handler(py, &sub, handler, &ev, &h) {
                     Ok(true) => {
-                        inner.delivered.fetch_add(1, Ordering::Relaxed);
+                        inner.delivered.add(py, 1);
                     }
                     Ok(false) => {}
                     Err(err) => err.write_unraisable(py, Some(&ev)),
@@ -428,15 +479,17 @@ impl EventBus {
         };
         Ok(EventBus {
             inner: Arc::new(BusInner {
-                index: Mutex::new(Arc::new(Index::default())),
+                index: GilCell::new(Arc::new(Index::default())),
                 closed: AtomicBool::new(false),
                 next_seq: AtomicU64::new(0),
-                published: AtomicU64::new(0),
-                delivered: AtomicU64::new(0),
+                published: GilCounter::default(),
+                delivered: GilCounter::default(),
                 dropped: AtomicU64::new(0),
                 evicted: AtomicU64::new(0),
                 errors: AtomicU64::new(0),
-                per_type: (0..MAX_EVENT_TYPES).map(|_| AtomicU64::new(0)).collect(),
+                per_type: (0..MAX_EVENT_TYPES)
+                    .map(|_| GilCounter::default())
+                    .collect(),
                 latency: LatencyHistogram::new(),
                 history: Mutex::new(VecDeque::new()),
                 history_size,
@@ -547,7 +600,7 @@ impl EventBus {
         let sub = self.add(py, tree, mode, Some(handler.clone().unbind()), channel)?;
         if mode == Mode::Thread {
             if let Err(e) = self.spawn_worker(&sub) {
-                self.inner.remove(sub.seq);
+                self.inner.remove(py, sub.seq);
                 return Err(e);
             }
         }
@@ -581,7 +634,7 @@ impl EventBus {
             ch,
             Some(Box::new(move || {
                 if let Some(b) = bus.upgrade() {
-                    b.remove(seq);
+                    Python::attach(|py| b.remove(py, seq));
                 }
             })),
         ))
@@ -592,7 +645,10 @@ impl EventBus {
     /// still delivered.
     fn unsubscribe(&self, subscription: &Bound<'_, PyAny>) -> PyResult<bool> {
         if let Ok(s) = subscription.cast::<Subscription>() {
-            return Ok(self.inner.remove(s.get().sub.seq).is_some());
+            return Ok(self
+                .inner
+                .remove(subscription.py(), s.get().sub.seq)
+                .is_some());
         }
         if let Ok(c) = subscription.cast::<Channel>() {
             let was_open = !c.get().closed_core();
@@ -615,12 +671,9 @@ impl EventBus {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let subs: Vec<Arc<Sub>> = {
-            let mut ix = self.inner.index.lock();
-            let subs = ix.all().to_vec();
-            *ix = Arc::new(Index::default());
-            subs
-        };
+        let old = self.inner.index.replace(py, Arc::new(Index::default()));
+        let subs: Vec<Arc<Sub>> = old.all().to_vec();
+        drop(old);
         for s in &subs {
             s.active.store(false, Ordering::Release);
             if let Some(ch) = &s.channel {
@@ -674,8 +727,8 @@ impl EventBus {
 
     /// Number of active subscriptions.
     #[getter]
-    fn subscription_count(&self) -> usize {
-        self.inner.index.lock().len()
+    fn subscription_count(&self, py: Python<'_>) -> usize {
+        self.inner.index.get(py).len()
     }
 
     /// The maximum nesting of publishes from handlers.
@@ -728,12 +781,12 @@ impl EventBus {
     fn get_metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let i = &self.inner;
         let d = PyDict::new(py);
-        d.set_item("events_published", i.published.load(Ordering::Relaxed))?;
-        d.set_item("events_delivered", i.delivered.load(Ordering::Relaxed))?;
+        d.set_item("events_published", i.published.get())?;
+        d.set_item("events_delivered", i.delivered.get())?;
         d.set_item("events_dropped", i.dropped.load(Ordering::Relaxed))?;
         d.set_item("events_evicted", i.evicted.load(Ordering::Relaxed))?;
         d.set_item("handler_errors", i.errors.load(Ordering::Relaxed))?;
-        let ix = i.index.lock().clone();
+        let ix = i.index.get(py);
         d.set_item("active_subscriptions", ix.len())?;
         let buffered: usize = ix
             .all()
@@ -749,7 +802,7 @@ impl EventBus {
             .enumerate()
             .take(kinds::event_type_count())
         {
-            let n = c.load(Ordering::Relaxed);
+            let n = c.get();
             if n > 0 {
                 bt.set_item(crate::py_kinds::event_type_obj(py, t as u32), n)?;
             }
@@ -772,7 +825,7 @@ impl EventBus {
     fn memory_bytes(&self, py: Python<'_>) -> u64 {
         let _ = py;
         const EVENT: u64 = 200;
-        let ix = self.inner.index.lock().clone();
+        let ix = self.inner.index.get(py);
         let hist = self.inner.history.lock().len() as u64;
         let buffered: u64 = ix
             .all()
@@ -795,7 +848,9 @@ impl EventBus {
                 visit.call(h)?;
             }
         }
-        if let Some(ix) = self.inner.index.try_lock() {
+        {
+            // SAFETY: the GC runs traversal with the GIL held; the reference is not kept.
+            let ix = unsafe { &*self.inner.index.0.get() };
             for s in ix.all() {
                 if let Some(h) = &s.handler {
                     visit.call(h)?;
@@ -817,10 +872,10 @@ impl EventBus {
         Ok(())
     }
 
-    fn __repr__(&self) -> String {
+    fn __repr__(&self, py: Python<'_>) -> String {
         format!(
             "EventBus(subscriptions={}, closed={})",
-            self.inner.index.lock().len(),
+            self.inner.index.get(py).len(),
             if self.inner.closed.load(Ordering::Relaxed) {
                 "True"
             } else {
@@ -866,7 +921,7 @@ impl Subscription {
     /// Events its handler returned from.
     #[getter]
     fn delivered(&self) -> u64 {
-        self.sub.delivered.load(Ordering::Relaxed)
+        self.sub.delivered.get()
     }
     /// Errors raised by its handler (or its filter predicate).
     #[getter]
@@ -884,9 +939,9 @@ impl Subscription {
         Ok(d)
     }
     /// Unsubscribes. Returns False if it was not active.
-    fn close(&self) -> bool {
+    fn close(&self, py: Python<'_>) -> bool {
         match self.bus.upgrade() {
-            Some(b) => b.remove(self.sub.seq).is_some(),
+            Some(b) => b.remove(py, self.sub.seq).is_some(),
             None => false,
         }
     }
@@ -922,10 +977,10 @@ impl Subscription {
             .is_none_or(|c| c.is_closed() && c.is_empty())
     }
     /// Used by the async pump: records a handler return and its duration in ns.
-    fn _record_delivery(&self, elapsed_ns: Option<u64>) {
-        self.sub.delivered.fetch_add(1, Ordering::Relaxed);
+    fn _record_delivery(&self, py: Python<'_>, elapsed_ns: Option<u64>) {
+        self.sub.delivered.add(py, 1);
         if let Some(b) = self.bus.upgrade() {
-            b.delivered.fetch_add(1, Ordering::Relaxed);
+            b.delivered.add(py, 1);
             if let Some(ns) = elapsed_ns {
                 b.latency.record(ns);
             }
@@ -948,7 +1003,7 @@ impl Subscription {
         _b: &Bound<'_, PyAny>,
         _c: &Bound<'_, PyAny>,
     ) -> bool {
-        self.close();
+        self.close(_a.py());
         false
     }
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
