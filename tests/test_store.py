@@ -1,0 +1,418 @@
+"""The state store: semantics, queries, subscriptions (order, gaps, clears), metrics,
+concurrency and bad input."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from tb_support import WAIT, run_threads, update, wait_until
+from tracebus import (
+    BufferAction,
+    ChannelClosed,
+    ManagedServiceUpdate,
+    PriorityBufferStrategy,
+    ServiceState,
+    ServiceStateSnapshot,
+    ServiceType,
+    StateChangeEvent,
+    StateStore,
+)
+
+S = ServiceState
+
+
+def test_empty_store(store: StateStore) -> None:
+    assert store.get_service_state("nope") is None
+    assert store.get_all_service_states() == {}
+    assert len(store) == 0
+    m = store.get_metrics()
+    assert m["total_services"] == 0
+    assert m["state_changes"] == 0
+    assert m["active_subscriptions"] == 0
+    assert m["services_by_type"] == {} and m["services_by_state"] == {}
+
+
+def test_changed_when_new_or_state_differs_snapshot_stored_either_way(store: StateStore) -> None:
+    u1 = update("pf", S.STARTING)
+    assert store.set_service_state(u1) is True  # new label
+    u2 = update("pf", S.STARTING, pid=42)
+    assert store.set_service_state(u2) is False  # same state
+    snap = store.get_service_state("pf")
+    assert snap is not None and snap.pid == 42 and snap.event_id == u2.event_id  # stored anyway
+    assert store.set_service_state(update("pf", S.RUNNING)) is True
+    assert store.get_service_state("pf").state is S.RUNNING  # type: ignore[union-attr]
+    assert store.get_metrics()["state_changes"] == 2
+
+
+def test_transition_returns_old_and_new(store: StateStore) -> None:
+    t = store.transition(update("a", S.STARTING))
+    assert (t.changed, t.old_state, t.new_state) == (True, S.UNKNOWN, S.STARTING)
+    t = store.transition(update("a", S.RUNNING))
+    assert (t.changed, t.old_state, t.new_state) == (True, S.STARTING, S.RUNNING)
+    t = store.transition(update("a", S.RUNNING))
+    assert (t.changed, t.old_state, t.new_state) == (False, S.RUNNING, S.RUNNING)
+    assert "changed=False" in repr(t)
+
+
+def test_snapshot_uses_the_update_timestamp(store: StateStore) -> None:
+    store.set_service_state(update("a", timestamp=1234.5))
+    snap = store.get_service_state("a")
+    assert isinstance(snap, ServiceStateSnapshot)
+    assert snap.last_updated == 1234.5
+
+
+def test_queries(store: StateStore) -> None:
+    store.set_service_state(update("pf-b", S.RUNNING, ServiceType.PORT_FORWARD))
+    store.set_service_state(update("pf-a", S.FAILED, ServiceType.PORT_FORWARD))
+    store.set_service_state(update("mcp", S.RUNNING, ServiceType.MCP_SERVER))
+    store.set_service_state(update("db", S.STARTING, "CustomDB"))
+    all_ = store.get_all_service_states()
+    assert set(all_) == {"pf-a", "pf-b", "mcp", "db"}
+    assert all(isinstance(v, ServiceStateSnapshot) for v in all_.values())
+    assert [s.label for s in store.get_services_by_type(ServiceType.PORT_FORWARD)] == [
+        "pf-a",
+        "pf-b",
+    ]
+    assert [s.label for s in store.get_services_by_type("CustomDB")] == ["db"]
+    assert store.get_services_by_type(ServiceType.SYSTEM) == []
+    assert [s.label for s in store.get_services_by_state(S.RUNNING)] == ["mcp", "pf-b"]
+    assert [s.label for s in store.get_services_by_state("Failed")] == ["pf-a"]
+    assert store.get_services_by_state(S.STOPPED) == []
+    m = store.get_metrics()
+    assert m["total_services"] == 4 == len(store)
+    assert m["services_by_type"] == {
+        ServiceType.PORT_FORWARD: 2,
+        ServiceType.MCP_SERVER: 1,
+        "CustomDB": 1,
+    }
+    assert m["services_by_state"] == {S.RUNNING: 2, S.FAILED: 1, S.STARTING: 1}
+
+
+def test_clear_and_clear_all(store: StateStore) -> None:
+    for i in range(5):
+        store.set_service_state(update(f"s{i}"))
+    assert store.clear("s0") is True
+    assert store.clear("s0") is False
+    assert store.get_service_state("s0") is None
+    assert len(store) == 4
+    assert store.clear_all() == 4
+    assert len(store) == 0
+    assert store.clear_all() == 0
+    m = store.get_metrics()
+    assert m["total_services"] == 0
+    assert m["services_by_type"] == {} and m["services_by_state"] == {}
+
+
+def test_metrics_never_negative_through_type_and_state_moves(store: StateStore) -> None:
+    store.set_service_state(update("x", S.RUNNING, ServiceType.PORT_FORWARD))
+    store.set_service_state(update("x", S.FAILED, ServiceType.MCP_SERVER))  # type moved too
+    m = store.get_metrics()
+    assert m["services_by_type"] == {ServiceType.MCP_SERVER: 1}
+    assert m["services_by_state"] == {S.FAILED: 1}
+    store.clear("x")
+    store.clear("x")
+    store.clear_all()
+    store.set_service_state(update("x", S.STOPPED))
+    store.clear_all()
+    m = store.get_metrics()
+    for k, v in m.items():
+        if isinstance(v, dict):
+            assert all(n > 0 for n in v.values()), (k, v)
+        else:
+            assert v >= 0, (k, v)
+    assert m["services_by_type"] == {} and m["services_by_state"] == {}
+
+
+# --- subscriptions -------------------------------------------------------------------------
+
+
+def test_subscriber_receives_changes_with_snapshot_and_sequence(store: StateStore) -> None:
+    sub = store.subscribe()
+    u = update("pf", S.STARTING)
+    store.set_service_state(u)
+    store.set_service_state(update("pf", S.RUNNING))
+    evs = sub.drain()
+    assert all(isinstance(e, StateChangeEvent) for e in evs)
+    assert [(e.label, e.old_state, e.new_state, e.sequence) for e in evs] == [
+        ("pf", S.UNKNOWN, S.STARTING, 0),
+        ("pf", S.STARTING, S.RUNNING, 1),
+    ]
+    assert evs[0].snapshot is not None and evs[0].snapshot.event_id == u.event_id
+    assert evs[0].cleared is False
+    assert "sequence=0" in repr(evs[0])
+
+
+def test_same_state_with_new_data_notifies_but_identical_does_not(store: StateStore) -> None:
+    sub = store.subscribe("pf")
+    u = update("pf", S.RUNNING)
+    store.set_service_state(u)
+    store.set_service_state(update("pf", S.RUNNING, pid=10))  # pid changed: notify
+    store.set_service_state(update("pf", S.RUNNING, pid=10))  # nothing changed
+    evs = sub.drain()
+    assert len(evs) == 2
+    assert evs[1].old_state is S.RUNNING and evs[1].new_state is S.RUNNING
+    assert evs[1].snapshot.pid == 10
+
+
+def test_label_subscription_only_sees_its_label(store: StateStore) -> None:
+    sub_a = store.subscribe("a")
+    sub_all = store.subscribe(None)
+    store.set_service_state(update("a"))
+    store.set_service_state(update("b"))
+    store.clear("b")
+    assert [e.label for e in sub_a.drain()] == ["a"]
+    assert [e.label for e in sub_all.drain()] == ["a", "b", "b"]
+
+
+def test_clear_notifies_with_cleared(store: StateStore) -> None:
+    store.set_service_state(update("a", S.RUNNING))
+    store.set_service_state(update("b", S.FAILED))
+    sub = store.subscribe()
+    store.clear("a")
+    store.clear("nope")  # nothing to notify
+    store.clear_all()
+    evs = sub.drain()
+    assert [(e.label, e.old_state, e.new_state, e.cleared, e.snapshot) for e in evs] == [
+        ("a", S.RUNNING, S.UNKNOWN, True, None),
+        ("b", S.FAILED, S.UNKNOWN, True, None),
+    ]
+    assert [e.sequence for e in evs] == [0, 1]
+
+
+def test_closing_a_subscription(store: StateStore) -> None:
+    sub = store.subscribe()
+    assert store.get_metrics()["active_subscriptions"] == 1
+    store.set_service_state(update("a"))
+    sub.close()
+    assert store.get_metrics()["active_subscriptions"] == 0
+    store.set_service_state(update("b"))
+    assert [e.label for e in sub.drain()] == ["a"]  # buffered items stay readable
+    with pytest.raises(ChannelClosed):
+        sub.recv(timeout=0)
+    with sub:
+        pass
+    with store.subscribe() as s2:
+        assert store.get_metrics()["active_subscriptions"] == 1
+    assert s2.closed
+    assert store.get_metrics()["active_subscriptions"] == 0
+
+
+def test_store_channel_cannot_be_sent_to(store: StateStore) -> None:
+    sub = store.subscribe()
+    with pytest.raises(TypeError):
+        sub.send(update())
+
+
+def test_gap_detection_when_the_buffer_overflows_drop(store: StateStore) -> None:
+    sub = store.subscribe(buffer_size=5)  # default strategy: drop the newest
+    states = [S.STARTING, S.RUNNING]
+    for i in range(20):
+        store.set_service_state(update("pf", states[i % 2]))
+    first = sub.drain()
+    assert [e.sequence for e in first] == [0, 1, 2, 3, 4]
+    store.set_service_state(update("pf", S.FAILED))
+    nxt = sub.drain()
+    assert [e.sequence for e in nxt] == [20]  # 5..19 were dropped: the consumer sees a gap
+    stats = sub.stats()
+    assert stats["dropped"] == 15
+    assert (
+        stats["sent"]
+        == stats["delivered"] + stats["dropped"] + stats["evicted"] + stats["buffered"]
+    )
+    m = store.get_metrics()
+    assert m["subscription_drops"] == 15
+    assert m["subscription_events"] == 6
+
+
+def test_gap_detection_with_evict_oldest(store: StateStore) -> None:
+    sub = store.subscribe(buffer_size=5, strategy=BufferAction.EVICT_OLDEST)
+    for i in range(20):
+        store.set_service_state(update(f"s{i}"))
+    evs = sub.drain()
+    assert [e.sequence for e in evs] == [15, 16, 17, 18, 19]
+    assert [e.label for e in evs] == [f"s{i}" for i in range(15, 20)]
+    assert sub.stats()["evicted"] == 15
+    assert store.get_metrics()["subscription_drops"] == 15
+
+
+def test_priority_subscription_keeps_failures(store: StateStore) -> None:
+    sub = store.subscribe(buffer_size=3, strategy=PriorityBufferStrategy())
+    store.set_service_state(update("f1", S.FAILED))
+    for i in range(10):
+        store.set_service_state(update(f"r{i}", S.RUNNING))
+    store.set_service_state(update("f2", S.FAILED))
+    labels = [e.label for e in sub.drain()]
+    assert "f1" in labels and "f2" in labels
+
+
+def test_block_subscriber_sees_everything_in_order(store: StateStore) -> None:
+    sub = store.subscribe(buffer_size=1, strategy=BufferAction.BLOCK)
+    seen: list[StateChangeEvent] = []
+
+    def consume() -> None:
+        for ev in sub:
+            seen.append(ev)
+
+    t = threading.Thread(target=consume)
+    t.start()
+    seq = [S.STARTING, S.RUNNING, S.STOPPING, S.STOPPED]
+    for i in range(200):
+        store.set_service_state(update("pf", seq[i % 4]))  # waits for room, GIL released
+    assert wait_until(lambda: len(seen) == 200)
+    sub.close()
+    t.join(WAIT)
+    assert [e.sequence for e in seen] == list(range(200))
+    assert [e.new_state for e in seen] == [seq[i % 4] for i in range(200)]
+    assert sub.stats()["dropped"] == 0
+    assert store.get_metrics()["subscription_drops"] == 0
+
+
+# --- concurrency ---------------------------------------------------------------------------
+
+
+def test_eight_threads_hammering_one_store_exact_counts(store: StateStore) -> None:
+    n_threads, labels_per, rounds = 8, 25, 12
+    cycle = [S.STARTING, S.RUNNING, S.RUNNING, S.FAILED]  # one repeat per cycle: not a change
+    sub = store.subscribe(buffer_size=100_000)
+
+    def work(i: int) -> None:
+        for r in range(rounds):
+            for j in range(labels_per):
+                store.set_service_state(update(f"t{i}-s{j}", cycle[r % len(cycle)]))
+                store.get_service_state(f"t{i}-s{(j + 1) % labels_per}")
+                if j % 5 == 0:
+                    store.get_all_service_states()
+
+    run_threads(n_threads, work)
+    total = n_threads * labels_per
+    # Per label: first update is a change (new), then cycle transitions; STARTING->RUNNING
+    # change, RUNNING->RUNNING not, RUNNING->FAILED change, FAILED->STARTING change.
+    changes_per_label = 1 + sum(
+        1 for r in range(1, rounds) if cycle[r % len(cycle)] != cycle[(r - 1) % len(cycle)]
+    )
+    m = store.get_metrics()
+    assert m["total_services"] == total == len(store)
+    assert m["state_changes"] == total * changes_per_label
+    assert m["operations"] == total * rounds
+    final_state = cycle[(rounds - 1) % len(cycle)]
+    assert m["services_by_state"] == {final_state: total}
+    assert m["services_by_type"] == {ServiceType.PORT_FORWARD: total}
+    # Identical updates (RUNNING->RUNNING with the same data) notify nobody.
+    assert m["subscription_events"] == total * changes_per_label
+    assert m["subscription_drops"] == 0
+    evs = sub.drain()
+    assert len(evs) == total * changes_per_label
+    assert [e.sequence for e in evs] == list(range(len(evs)))
+
+
+def test_subscriber_sees_every_change_in_order_with_concurrent_writers(store: StateStore) -> None:
+    """Eight writers on the same labels: each change's old_state is the previous change's
+    new_state for that label, and the last one matches the store."""
+    sub = store.subscribe(buffer_size=100_000)
+    labels = [f"shared{i}" for i in range(4)]
+    states = list(ServiceState)[1:]  # not Unknown
+
+    def work(i: int) -> None:
+        for r in range(150):
+            store.set_service_state(update(labels[(i + r) % 4], states[(i * 7 + r) % len(states)]))
+
+    run_threads(8, work)
+    evs = sub.drain()
+    assert [e.sequence for e in evs] == list(range(len(evs)))
+    last: dict[str, ServiceState] = {}
+    for e in evs:
+        assert e.old_state is last.get(e.label, S.UNKNOWN), e
+        last[e.label] = e.new_state
+    for label in labels:
+        snap = store.get_service_state(label)
+        assert snap is not None and snap.state is last[label]
+    assert store.get_metrics()["subscription_drops"] == 0
+
+
+def test_concurrent_subscribe_close_and_writes(store: StateStore) -> None:
+    stop = threading.Event()
+
+    def churn(i: int) -> None:
+        while not stop.is_set():
+            s = store.subscribe(buffer_size=2)
+            s.drain()
+            s.close()
+
+    def write(i: int) -> None:
+        for r in range(300):
+            store.set_service_state(update(f"w{i}", [S.RUNNING, S.FAILED][r % 2]))
+
+    churners = [threading.Thread(target=churn, args=(i,)) for i in range(2)]
+    for t in churners:
+        t.start()
+    try:
+        run_threads(4, write)
+    finally:
+        stop.set()
+        for t in churners:
+            t.join(WAIT)
+    m = store.get_metrics()
+    assert m["active_subscriptions"] == 0
+    assert m["total_services"] == 4
+    assert m["state_changes"] == 4 * 300
+
+
+# --- bad input -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "exc", "param"),
+    [
+        (lambda s: s.set_service_state("not an update"), TypeError, "update"),
+        (lambda s: s.set_service_state(None), TypeError, "update"),
+        (lambda s: s.transition({"state": "Running"}), TypeError, "update"),
+        (lambda s: s.get_service_state(""), ValueError, "label"),
+        (lambda s: s.get_service_state("a\x00"), ValueError, "label"),
+        (lambda s: s.get_service_state(3), TypeError, "label"),
+        (lambda s: s.clear(None), TypeError, "label"),
+        (lambda s: s.clear(""), ValueError, "label"),
+        (lambda s: s.get_services_by_state("Exploded"), ValueError, "state"),
+        (lambda s: s.get_services_by_state(1), TypeError, "state"),
+        (lambda s: s.get_services_by_type(""), ValueError, "service_type"),
+        (lambda s: s.subscribe(""), ValueError, "label"),
+        (lambda s: s.subscribe(5), TypeError, "label"),
+        (lambda s: s.subscribe(buffer_size=0), ValueError, "buffer_size"),
+        (lambda s: s.subscribe(buffer_size=-3), ValueError, "buffer_size"),
+        (lambda s: s.subscribe(buffer_size=10**12), ValueError, "buffer_size"),
+        (lambda s: s.subscribe(buffer_size="big"), TypeError, "buffer_size"),
+        (lambda s: s.subscribe(strategy=42), TypeError, "strategy"),
+        (lambda s: s.subscribe(strategy="sideways"), ValueError, "strategy"),
+    ],
+)
+def test_bad_input_raises_and_leaves_store_unchanged(call: object, exc: type, param: str) -> None:
+    store = StateStore()
+    store.set_service_state(update("keep", S.RUNNING))
+    before = store.get_metrics()
+    snap = store.get_service_state("keep")
+    with pytest.raises(exc, match=param):
+        call(store)  # type: ignore[operator]
+    assert store.get_metrics() == before
+    assert store.get_service_state("keep") == snap
+
+
+@pytest.mark.parametrize(
+    ("size", "exc"), [(0, ValueError), (-1, ValueError), (2**40, ValueError), (1.0, TypeError)]
+)
+def test_bad_subscription_buffer(size: object, exc: type) -> None:
+    with pytest.raises(exc, match="subscription_buffer"):
+        StateStore(subscription_buffer=size)  # type: ignore[arg-type]
+
+
+def test_default_subscription_buffer_is_100() -> None:
+    assert StateStore().subscribe().capacity == 100
+    assert StateStore(subscription_buffer=7).subscribe().capacity == 7
+
+
+def test_invalid_update_never_reaches_the_store(store: StateStore) -> None:
+    with pytest.raises(ValueError):
+        store.set_service_state(ManagedServiceUpdate("PortForward", "", "Running"))
+    with pytest.raises(ValueError):
+        store.set_service_state(ManagedServiceUpdate("PortForward", "x", "Bogus"))
+    assert len(store) == 0
+    assert store.get_metrics()["operations"] == 0
