@@ -38,6 +38,15 @@ thread_local! {
     static SAMPLE: Cell<u32> = const { Cell::new(0) };
 }
 
+/// Puts the thread's publish depth back to its value before a publish, even on unwind.
+struct DepthRestore(u32);
+
+impl Drop for DepthRestore {
+    fn drop(&mut self) {
+        DEPTH.with(|d| d.set(self.0));
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Mode {
     Sync,
@@ -367,9 +376,10 @@ impl EventBus {
             )));
         }
         DEPTH.with(|d| d.set(depth + 1));
-        let r = self.dispatch(py, event, &e.get().header, timeout);
-        DEPTH.with(|d| d.set(depth));
-        r
+        // Restored on drop, so a panic in dispatch (it reaches Python as PanicException)
+        // does not leave this thread's depth raised for good.
+        let _restore = DepthRestore(depth);
+        self.dispatch(py, event, &e.get().header, timeout)
     }
 
     fn add(
