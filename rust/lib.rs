@@ -2,6 +2,7 @@
 //! the `python` feature adds the PyO3 face (`py_*` modules) and the `_core` module, which
 //! only registers classes and functions.
 
+pub mod batch;
 pub mod channel;
 pub mod event;
 pub mod filter;
@@ -44,7 +45,7 @@ mod _core {
     };
     #[pymodule_export]
     use crate::py_correlation::{
-        _context_for, _correlation_var, new_correlation_id, new_event_id, CorrelationContext,
+        _context_of, _correlation_var, new_correlation_id, new_event_id, CorrelationContext,
     };
     #[pymodule_export]
     use crate::py_event::{
