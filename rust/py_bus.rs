@@ -986,11 +986,13 @@ impl Subscription {
             .as_ref()
             .is_none_or(|c| c.is_closed() && c.is_empty())
     }
-    /// Used by the async pump: records a handler return and its duration in ns.
-    fn _record_delivery(&self, py: Python<'_>, elapsed_ns: Option<u64>) {
-        self.sub.delivered.add(py, 1);
+    /// Used by the async pump: records `count` handler returns and, optionally, one sampled
+    /// handler duration in ns.
+    #[pyo3(signature = (count, elapsed_ns=None))]
+    fn _record_delivery(&self, py: Python<'_>, count: u64, elapsed_ns: Option<u64>) {
+        self.sub.delivered.add(py, count);
         if let Some(b) = self.bus.upgrade() {
-            b.delivered.add(py, 1);
+            b.delivered.add(py, count);
             if let Some(ns) = elapsed_ns {
                 b.latency.record(ns);
             }

@@ -11,7 +11,6 @@
 use crate::event::Header;
 use crate::ids;
 use crate::kinds;
-use crate::py_errors::value_err;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use std::cell::RefCell;
@@ -265,21 +264,15 @@ pub fn new_event_id() -> String {
     ids::format_event_id(ids::next_id())
 }
 
-/// The correlation context of the event currently being handled on this thread, if any
-/// (used by async delivery to carry correlation across awaits).
+/// The correlation context children of `event` inherit (used by async delivery to carry
+/// correlation across awaits: correlation id shared, the event as parent, its type as cause).
 #[pyfunction]
-pub fn _context_for(
-    correlation_id: &str,
-    event_id: &str,
-    type_name: &str,
-) -> PyResult<CorrelationContext> {
-    if correlation_id.is_empty() {
-        return Err(value_err("correlation_id", "must be non-empty"));
-    }
-    Ok(CorrelationContext {
-        correlation_id: Arc::from(correlation_id),
-        caused_by: Arc::from(type_name),
-        parent_id: Some(Arc::from(event_id)),
+pub fn _context_of(event: &Bound<'_, crate::py_event::Event>) -> CorrelationContext {
+    let h = &event.get().header;
+    CorrelationContext {
+        correlation_id: h.correlation_id.clone(),
+        caused_by: kinds::event_type_name(h.type_id),
+        parent_id: Some(Arc::from(ids::format_event_id(h.event_id))),
         generation: GENERATION.fetch_add(1, Ordering::Relaxed) + 1,
-    })
+    }
 }

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
-from ._core import Channel, Subscription, _context_for, _correlation_var
+from ._core import Channel, Subscription, _context_of, _correlation_var
 
 _VAR = _correlation_var()
 _SAMPLE_EVERY = 8
@@ -39,8 +39,13 @@ async def channel_anext(ch: Channel) -> Any:
 
 
 async def pump(sub: Subscription, handler: Callable[[Any], Awaitable[object]]) -> None:
-    """Delivers a subscription's events to an async handler, in order, one at a time."""
+    """Delivers a subscription's events to an async handler, in order, one at a time.
+
+    Each call runs with the event's correlation in the context, so events the handler
+    publishes (even after awaiting) join the cascade. Every 8th call is timed.
+    """
     loop = asyncio.get_running_loop()
+    var_set, var_reset, clock = _VAR.set, _VAR.reset, time.perf_counter_ns
     n = 0
     while True:
         batch = sub._drain()
@@ -51,15 +56,21 @@ async def pump(sub: Subscription, handler: Callable[[Any], Awaitable[object]]) -
             if sub._arm_wakeup(loop, partial(_wake, fut)):
                 await fut
             continue
+        ok = 0
+        sample: int | None = None
         for event in batch:
-            token = _VAR.set(_context_for(event.correlation_id, event.event_id, event.type))
+            token = var_set(_context_of(event))
             n += 1
-            start = time.perf_counter_ns() if n % _SAMPLE_EVERY == 0 else 0
+            timed = n % _SAMPLE_EVERY == 0
+            start = clock() if timed else 0
             try:
                 await handler(event)
             except Exception as exc:
                 sub._record_error(exc, event)
             else:
-                sub._record_delivery(time.perf_counter_ns() - start if start else None)
+                ok += 1
+                if timed:
+                    sample = clock() - start
             finally:
-                _VAR.reset(token)
+                var_reset(token)
+        sub._record_delivery(ok, sample)

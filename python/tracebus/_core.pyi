@@ -53,7 +53,7 @@ __all__ = [
     "UserActionEvent",
     "__version__",
     "_bind_enums",
-    "_context_for",
+    "_context_of",
     "_correlation_var",
     "any_filter",
     "combine_filters",
@@ -120,7 +120,7 @@ def new_event_id() -> str:
 def _correlation_var() -> ContextVar[CorrelationContext | None]:
     """The ContextVar behind ``correlation(...)``."""
 
-def _context_for(correlation_id: str, event_id: str, type_name: str) -> CorrelationContext:
+def _context_of(event: Event) -> CorrelationContext:
     """The correlation context of an event being handled (used by async delivery)."""
 
 # Enumerations and event types
