@@ -801,8 +801,8 @@ class Subscription:
     @property
     def _finished(self) -> bool:
         """Used by the async pump: whether the feeding channel is closed and empty."""
-    def _record_delivery(self, elapsed_ns: int | None) -> None:
-        """Used by the async pump: records a handler return and its duration in ns."""
+    def _record_delivery(self, count: int, elapsed_ns: int | None = None) -> None:
+        """Used by the async pump: records handler returns and one sampled duration in ns."""
     def _record_error(self, exc: BaseException, event: Event) -> None:
         """Used by the async pump: records a handler error and passes it to the hook."""
     def __enter__(self) -> Self:
