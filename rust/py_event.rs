@@ -99,6 +99,16 @@ impl Event {
         slf: &Bound<'py, Self>,
         overrides: &Bound<'py, PyDict>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        Self::rebuild_with(slf, &[], overrides)
+    }
+
+    /// Like `rebuild`, also replacing positional constructor arguments by index (keyword
+    /// overrides cannot name a parameter that `__getnewargs_ex__` passes positionally).
+    fn rebuild_with<'py>(
+        slf: &Bound<'py, Self>,
+        positional: &[(usize, Bound<'py, PyAny>)],
+        overrides: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let newargs = slf.call_method0("__getnewargs_ex__")?;
         let (args, kwargs): (Bound<'py, PyTuple>, Bound<'py, PyDict>) = newargs.extract()?;
@@ -106,6 +116,11 @@ impl Event {
         let cls = slf.get_type();
         let mut all = vec![cls.clone().into_any()];
         all.extend(args.iter());
+        for (i, v) in positional {
+            if let Some(slot) = all.get_mut(i + 1) {
+                *slot = v.clone();
+            }
+        }
         let obj = cls
             .getattr("__new__")?
             .call(PyTuple::new(py, all)?, Some(&kwargs))?;
@@ -457,12 +472,14 @@ impl ServiceStateEvent {
         let e = extract_opt_text("err", Some(err))?;
         let o = PyDict::new(py);
         o.set_item("error", e.as_deref())?;
+        let mut positional = Vec::new();
         if e.is_some() {
-            o.set_item("new_state", State::Failed.as_str())?;
+            // new_state is the 4th positional argument of `__getnewargs_ex__`.
+            positional.push((3, PyString::new(py, State::Failed.as_str()).into_any()));
             o.set_item("is_ready", false)?;
         }
         o.set_item("event_id", py.None())?;
-        Event::rebuild(slf.as_super(), &o)
+        Event::rebuild_with(slf.as_super(), &positional, &o)
     }
 
     fn __getnewargs_ex__<'py>(
