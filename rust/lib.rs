@@ -14,6 +14,8 @@ pub mod store;
 pub mod update;
 
 #[cfg(feature = "python")]
+mod py_batch;
+#[cfg(feature = "python")]
 mod py_bus;
 #[cfg(feature = "python")]
 mod py_channel;
@@ -38,6 +40,8 @@ mod _core {
     use pyo3::prelude::*;
 
     #[pymodule_export]
+    use crate::py_batch::{_stop_all_batch_processors, EventBatchProcessor};
+    #[pymodule_export]
     use crate::py_bus::{EventBus, Subscription};
     #[pymodule_export]
     use crate::py_channel::{
@@ -45,7 +49,7 @@ mod _core {
     };
     #[pymodule_export]
     use crate::py_correlation::{
-        _context_of, _correlation_var, new_correlation_id, new_event_id, CorrelationContext,
+        _correlation_var, new_correlation_id, new_event_id, CorrelationContext,
     };
     #[pymodule_export]
     use crate::py_event::{

@@ -157,7 +157,18 @@ pub fn _correlation_var(py: Python<'_>) -> PyResult<Py<PyAny>> {
     Ok(var(py)?.clone_ref(py))
 }
 
-fn current_context(py: Python<'_>) -> PyResult<Option<Py<CorrelationContext>>> {
+fn from_header(h: &Header) -> Inherited {
+    Inherited {
+        correlation_id: h.correlation_id.clone(),
+        parent_id: Some(Arc::from(ids::format_event_id(h.event_id))),
+        caused_by: Some(kinds::event_type_name(h.type_id)),
+    }
+}
+
+/// The context variable's value as (generation, inherited fields). The variable holds a
+/// `CorrelationContext` (a `correlation(...)` scope) or, during async delivery, the `Event`
+/// being handled (generation 0: any delivery started on this thread since is newer).
+fn current_context(py: Python<'_>) -> PyResult<Option<(u64, Inherited)>> {
     let v = var(py)?.bind(py);
     let mut out: *mut pyo3::ffi::PyObject = std::ptr::null_mut();
     // SAFETY: `v` is a ContextVar (created above); PyContextVar_Get returns a new reference
@@ -171,10 +182,21 @@ fn current_context(py: Python<'_>) -> PyResult<Option<Py<CorrelationContext>>> {
     }
     // SAFETY: `out` is a new, non-null reference.
     let obj = unsafe { Bound::from_owned_ptr(py, out) };
-    Ok(obj
-        .cast_into::<CorrelationContext>()
-        .ok()
-        .map(Bound::unbind))
+    if let Ok(c) = obj.cast::<CorrelationContext>() {
+        let c = c.get();
+        return Ok(Some((
+            c.generation,
+            Inherited {
+                correlation_id: c.correlation_id.clone(),
+                parent_id: c.parent_id.clone(),
+                caused_by: Some(c.caused_by.clone()),
+            },
+        )));
+    }
+    if let Ok(e) = obj.cast::<crate::py_event::Event>() {
+        return Ok(Some((0, from_header(&e.get().header))));
+    }
+    Ok(None)
 }
 
 /// Correlation inherited by something created now on this thread.
@@ -184,28 +206,14 @@ pub fn inherit(py: Python<'_>) -> PyResult<Inherited> {
         c.borrow().last().map(|d| {
             // SAFETY: the guard that pushed this entry borrows the header and pops the entry
             // before the borrow ends, so the pointer is live while it is on the stack.
-            let h = unsafe { &*d.header };
-            (
-                d.generation,
-                Inherited {
-                    correlation_id: h.correlation_id.clone(),
-                    parent_id: Some(Arc::from(ids::format_event_id(h.event_id))),
-                    caused_by: Some(kinds::event_type_name(h.type_id)),
-                },
-            )
+            (d.generation, from_header(unsafe { &*d.header }))
         })
     });
     Ok(match (ctx, from_delivery) {
-        (Some(c), d) if d.as_ref().is_none_or(|(g, _)| c.get().generation > *g) => {
-            let c = c.get();
-            Inherited {
-                correlation_id: c.correlation_id.clone(),
-                parent_id: c.parent_id.clone(),
-                caused_by: Some(c.caused_by.clone()),
-            }
-        }
+        (Some((g, c)), d) if d.as_ref().is_none_or(|(dg, _)| g > *dg) => c,
         (_, Some((_, d))) => d,
-        _ => Inherited {
+        (Some((_, c)), None) => c,
+        (None, None) => Inherited {
             correlation_id: Arc::from(ids::new_correlation_id()),
             parent_id: None,
             caused_by: None,
@@ -262,17 +270,4 @@ pub fn new_correlation_id() -> String {
 #[pyfunction]
 pub fn new_event_id() -> String {
     ids::format_event_id(ids::next_id())
-}
-
-/// The correlation context children of `event` inherit (used by async delivery to carry
-/// correlation across awaits: correlation id shared, the event as parent, its type as cause).
-#[pyfunction]
-pub fn _context_of(event: &Bound<'_, crate::py_event::Event>) -> CorrelationContext {
-    let h = &event.get().header;
-    CorrelationContext {
-        correlation_id: h.correlation_id.clone(),
-        caused_by: kinds::event_type_name(h.type_id),
-        parent_id: Some(Arc::from(ids::format_event_id(h.event_id))),
-        generation: GENERATION.fetch_add(1, Ordering::Relaxed) + 1,
-    }
 }

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
-from ._core import Channel, Subscription, _context_of, _correlation_var
+from ._core import Channel, Subscription, _correlation_var
 
 _VAR = _correlation_var()
 _SAMPLE_EVERY = 8
@@ -59,7 +59,7 @@ async def pump(sub: Subscription, handler: Callable[[Any], Awaitable[object]]) -
         ok = 0
         sample: int | None = None
         for event in batch:
-            token = var_set(_context_of(event))
+            token = var_set(event)  # children inherit from the event being handled
             n += 1
             timed = n % _SAMPLE_EVERY == 0
             start = clock() if timed else 0

@@ -53,7 +53,6 @@ __all__ = [
     "UserActionEvent",
     "__version__",
     "_bind_enums",
-    "_context_of",
     "_correlation_var",
     "any_filter",
     "combine_filters",
@@ -120,8 +119,6 @@ def new_event_id() -> str:
 def _correlation_var() -> ContextVar[CorrelationContext | None]:
     """The ContextVar behind ``correlation(...)``."""
 
-def _context_of(event: Event) -> CorrelationContext:
-    """The correlation context of an event being handled (used by async delivery)."""
 
 # Enumerations and event types
 
