@@ -1,0 +1,800 @@
+"""A persistent, append-only event store on SQLite, with replay and event sourcing.
+
+``SqliteEventStore(path)`` keeps every event (header columns for queries plus the JSON
+encoding of ``tracebus.codec`` for the payload) in one table with a global sequence number.
+Each event also belongs to a *stream* (by default its ``source``) with contiguous versions
+1, 2, 3, ...; ``append(..., expected_version=n)`` succeeds only if the stream holds exactly
+``n`` events (optimistic concurrency), else raises ``ConcurrencyError``.
+
+Durability: an event is acknowledged when ``append``/``append_many`` returns, i.e. when its
+transaction has committed. The database runs in WAL mode with ``synchronous="NORMAL"`` by
+default: a committed transaction survives the process being killed, but the last
+transactions before an operating-system crash or power loss may be lost. Pass
+``synchronous="FULL"`` to survive power loss too (each commit then waits for an fsync).
+
+>>> store = SqliteEventStore("events.db")
+>>> store.attach(bus)               # persist everything the bus publishes, in batches
+>>> ...
+>>> store.detach()                  # flushes
+>>> state = rebuild_state(store)    # a StateStore equal to the live one
+>>> print(store.trace(correlation_id).render())
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, NamedTuple
+
+from ._core import (
+    Channel,
+    ChannelClosed,
+    Event,
+    Filter,
+    ManagedServiceUpdate,
+    ServiceStateEvent,
+    SimpleBufferStrategy,
+    StateStore,
+    TracebusError,
+)
+from ._enums import EventType
+from .codec import _CLASSES, class_path, decode_json, encode_parts, resolve_class
+from .trace import Trace, build_trace
+
+__all__ = [
+    "ConcurrencyError",
+    "EventStoreError",
+    "SqliteEventStore",
+    "StoredRecord",
+    "rebuild_state",
+]
+
+_log = logging.getLogger("tracebus.eventstore")
+
+SCHEMA_VERSION = "1"
+_SCHEMA = """
+CREATE TABLE tracebus_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY,
+    event_id INTEGER NOT NULL,
+    stream TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    correlation_id TEXT NOT NULL,
+    timestamp REAL NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE UNIQUE INDEX events_event_id ON events (event_id);
+CREATE UNIQUE INDEX events_stream_version ON events (stream, version);
+CREATE INDEX events_correlation ON events (correlation_id);
+"""
+_INSERT = (
+    "INSERT INTO events (seq, event_id, stream, version, type, severity, correlation_id,"
+    " timestamp, data) VALUES (?,?,?,?,?,?,?,?,?)"
+)
+_SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+_SERVICE_TYPES = tuple(
+    t.value for t in EventType if t.value.startswith("service.")
+)  # the types a ServiceStateEvent can have
+
+
+class EventStoreError(TracebusError):
+    """The event store cannot do what was asked: the file is not a tracebus event store,
+    the database is damaged, or an event is already stored."""
+
+
+class ConcurrencyError(EventStoreError):
+    """An append's ``expected_version`` did not match the stream's current version (another
+    writer appended first). Nothing of that append was stored."""
+
+    def __init__(self, stream: str, expected: int, actual: int) -> None:
+        super().__init__(
+            f"stream {stream!r} is at version {actual}, expected {expected}; "
+            "another writer appended first (re-read the stream and retry)"
+        )
+        self.stream = stream
+        self.expected_version = expected
+        self.actual_version = actual
+
+
+class StoredRecord(NamedTuple):
+    """One stored event with its global sequence number and its stream position."""
+
+    seq: int
+    stream: str
+    version: int
+    event: Event
+
+
+class _Row(NamedTuple):
+    event_id: int
+    stream: str
+    type: str
+    severity: str
+    correlation_id: str
+    timestamp: float
+    data: str
+
+
+_I64 = 1 << 63
+
+
+def _id_to_int(event_id: str) -> int:
+    """``evt_<16 hex>`` as a signed 64-bit integer (a compact, fast index key)."""
+    try:
+        v = int(event_id[4:], 16)
+    except ValueError:
+        raise ValueError(
+            f"event_id must look like 'evt_' + 16 hex characters, got {event_id!r}"
+        ) from None
+    return v - (1 << 64) if v >= _I64 else v
+
+
+def _int_to_id(v: int) -> str:
+    return f"evt_{v & 0xFFFF_FFFF_FFFF_FFFF:016x}"
+
+
+def _encode_row(event: Event, stream: str | None) -> _Row:
+    """Query columns plus the event's full JSON encoding (``tracebus.codec``)."""
+    if not isinstance(event, Event):
+        raise TypeError(f"event must be a tracebus Event, got {type(event).__name__}")
+    args, kwargs = event.__getnewargs_ex__()
+    parts: dict[str, Any] = {"class": class_path(type(event)), "args": args, "kwargs": kwargs}
+    state = getattr(event, "__dict__", None)
+    if state:
+        parts["state"] = state
+    return _Row(
+        _id_to_int(kwargs.get("event_id") or event.event_id),
+        event.source if stream is None else stream,
+        str(event.type),
+        str(event.severity),
+        event.correlation_id,
+        event.timestamp,
+        encode_parts(event, parts),
+    )
+
+
+def _check_filter(filter: Filter | None) -> None:
+    if filter is not None and not isinstance(filter, Filter):
+        raise TypeError(f"filter must be a tracebus Filter or None, got {type(filter).__name__}")
+
+
+def _check_int(name: str, value: object, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+class SqliteEventStore:
+    """An append-only event store in a SQLite file (WAL mode), safe to share between
+    threads; several processes may open the same file.
+
+    - ``path``: the database file (created with its schema unless ``create=False``).
+    - ``synchronous``: ``"NORMAL"`` (default: commits survive a process crash) or
+      ``"FULL"``/``"EXTRA"`` (also survive power loss; slower), ``"OFF"`` (neither).
+    - ``timeout``: seconds to wait for another process's write lock.
+    - ``chunk_size``: rows fetched per query while replaying (memory stays bounded).
+
+    A file that is not a SQLite database, or a SQLite database that is not a tracebus event
+    store, raises ``EventStoreError`` naming the file.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "NORMAL",
+        timeout: float = 5.0,
+        create: bool = True,
+        chunk_size: int = 1000,
+    ) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or path-like, got {type(path).__name__}")
+        if not isinstance(synchronous, str) or synchronous.upper() not in _SYNC_MODES:
+            raise ValueError(
+                f"synchronous must be one of {', '.join(_SYNC_MODES)}, got {synchronous!r}"
+            )
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
+            raise ValueError(f"timeout must be a non-negative number of seconds, got {timeout!r}")
+        self.chunk_size = _check_int("chunk_size", chunk_size, 1)
+        self.path = os.fspath(path)
+        self.synchronous = synchronous.upper()
+        memory = self.path == ":memory:" or self.path.startswith("file::memory:")
+        if not create and not memory and not os.path.exists(self.path):
+            raise EventStoreError(f"no event store at {self.path}: the file does not exist")
+        if not memory and os.path.isdir(self.path):
+            raise EventStoreError(f"{self.path} is a directory, not an event store file")
+        self._lock = threading.RLock()
+        self._versions: dict[str, int] = {}
+        self._next_seq: int | None = None
+        self._data_version: int | None = None
+        self._attached: _Attachment | None = None
+        self._closed = False
+        try:
+            self._conn = sqlite3.connect(
+                self.path, timeout=float(timeout), isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as e:
+            raise EventStoreError(f"cannot open event store {self.path}: {e}") from None
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            self._open_schema(create)
+            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            self.journal_mode = str(mode).upper()
+            self._conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        except sqlite3.DatabaseError as e:
+            self._conn.close()
+            raise EventStoreError(
+                f"{self.path} is not a usable tracebus event store: {e}"
+            ) from None
+        except EventStoreError:
+            self._conn.close()
+            raise
+
+    # -- opening -----------------------------------------------------------------------
+
+    def _open_schema(self, create: bool) -> None:
+        c = self._conn
+        tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "tracebus_meta" in tables:
+            row = c.execute(
+                "SELECT value FROM tracebus_meta WHERE key = 'schema_version'"
+            ).fetchone()
+            if row is None or row[0] != SCHEMA_VERSION or "events" not in tables:
+                found = "none" if row is None else row[0]
+                raise EventStoreError(
+                    f"{self.path} has tracebus schema version {found}, this tracebus reads version "
+                    f"{SCHEMA_VERSION} (or the events table is missing)"
+                )
+            return
+        if tables:
+            raise EventStoreError(
+                f"{self.path} is a SQLite database but not a tracebus event store "
+                f"(it has tables {', '.join(sorted(tables)[:5])})"
+            )
+        if not create:
+            raise EventStoreError(f"{self.path} is an empty database, not a tracebus event store")
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have created it while we waited for the lock.
+            if (
+                c.execute("SELECT 1 FROM sqlite_master WHERE name = 'tracebus_meta'").fetchone()
+                is None
+            ):
+                for stmt in _SCHEMA.split(";"):
+                    if stmt.strip():
+                        c.execute(stmt)
+                c.execute(
+                    "INSERT INTO tracebus_meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
+                )
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        """The connection under the store's lock; SQLite errors become EventStoreError."""
+        with self._lock:
+            if self._closed:
+                raise EventStoreError(f"the event store {self.path} is closed")
+            try:
+                yield self._conn
+            except sqlite3.IntegrityError:
+                raise
+            except sqlite3.DatabaseError as e:
+                raise EventStoreError(f"event store {self.path}: {e}") from None
+
+    # -- appending ---------------------------------------------------------------------
+
+    def append(
+        self, event: Event, expected_version: int | None = None, *, stream: str | None = None
+    ) -> int:
+        """Stores one event and returns its global sequence number. Its stream is ``stream``
+        (default: the event's source). With ``expected_version`` the stream must hold
+        exactly that many events, else ``ConcurrencyError`` (nothing stored)."""
+        return self.append_many([event], expected_version, stream=stream)[0]
+
+    def append_many(
+        self,
+        events: Iterable[Event],
+        expected_version: int | Mapping[str, int] | None = None,
+        *,
+        stream: str | None = None,
+    ) -> list[int]:
+        """Stores events atomically (one transaction: all or none), in order; returns their
+        sequence numbers. ``expected_version`` is an int when all events are in one stream,
+        or a mapping of stream → expected version."""
+        if isinstance(events, Event):
+            raise TypeError("events must be an iterable of events; use append() for one event")
+        if stream is not None and (not isinstance(stream, str) or not stream):
+            raise TypeError(f"stream must be a non-empty str or None, got {stream!r}")
+        rows = []
+        for i, e in enumerate(events):
+            if not isinstance(e, Event):
+                raise TypeError(f"events[{i}] must be a tracebus Event, got {type(e).__name__}")
+            rows.append(_encode_row(e, stream))
+        expected = self._expected(rows, expected_version)
+        if not rows:
+            return []
+        try:
+            return self._insert(rows, expected)
+        except sqlite3.IntegrityError:
+            dup = self._existing_ids([r.event_id for r in rows])
+            if not dup and len({r.event_id for r in rows}) < len(rows):
+                raise EventStoreError(
+                    "the same event appears twice in one append_many call"
+                ) from None
+            which = _int_to_id(min(dup)) if dup else "?"
+            raise EventStoreError(
+                f"event {which} is already stored; nothing of this append was stored"
+            ) from None
+
+    def _expected(self, rows: list[_Row], expected_version: object) -> dict[str, int] | None:
+        if expected_version is None:
+            return None
+        if isinstance(expected_version, Mapping):
+            out = {}
+            for k, v in expected_version.items():
+                if not isinstance(k, str):
+                    raise TypeError(
+                        f"expected_version keys must be stream names (str), got {type(k).__name__}"
+                    )
+                out[k] = _check_int(f"expected_version[{k!r}]", v)
+            return out
+        v = _check_int("expected_version", expected_version)
+        streams = {r.stream for r in rows}
+        if len(streams) > 1:
+            raise ValueError(
+                "expected_version as an int needs all events in one stream; these span "
+                f"{len(streams)} streams (pass a mapping stream -> version, or stream=...)"
+            )
+        if not rows:
+            return None
+        return {next(iter(streams)): v}
+
+    def _insert(self, rows: list[_Row], expected: Mapping[str, int] | None) -> list[int]:
+        with self._db() as c:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                dv = c.execute("PRAGMA data_version").fetchone()[0]
+                if dv != self._data_version:  # someone else committed: caches are stale
+                    self._versions.clear()
+                    self._next_seq = None
+                    self._data_version = dv
+                if self._next_seq is None:
+                    self._next_seq = c.execute(
+                        "SELECT COALESCE(MAX(seq), 0) + 1 FROM events"
+                    ).fetchone()[0]
+                versions: dict[str, int] = {}
+
+                def current(stream: str) -> int:
+                    v = versions.get(stream)
+                    if v is None:
+                        v = self._versions.get(stream)
+                    if v is None:
+                        v = c.execute(
+                            "SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?",
+                            (stream,),
+                        ).fetchone()[0]
+                    return v
+
+                if expected:
+                    for s, want in expected.items():
+                        have = current(s)
+                        if have != want:
+                            raise ConcurrencyError(s, want, have)
+                seq = self._next_seq
+                first = seq
+                params = []
+                for r in rows:
+                    v = current(r.stream) + 1
+                    versions[r.stream] = v
+                    params.append((seq, r.event_id, r.stream, v, *r[2:]))
+                    seq += 1
+                c.executemany(_INSERT, params)
+                c.execute("COMMIT")
+            except BaseException:
+                self._rollback(c)
+                raise
+            self._next_seq = seq
+            if len(self._versions) > 100_000:
+                self._versions.clear()
+            self._versions.update(versions)
+            return list(range(first, seq))
+
+    def _rollback(self, c: sqlite3.Connection) -> None:
+        self._versions.clear()
+        self._next_seq = None
+        self._data_version = None
+        if c.in_transaction:
+            c.execute("ROLLBACK")
+
+    def _existing_ids(self, ids: list[int]) -> set[int]:
+        found: set[int] = set()
+        with self._db() as c:
+            for i in range(0, len(ids), 500):
+                part = ids[i : i + 500]
+                q = f"SELECT event_id FROM events WHERE event_id IN ({','.join('?' * len(part))})"
+                found.update(r[0] for r in c.execute(q, part))
+        return found
+
+    def _append_deduped(self, rows: list[_Row]) -> int:
+        """Appends rows skipping events already stored (used by ``attach``). Returns how many
+        were stored."""
+        try:
+            self._insert(rows, None)
+            return len(rows)
+        except sqlite3.IntegrityError:
+            pass
+        have = self._existing_ids([r.event_id for r in rows])
+        seen: set[int] = set()
+        fresh = []
+        for r in rows:
+            if r.event_id not in have and r.event_id not in seen:
+                seen.add(r.event_id)
+                fresh.append(r)
+        if fresh:
+            self._insert(fresh, None)
+        return len(fresh)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def stream_version(self, stream: str) -> int:
+        """Number of events in ``stream`` (0 for an unknown stream)."""
+        if not isinstance(stream, str):
+            raise TypeError(f"stream must be a str, got {type(stream).__name__}")
+        with self._db() as c:
+            return int(
+                c.execute(
+                    "SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?", (stream,)
+                ).fetchone()[0]
+            )
+
+    def records(
+        self,
+        since: int = 0,
+        filter: Filter | None = None,
+        *,
+        stream: str | None = None,
+        correlation_id: str | None = None,
+        limit: int | None = None,
+        _types: tuple[str, ...] | None = None,
+    ) -> Iterator[StoredRecord]:
+        """Stored events after sequence number ``since`` in order, as ``StoredRecord``s
+        (``seq`` to resume from, ``stream``, ``version``, ``event``); only those passing
+        ``filter``, in ``stream`` or of ``correlation_id`` if given, at most ``limit``.
+        Lazy: rows are fetched ``chunk_size`` at a time."""
+        _check_int("since", since)
+        _check_filter(filter)
+        if limit is not None:
+            _check_int("limit", limit)
+        where = ["seq > ?"]
+        args: list[Any] = []
+        if stream is not None:
+            if not isinstance(stream, str):
+                raise TypeError(f"stream must be a str or None, got {type(stream).__name__}")
+            where.append("stream = ?")
+            args.append(stream)
+        if correlation_id is not None:
+            if not isinstance(correlation_id, str):
+                raise TypeError(
+                    f"correlation_id must be a str or None, got {type(correlation_id).__name__}"
+                )
+            where.append("correlation_id = ?")
+            args.append(correlation_id)
+        if _types is not None:
+            where.append(f"type IN ({','.join('?' * len(_types))})")
+            args.extend(_types)
+        cond = " AND ".join(where)
+        query = f"SELECT seq, stream, version, data FROM events WHERE {cond} ORDER BY seq LIMIT ?"
+        return self._iter_records(query, args, since, filter, limit)
+
+    def _iter_records(
+        self, query: str, args: list[Any], since: int, filter: Filter | None, limit: int | None
+    ) -> Iterator[StoredRecord]:
+        remaining = limit
+        chunk = self.chunk_size
+        classes = _CLASSES
+        loads = decode_json
+        matches = filter.matches if filter is not None else None
+        while remaining is None or remaining > 0:
+            with self._db() as c:
+                rows = c.execute(query, (since, *args, chunk)).fetchall()
+            if not rows:
+                return
+            for seq, stream, version, data in rows:
+                try:
+                    parts = loads(data)
+                    path = parts["class"]
+                    cls = classes.get(path) or resolve_class(path)
+                    event = cls(*parts["args"], **parts["kwargs"])
+                    state = parts.get("state")
+                    if state:
+                        event.__dict__.update(state)
+                except (ValueError, TypeError, KeyError) as e:
+                    raise EventStoreError(
+                        f"event store {self.path}: cannot decode event seq {seq}: {e}"
+                    ) from None
+                if matches is not None and not matches(event):
+                    continue
+                yield StoredRecord(seq, stream, version, event)
+                if remaining is not None:
+                    remaining -= 1
+                    if remaining == 0:
+                        return
+            since = rows[-1][0]
+            if len(rows) < chunk:
+                return
+
+    def replay(self, since: int = 0, filter: Filter | None = None) -> Iterator[Event]:
+        """Stored events after sequence number ``since`` (0 = all), in order, that pass
+        ``filter``. Lazy: millions of events are never loaded at once."""
+        return (r.event for r in self.records(since, filter))
+
+    def replay_into(self, bus: Any, since: int = 0, filter: Filter | None = None) -> int:
+        """Republishes stored events (in order, keeping their ids and correlations) on
+        ``bus``; returns how many. A store attached to ``bus`` skips events it already has."""
+        if not callable(getattr(bus, "publish_many", None)):
+            raise TypeError(f"bus must be a tracebus EventBus, got {type(bus).__name__}")
+        n = 0
+        batch: list[Event] = []
+        for e in self.replay(since, filter):
+            batch.append(e)
+            if len(batch) >= self.chunk_size:
+                bus.publish_many(batch)
+                n += len(batch)
+                batch = []
+        if batch:
+            bus.publish_many(batch)
+            n += len(batch)
+        return n
+
+    def trace(self, correlation_id: str) -> Trace:
+        """The cascade of ``correlation_id`` as a tree (cause → effects), from the store."""
+        if not isinstance(correlation_id, str) or not correlation_id:
+            raise TypeError(f"correlation_id must be a non-empty str, got {correlation_id!r}")
+        return build_trace(
+            correlation_id, (r.event for r in self.records(correlation_id=correlation_id))
+        )
+
+    def last_seq(self) -> int:
+        """The highest sequence number stored (0 when empty)."""
+        with self._db() as c:
+            return int(c.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+
+    def __len__(self) -> int:
+        with self._db() as c:
+            return int(c.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    def stats(self) -> dict[str, Any]:
+        """Figures: events, streams, correlations, first/last sequence numbers and
+        timestamps, counts by type and by severity, file size, journal and synchronous
+        modes, and (while attached) events persisted and failed by the attachment."""
+        with self._db() as c:
+            n, first, last, t0, t1 = c.execute(
+                "SELECT COUNT(*), MIN(seq), MAX(seq), MIN(timestamp), MAX(timestamp) FROM events"
+            ).fetchone()
+            by_type = dict(
+                c.execute("SELECT type, COUNT(*) FROM events GROUP BY type ORDER BY 2 DESC")
+            )
+            by_sev = dict(
+                c.execute("SELECT severity, COUNT(*) FROM events GROUP BY severity ORDER BY 2 DESC")
+            )
+            streams = c.execute("SELECT COUNT(DISTINCT stream) FROM events").fetchone()[0]
+            corrs = c.execute("SELECT COUNT(DISTINCT correlation_id) FROM events").fetchone()[0]
+            size = (
+                c.execute("PRAGMA page_count").fetchone()[0]
+                * c.execute("PRAGMA page_size").fetchone()[0]
+            )
+        try:
+            size += os.path.getsize(self.path + "-wal")
+        except OSError:
+            pass
+        att = self._attached
+        return {
+            "path": self.path,
+            "events": n,
+            "streams": streams,
+            "correlations": corrs,
+            "first_seq": first or 0,
+            "last_seq": last or 0,
+            "first_timestamp": t0,
+            "last_timestamp": t1,
+            "by_type": by_type,
+            "by_severity": by_sev,
+            "size_bytes": size,
+            "journal_mode": self.journal_mode,
+            "synchronous": self.synchronous,
+            "attached": att is not None,
+            "attach_persisted": att.persisted if att else 0,
+            "attach_failed": att.failed if att else 0,
+        }
+
+    def integrity_check(self) -> str:
+        """SQLite's ``PRAGMA integrity_check`` result: ``"ok"`` when the file is sound."""
+        with self._db() as c:
+            return "\n".join(str(r[0]) for r in c.execute("PRAGMA integrity_check"))
+
+    # -- attaching to a bus --------------------------------------------------------------
+
+    def attach(
+        self,
+        bus: Any,
+        filter: Filter | None = None,
+        *,
+        batch_size: int = 1000,
+        buffer_size: int = 65536,
+    ) -> None:
+        """Persists every event ``bus`` publishes (that passes ``filter``) from now on.
+
+        Events go through a bounded channel to a writer thread that stores up to
+        ``batch_size`` of them per transaction, so the publisher only pays a channel send.
+        If the writer falls ``buffer_size`` events behind, publishers wait (GIL released)
+        rather than lose events. Events already stored (same event id) are skipped, so
+        ``replay_into`` an attached bus stores nothing twice. ``detach()`` flushes.
+        """
+        if not callable(getattr(bus, "subscribe_channel", None)):
+            raise TypeError(f"bus must be a tracebus EventBus, got {type(bus).__name__}")
+        _check_filter(filter)
+        _check_int("batch_size", batch_size, 1)
+        _check_int("buffer_size", buffer_size, 1)
+        with self._lock:
+            if self._closed:
+                raise EventStoreError(f"the event store {self.path} is closed")
+            if self._attached is not None:
+                raise EventStoreError(
+                    "this event store is already attached to a bus; detach() first"
+                )
+            ch = bus.subscribe_channel(filter, buffer_size, SimpleBufferStrategy("block"))
+            self._attached = _Attachment(self, ch, batch_size)
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        """Waits until every event the attached bus published so far is stored. Returns
+        False on timeout (True when not attached)."""
+        att = self._attached
+        return True if att is None else att.flush(timeout)
+
+    def detach(self, timeout: float | None = 30.0) -> int:
+        """Stops persisting the bus's events after storing those already published.
+        Returns how many events the attachment stored."""
+        with self._lock:
+            att, self._attached = self._attached, None
+        if att is None:
+            return 0
+        att.stop(timeout)
+        return att.persisted
+
+    @property
+    def attached(self) -> bool:
+        """Whether the store is attached to a bus."""
+        return self._attached is not None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Detaches (flushing) and closes the database. Idempotent."""
+        self.detach()
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._conn.close()
+
+    def __enter__(self) -> SqliteEventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SqliteEventStore({self.path!r}, synchronous={self.synchronous!r})"
+
+
+class _Attachment:
+    """The writer thread of ``SqliteEventStore.attach``."""
+
+    def __init__(self, store: SqliteEventStore, channel: Channel, batch_size: int) -> None:
+        self.store = store
+        self.channel = channel
+        self.batch_size = batch_size
+        self.persisted = 0
+        self.failed = 0
+        self.taken = 0
+        self.done = 0
+        self._cond = threading.Condition()
+        self.thread = threading.Thread(
+            target=self._run, name="tracebus-eventstore-writer", daemon=True
+        )
+        self.thread.start()
+
+    def _run(self) -> None:
+        ch = self.channel
+        while True:
+            try:
+                first = ch.recv()
+            except ChannelClosed:
+                break
+            batch = [first, *ch.drain(self.batch_size - 1)]
+            with self._cond:
+                self.taken += len(batch)
+            try:
+                self._persist(batch)
+            finally:
+                with self._cond:
+                    self.done += len(batch)
+                    self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def _persist(self, batch: list[Event]) -> None:
+        rows = []
+        for e in batch:
+            try:
+                rows.append(_encode_row(e, None))
+            except (TypeError, ValueError) as err:
+                self.failed += 1
+                _log.error("event store: not persisting %r: %s", e, err)
+        try:
+            self.persisted += self.store._append_deduped(rows)
+        except (EventStoreError, sqlite3.Error) as err:
+            self.failed += len(rows)
+            _log.error("event store: lost a batch of %d events: %s", len(rows), err)
+
+    def flush(self, timeout: float | None) -> bool:
+        import time
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while True:
+                s = self.channel.stats()
+                if s["buffered"] == 0 and self.taken == self.done:
+                    return True
+                if not self.thread.is_alive():
+                    return s["buffered"] == 0
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._cond.wait(0.005 if left is None else min(0.005, left))
+
+    def stop(self, timeout: float | None) -> None:
+        self.channel.close()
+        self.thread.join(timeout)
+
+
+def rebuild_state(event_store: SqliteEventStore, since: int = 0) -> StateStore:
+    """Event sourcing: a fresh ``StateStore`` rebuilt by replaying the stored
+    ``ServiceStateEvent``s in order. Each event becomes the ``ManagedServiceUpdate`` that
+    produced it (same type, label, state, readiness, error, port, pid, ids and timestamp),
+    so the snapshots equal the live store's for services whose every change was published
+    (``EventBusAdapter`` publishes each state change)."""
+    if not isinstance(event_store, SqliteEventStore):
+        raise TypeError(f"event_store must be a SqliteEventStore, got {type(event_store).__name__}")
+    store = StateStore()
+    for r in event_store.records(since, _types=_SERVICE_TYPES):
+        e = r.event
+        if not isinstance(e, ServiceStateEvent):
+            continue
+        store.set_service_state(
+            ManagedServiceUpdate(
+                e.service_type,
+                e.source,
+                e.new_state,
+                is_ready=e.is_ready,
+                error_detail=e.error,
+                proxy_port=e.proxy_port,
+                pid=e.pid,
+                correlation_id=e.correlation_id,
+                caused_by=e.caused_by,
+                parent_id=e.parent_id,
+                timestamp=e.timestamp,
+                event_id=e.event_id,
+            )
+        )
+    return store
