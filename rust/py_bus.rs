@@ -444,12 +444,27 @@ fn worker_loop(sub: Arc<Sub>, bus: Weak<BusInner>) {
                 let ev = ev.into_bound(py);
                 let Ok(e) = ev.cast::<Event>() else { continue };
                 let h = e.get().header.clone();
-                match inner.call_handler(py, &sub, handler, &ev, &h) {
-                    Ok(true) => {
+                // A PanicException raised by the handler resumes as a Rust panic when PyO3
+                // fetches it; caught here so it cannot kill the worker (which would leave
+                // the subscription active with nobody draining it, and block publishers).
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    inner.call_handler(py, &sub, handler, &ev, &h)
+                }));
+                match r {
+                    Ok(Ok(true)) => {
                         inner.delivered.add(py, 1);
                     }
-                    Ok(false) => {}
-                    Err(err) => err.write_unraisable(py, Some(&ev)),
+                    Ok(Ok(false)) => {}
+                    Ok(Err(err)) => err.write_unraisable(py, Some(&ev)),
+                    Err(payload) => {
+                        let msg = payload
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| payload.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "a handler panicked".into());
+                        pyo3::panic::PanicException::new_err(msg)
+                            .write_unraisable(py, Some(&ev));
+                    }
                 }
             }
         });
