@@ -42,6 +42,16 @@ from ._core import (
 from ._enums import BufferAction, EventType, ServiceState, ServiceType, Severity
 from .bus import EventBus
 from .correlation import correlation, current_correlation, from_traceparent, to_traceparent
+from .performance import (
+    EventBatchProcessor,
+    EventPoolManager,
+    OptimizedEventBus,
+    OptimizedEventBusConfig,
+    PerformanceMetrics,
+    PerformanceMonitor,
+    default_optimized_event_bus_config,
+    performance_score,
+)
 from .reporters import ConsoleReporter, EventBusAdapter, ServiceReporter, TUIReporter, TUIReporterConfig
 from .trace import Trace, TraceNode, build_trace
 
@@ -54,13 +64,19 @@ __all__ = [
     "CorrelationContext",
     "DependencyEvent",
     "Event",
+    "EventBatchProcessor",
     "EventBus",
     "EventBusAdapter",
+    "EventPoolManager",
     "EventType",
     "Filter",
     "HealthEvent",
     "HealthStatusUpdate",
     "ManagedServiceUpdate",
+    "OptimizedEventBus",
+    "OptimizedEventBusConfig",
+    "PerformanceMetrics",
+    "PerformanceMonitor",
     "PriorityBufferStrategy",
     "PublishDepthError",
     "PublishTimeoutError",
@@ -88,6 +104,7 @@ __all__ = [
     "combine_filters",
     "correlation",
     "current_correlation",
+    "default_optimized_event_bus_config",
     "filter_by",
     "filter_by_correlation",
     "filter_by_severity",
@@ -97,6 +114,7 @@ __all__ = [
     "new_correlation_id",
     "new_event_id",
     "not_filter",
+    "performance_score",
     "register_event_type",
     "registered_event_types",
     "to_traceparent",
