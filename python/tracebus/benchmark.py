@@ -1028,20 +1028,20 @@ def _tb_store(shared: _Updates, n: int) -> Trial:
     pairs = list(zip(shared.tb[:n], shared.labels[:n], strict=True))
     set_state, get_state = store.set_service_state, store.get_service_state
 
-    def run() -> int:
-        misses = 0
+    def applied() -> int:
+        return int(store.get_metrics()["operations"])
+
+    def run() -> tuple[int, int]:
+        before, misses = applied(), 0
         for u, label in pairs:
             set_state(u)
             if get_state(label) is None:
                 misses += 1
-        return misses
+        return misses, applied() - before
 
-    before = [0]
-
-    def check(misses: int) -> int:
-        ops = int(store.get_metrics()["operations"])
-        applied, before[0] = ops - before[0], ops
-        return 2 * (n - misses) if applied == n else 0
+    def check(out: tuple[int, int]) -> int:
+        misses, sets = out
+        return 2 * (n - misses) if sets == n else 0
 
     return Trial(2 * n, 2 * n, run, check=check)
 
