@@ -1,0 +1,332 @@
+"""The live terminal view (``rich``): a table of services, a scrolling event feed and a
+footer with the bus's figures. Used by ``tracebus demo`` (fed by a ``TUIReporter`` and a bus
+channel) and ``tracebus watch`` (following an event store another process writes).
+
+Score (as in the reference, each penalty capped): ``100 - min(50, 500 · drop ratio)
+- min(30, 2 · (average latency ms - 10)) - min(20, (subscriptions - 1000) / 50)``, clamped to
+0..100; healthy means a score above 70.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from ._core import (
+    Channel,
+    Event,
+    HealthEvent,
+    HealthStatusUpdate,
+    ManagedServiceUpdate,
+    ServiceStateEvent,
+)
+
+__all__ = ["DemoLiveView", "LiveModel", "performance_score", "render", "watch"]
+
+STATE_STYLES = {
+    "Running": "bold green",
+    "Starting": "cyan",
+    "Stopping": "yellow",
+    "Stopped": "dim",
+    "Failed": "bold red",
+    "Retrying": "magenta",
+    "Unknown": "dim",
+}
+SEVERITY_STYLES = {
+    "trace": "dim",
+    "debug": "blue",
+    "info": "green",
+    "warn": "yellow",
+    "error": "bold red",
+    "fatal": "bold white on red",
+}
+
+
+def performance_score(metrics: dict[str, Any]) -> float:
+    """The reference's health score from ``EventBus.get_metrics()`` (see the module doc)."""
+    published = metrics.get("events_published", 0) or 0
+    lost = (metrics.get("events_dropped", 0) or 0) + (metrics.get("events_evicted", 0) or 0)
+    ratio = lost / published if published else 0.0
+    score = 100.0 - min(50.0, 500.0 * ratio)
+    score -= min(30.0, max(0.0, 2.0 * ((metrics.get("average_latency_ms", 0.0) or 0.0) - 10.0)))
+    score -= min(20.0, max(0.0, ((metrics.get("active_subscriptions", 0) or 0) - 1000) / 50))
+    return max(0.0, min(100.0, score))
+
+
+@dataclass
+class ServiceRow:
+    """What the table shows of one service."""
+
+    type: str
+    state: str
+    ready: bool
+    port: int
+    pid: int
+    changed: float
+    correlation_id: str
+    error: str | None = None
+
+
+class LiveModel:
+    """What the live view shows, updated from updates and events (no rendering here)."""
+
+    def __init__(self, feed_size: int = 200) -> None:
+        self.services: dict[str, ServiceRow] = {}
+        self.clusters: dict[str, tuple[bool, int, int]] = {}
+        self.feed: deque[tuple[float, str, str, str, str]] = deque(maxlen=feed_size)
+        self.events = 0
+        self._rate_window: deque[tuple[float, int]] = deque(maxlen=50)
+
+    def on_update(self, u: ManagedServiceUpdate) -> None:
+        """A service state update (from a ``TUIReporter``)."""
+        self.services[u.source_label] = ServiceRow(
+            str(u.source_type),
+            str(u.state),
+            u.is_ready,
+            u.proxy_port,
+            u.pid,
+            u.timestamp,
+            u.correlation_id,
+            u.error_detail,
+        )
+
+    def on_health(self, u: HealthStatusUpdate | HealthEvent) -> None:
+        """A cluster health update or event."""
+        self.clusters[u.cluster_short_name] = (u.is_healthy, u.ready_nodes, u.total_nodes)
+
+    def on_event(self, e: Event, *, apply_state: bool = False) -> None:
+        """An event for the feed; with ``apply_state`` a ``ServiceStateEvent`` or
+        ``HealthEvent`` also updates the table (when no reporter feeds it)."""
+        self.events += 1
+        self.feed.append((e.timestamp, str(e.severity), str(e.type), str(e), e.correlation_id))
+        if apply_state:
+            if isinstance(e, ServiceStateEvent):
+                self.services[e.source] = ServiceRow(
+                    str(e.service_type),
+                    str(e.new_state),
+                    e.is_ready,
+                    e.proxy_port,
+                    e.pid,
+                    e.timestamp,
+                    e.correlation_id,
+                    e.error,
+                )
+            elif isinstance(e, HealthEvent):
+                self.on_health(e)
+
+    def consume(self, items: Iterable[Any], *, apply_state: bool = False) -> None:
+        """Feeds updates, health updates and events, whatever their kind."""
+        for item in items:
+            if isinstance(item, Event):
+                self.on_event(item, apply_state=apply_state)
+            elif isinstance(item, ManagedServiceUpdate):
+                self.on_update(item)
+            elif isinstance(item, HealthStatusUpdate):
+                self.on_health(item)
+
+    def rate(self, total: int | None = None) -> float:
+        """Events per second over the last few seconds (``total``: a running count, default
+        the events seen)."""
+        now = time.monotonic()
+        n = self.events if total is None else total
+        self._rate_window.append((now, n))
+        while len(self._rate_window) > 2 and now - self._rate_window[0][0] > 3.0:
+            self._rate_window.popleft()
+        t0, n0 = self._rate_window[0]
+        return (n - n0) / (now - t0) if now > t0 else 0.0
+
+
+def _age(ts: float, now: float) -> str:
+    d = max(0.0, now - ts)
+    return f"{d:.1f}s ago" if d < 60 else time.strftime("%H:%M:%S", time.localtime(ts))
+
+
+def render(model: LiveModel, title: str, footer: str, height: int = 40) -> Group:
+    """The view as one rich renderable sized for a terminal ``height`` lines high."""
+    now = time.time()
+    feed_lines = max(3, min(12, (height - 10) // 3))
+    table_rows = max(3, height - feed_lines - 12)
+    counts: dict[str, int] = {}
+    for r in model.services.values():
+        counts[r.state] = counts.get(r.state, 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    table = Table(
+        title=f"{title} — {len(model.services)} services ({summary})",
+        title_justify="left",
+        expand=True,
+        pad_edge=False,
+    )
+    for col, kw in (
+        ("service", {"no_wrap": True}),
+        ("type", {"no_wrap": True}),
+        ("state", {"no_wrap": True}),
+        ("ready", {"no_wrap": True}),
+        ("port", {"justify": "right", "no_wrap": True}),
+        ("pid", {"justify": "right", "no_wrap": True}),
+        ("last change", {"no_wrap": True}),
+        ("correlation", {"no_wrap": True}),
+    ):
+        table.add_column(col, **kw)
+    # Trouble first, then the most recent changes.
+    rows = sorted(
+        model.services.items(),
+        key=lambda kv: (kv[1].state == "Running", -kv[1].changed, kv[0]),
+    )
+    for label, r in rows[:table_rows]:
+        table.add_row(
+            label,
+            r.type,
+            Text(r.state, style=STATE_STYLES.get(r.state, "")),
+            Text("yes", style="green") if r.ready else Text("no", style="dim"),
+            str(r.port or "-"),
+            str(r.pid or "-"),
+            _age(r.changed, now),
+            r.correlation_id,
+        )
+    if len(rows) > table_rows:
+        table.caption = f"… and {len(rows) - table_rows} more"
+    clusters = Text()
+    # Unhealthy clusters first; at most 16 shown.
+    ranked = sorted(model.clusters.items(), key=lambda kv: (kv[1][0], kv[0]))
+    for name, (ok, ready, total) in ranked[:16]:
+        clusters.append(f" {name} ", style="bold green" if ok else "bold white on red")
+        clusters.append(f"{ready}/{total} nodes  ")
+    if len(ranked) > 16:
+        clusters.append(f"… {len(ranked) - 16} more")
+    feed = Text()
+    for ts, sev, typ, text, corr in list(model.feed)[-feed_lines:]:
+        style = SEVERITY_STYLES.get(sev, "")
+        feed.append(
+            time.strftime("%H:%M:%S", time.localtime(ts)) + f".{int(ts * 1000) % 1000:03d} "
+        )
+        feed.append(f"{sev.upper():5} ", style=style)
+        feed.append(f"{typ:17} ", style=style)
+        feed.append(f"{text}  ")
+        feed.append(f"{corr}\n", style="dim")
+    parts: list[Any] = [table]
+    if model.clusters:
+        parts.append(Panel(clusters, title="clusters", title_align="left", padding=(0, 1)))
+    feed.rstrip()
+    parts.append(Panel(feed, title="events", title_align="left", padding=(0, 1)))
+    parts.append(Text(footer, style="bold"))
+    return Group(*parts)
+
+
+def footer_text(metrics: dict[str, Any], rate: float, extra: str = "") -> str:
+    """``events/s · p99 latency · drops · score`` from ``EventBus.get_metrics()``."""
+    drops = metrics.get("events_dropped", 0) + metrics.get("events_evicted", 0)
+    score = performance_score(metrics)
+    return (
+        f" events/s {rate:,.0f} │ published {metrics.get('events_published', 0):,} │ "
+        f"p99 latency {metrics.get('p99_latency_ms', 0.0):.3f} ms │ drops {drops} │ "
+        f"score {score:.0f}{' (healthy)' if score > 70 else ' (unhealthy)'}{extra}"
+    )
+
+
+class DemoLiveView:
+    """The demo's live view: the table from the ``TUIReporter``'s channel, the feed from a
+    bus channel, the footer from the bus's metrics."""
+
+    def __init__(self, env: Any, feed: Channel, out: TextIO, title: str = "tracebus demo") -> None:
+        self.env = env
+        self.feed = feed
+        self.title = title
+        self.model = LiveModel()
+        self.console = Console(file=out, force_terminal=True)
+        self.live = Live(
+            console=self.console, auto_refresh=False, transient=False, redirect_stdout=False
+        )
+
+    def start(self) -> None:
+        """Shows the view."""
+        self.live.start()
+
+    def refresh(self, wait: float) -> None:
+        """Takes in what arrived, redraws, then waits up to ``wait`` seconds."""
+        tui = self.env.tui
+        if tui is not None:
+            self.model.consume(tui.channel.drain())
+        self.model.consume(self.feed.drain())
+        m = self.env.bus.get_metrics()
+        drops = tui.stats()["dropped"] if tui is not None else 0
+        foot = footer_text(m, self.model.rate(m["events_published"]), f" │ view drops {drops}")
+        self.live.update(
+            render(self.model, self.title, foot, self.console.size.height), refresh=True
+        )
+        if wait > 0:
+            time.sleep(wait)
+
+    def stop(self) -> None:
+        """Draws the last frame and leaves it on screen."""
+        self.refresh(0)
+        self.live.stop()
+
+
+def watch(
+    store: Any,
+    out: TextIO,
+    *,
+    duration: float | None = None,
+    interval: float = 0.25,
+    live: bool = True,
+    since: int | None = None,
+) -> int:
+    """Follows an event store that another process writes: the live view on a terminal,
+    else one line per event. Stops after ``duration`` seconds (None: until Ctrl-C).
+    Starts after the events already stored unless ``since`` is given. Returns how many
+    events were shown."""
+    pos = store.last_seq() if since is None else since
+    model = LiveModel()
+    # Services already known: their latest state from the history (cheap: one pass).
+    if since is None and live:
+        for r in store.records(0, _types=None):
+            if isinstance(r.event, (ServiceStateEvent, HealthEvent)):
+                model.on_event(r.event, apply_state=True)
+        model.events = 0
+        model.feed.clear()
+    deadline = None if duration is None else time.monotonic() + duration
+    shown = 0
+    title = f"tracebus watch {store.path}"
+    console = Console(file=out, force_terminal=True) if live else None
+    view = (
+        Live(console=console, auto_refresh=False, transient=False) if console is not None else None
+    )
+    if view is not None:
+        view.start()
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            batch = list(store.records(pos, limit=10_000))
+            if batch:
+                pos = batch[-1].seq
+                shown += len(batch)
+            if view is not None and console is not None:
+                model.consume((r.event for r in batch), apply_state=True)
+                foot = (
+                    f" events/s {model.rate():,.0f} │ shown {shown:,} │ "
+                    f"last seq {pos:,} │ db {store.path}"
+                )
+                view.update(render(model, title, foot, console.size.height), refresh=True)
+            else:
+                for r in batch:
+                    e = r.event
+                    out.write(
+                        f"{r.seq:>8} {str(e.severity).upper():5} {str(e.type):17} {e}  [{e.correlation_id}]\n"
+                    )
+                out.flush()
+            if not batch:
+                time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if view is not None:
+            view.stop()
+    return shown
