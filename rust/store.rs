@@ -538,3 +538,256 @@ mod tests {
         assert_eq!(sub.channel.recv(None).unwrap().1.new_state, State::Running);
     }
 }
+
+/// Exact-count stress tests (reliability plan, test 4): many threads apply, clear and
+/// subscribe at once; every notification is accounted for, each watcher sees each change of
+/// its label once and in order, and the indexes agree with the data.
+#[cfg(test)]
+mod stress_tests {
+    use super::*;
+    use crate::channel::{BufferAction, RecvError};
+    use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
+
+    fn size(n: usize) -> usize {
+        if cfg!(miri) || std::env::var_os("TRACEBUS_SMALL").is_some() {
+            return (n / 50).max(10);
+        }
+        let k = std::env::var("TRACEBUS_STRESS")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .unwrap_or(1)
+            .max(1);
+        n * k
+    }
+
+    fn upd(label: &str, state: State) -> Arc<UpdateData> {
+        Arc::new(UpdateData {
+            timestamp: 0.0,
+            source_type: Arc::from("PortForward"),
+            label: Arc::from(label),
+            state,
+            is_ready: state == State::Running,
+            error_detail: None,
+            proxy_port: 0,
+            pid: 0,
+            event_id: crate::ids::next_id(),
+            correlation_id: Arc::from("corr_0"),
+            caused_by: Arc::from("stress"),
+            parent_id: None,
+        })
+    }
+
+    const CYCLE: [State; 4] = [
+        State::Starting,
+        State::Running,
+        State::Failed,
+        State::Retrying,
+    ];
+
+    /// 8 writers (one label each, plus clears), a block-strategy watcher of capacity 1
+    /// drained by its own thread, drop and evict watchers, and a thread that subscribes and
+    /// unsubscribes throughout. Exact counts everywhere.
+    #[test]
+    fn writers_watchers_and_churn_exact() {
+        let s = Arc::new(StateStore::new(16));
+        let all_block = s.subscribe(None, 1, Strategy::simple(BufferAction::Block));
+        let all_drop = s.subscribe(None, 8, Strategy::simple(BufferAction::Drop));
+        let all_evict = s.subscribe(None, 8, Strategy::simple(BufferAction::EvictOldest));
+        let one = s.subscribe(
+            Some(Arc::from("svc-3")),
+            1 << 20,
+            Strategy::simple(BufferAction::Drop),
+        );
+        let writers = 8;
+        let per = size(3_000);
+        let stop = Arc::new(AtomicBool::new(false));
+        let drainer = {
+            let ch = all_block.channel.clone();
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                loop {
+                    match ch.recv(Some(Duration::from_millis(20))) {
+                        Ok((seq, c)) => got.push((seq, c)),
+                        Err(RecvError::Closed) => return got,
+                        Err(_) => {}
+                    }
+                }
+            })
+        };
+        let churn = {
+            let s = s.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    let strategy = if n.is_multiple_of(3) {
+                        Strategy::simple(BufferAction::Block)
+                    } else {
+                        Strategy::simple(BufferAction::Drop)
+                    };
+                    let sub = s.subscribe(None, 1, strategy);
+                    let _ = sub.channel.try_recv();
+                    // Unsubscribing closes the channel, waking a notifier blocked on it.
+                    assert!(s.unsubscribe(sub.id));
+                    n += 1;
+                }
+                n
+            })
+        };
+        let hs: Vec<_> = (0..writers)
+            .map(|t| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    let label = format!("svc-{t}");
+                    let mut changes = 0u64;
+                    for i in 0..per {
+                        if i % 97 == 96 {
+                            let (existed, mut p) = s.clear(&label);
+                            assert!(existed);
+                            s.notify(&mut p, true);
+                        } else {
+                            let (tr, mut p) = s.apply(upd(&label, CYCLE[i % 4]));
+                            assert!(tr.changed);
+                            s.notify(&mut p, true);
+                        }
+                        changes += 1;
+                    }
+                    changes
+                })
+            })
+            .collect();
+        let total: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+        stop.store(true, Ordering::SeqCst);
+        let churned = churn.join().unwrap();
+        s.unsubscribe(all_block.id);
+        let got = drainer.join().unwrap();
+        // The block watcher got every change, once, in ticket order.
+        assert_eq!(got.len() as u64, total);
+        assert!(got.iter().enumerate().all(|(k, (seq, _))| *seq == k as u64));
+        let mut last: HashMap<Arc<str>, State> = HashMap::new();
+        for (_, c) in &got {
+            let prev = last
+                .insert(c.label.clone(), c.new_state)
+                .unwrap_or(State::Unknown);
+            assert_eq!(prev, c.old_state, "per-label chain");
+        }
+        // Drop and evict watchers: exact counter identity.
+        for w in [&all_drop, &all_evict] {
+            let st = w.channel.stats();
+            assert_eq!(st.sent, total);
+            assert_eq!(
+                st.sent,
+                st.delivered + st.dropped + st.evicted + st.buffered
+            );
+        }
+        // The single-label watcher saw exactly its label's changes.
+        let mine = one.channel.drain(usize::MAX);
+        assert_eq!(mine.len(), per);
+        assert!(mine.iter().all(|(_, c)| &*c.label == "svc-3"));
+        let m = s.metrics();
+        assert_eq!(m.operations, total);
+        assert_eq!(m.total_services as usize, s.len());
+        let by_state: u64 = m.by_state.iter().map(|x| x.1).sum();
+        assert_eq!(by_state, m.total_services);
+        assert!(churned > 0);
+    }
+
+    /// A notifier that waits for its turn while another waits on a full block channel must
+    /// not deadlock, and order is kept, with apply from many threads and one slow consumer.
+    #[test]
+    fn ticket_order_with_block_subscriber_and_slow_consumer() {
+        let s = Arc::new(StateStore::new(1));
+        let w = s.subscribe(None, 1, Strategy::simple(BufferAction::Block));
+        let n = size(2_000);
+        let consumer = {
+            let ch = w.channel.clone();
+            std::thread::spawn(move || {
+                let mut seqs = Vec::new();
+                while let Ok((seq, _)) = ch.recv(None) {
+                    seqs.push(seq);
+                    if seqs.len() % 64 == 0 {
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                }
+                seqs
+            })
+        };
+        let hs: Vec<_> = (0..6)
+            .map(|t| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    for i in 0..n {
+                        let (_, mut p) = s.apply(upd(&format!("l{t}"), CYCLE[i % 4]));
+                        // Try without waiting first, as the Python face does with the GIL.
+                        if !s.notify(&mut p, false) {
+                            s.notify(&mut p, true);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        s.unsubscribe(w.id);
+        let seqs = consumer.join().unwrap();
+        assert_eq!(seqs.len(), 6 * n);
+        assert!(seqs.iter().enumerate().all(|(k, q)| *q == k as u64));
+    }
+
+    /// clear_all racing with writers: the counters always agree with the data.
+    #[test]
+    fn clear_all_races_keep_indexes_consistent() {
+        let s = Arc::new(StateStore::new(16));
+        let watch = s.subscribe(None, 1 << 22, Strategy::simple(BufferAction::Drop));
+        let n = size(2_000);
+        let hs: Vec<_> = (0..4)
+            .map(|t| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    let mut cleared = 0;
+                    for i in 0..n {
+                        if t == 0 && i % 50 == 0 {
+                            let (k, mut p) = s.clear_all();
+                            cleared += k;
+                            s.notify(&mut p, true);
+                        } else {
+                            let (_, mut p) =
+                                s.apply(upd(&format!("x{}", i % 13), CYCLE[(i + t) % 4]));
+                            s.notify(&mut p, true);
+                        }
+                        let m = s.metrics();
+                        let by_state: u64 = m.by_state.iter().map(|x| x.1).sum();
+                        let by_type: u64 = m.by_type.iter().map(|x| x.1).sum();
+                        assert_eq!(by_state, m.total_services);
+                        assert_eq!(by_type, m.total_services);
+                    }
+                    cleared
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        // Per label, every notification chains from the previous one.
+        let mut last: HashMap<Arc<str>, State> = HashMap::new();
+        let changes = watch.channel.drain(usize::MAX);
+        for (_, c) in &changes {
+            let prev = last
+                .insert(c.label.clone(), c.new_state)
+                .unwrap_or(State::Unknown);
+            assert_eq!(prev, c.old_state);
+        }
+        let st = watch.channel.stats();
+        assert_eq!(st.dropped, 0);
+        assert_eq!(st.sent as usize, changes.len());
+        for (label, state) in last {
+            let now = s.get(&label).map(|u| u.state).unwrap_or(State::Unknown);
+            assert_eq!(
+                now, state,
+                "watcher's last view of {label} equals the store"
+            );
+        }
+    }
+}
