@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
 from types import MappingProxyType, TracebackType
-from typing import Any, ClassVar, Literal, Self, TypeAlias, final
+from typing import Any, ClassVar, Literal, Protocol, Self, TypeAlias, final
 
 from typing_extensions import disjoint_base
 
@@ -26,6 +26,11 @@ _Rules: TypeAlias = (
 _ErrorText: TypeAlias = str | BaseException | None
 _ErrorHook: TypeAlias = Callable[[BaseException, Event, Subscription], object]
 
+class _PublishesMany(Protocol):
+    """What ``EventBatchProcessor`` publishes to: an ``EventBus`` or a look-alike."""
+
+    def publish_many(self, events: list[Event], /) -> object: ...
+
 __all__ = [
     "BusClosedError",
     "Channel",
@@ -33,6 +38,7 @@ __all__ = [
     "CorrelationContext",
     "DependencyEvent",
     "Event",
+    "EventBatchProcessor",
     "EventBus",
     "Filter",
     "HealthEvent",
@@ -54,6 +60,7 @@ __all__ = [
     "__version__",
     "_bind_enums",
     "_correlation_var",
+    "_stop_all_batch_processors",
     "any_filter",
     "combine_filters",
     "filter_by",
@@ -116,9 +123,8 @@ def new_correlation_id() -> str:
 def new_event_id() -> str:
     """A new event id: ``evt_`` + 16 hex characters."""
 
-def _correlation_var() -> ContextVar[CorrelationContext | None]:
-    """The ContextVar behind ``correlation(...)``."""
-
+def _correlation_var() -> ContextVar[CorrelationContext | Event | None]:
+    """The ContextVar behind ``correlation(...)`` (a scope, or the event being handled)."""
 
 # Enumerations and event types
 
@@ -870,3 +876,56 @@ class EventBus:
         """Approximate bytes held by the bus (history, buffers, subscriptions)."""
     def _inject_panic(self) -> None:
         """Test hook: the next publish panics inside Rust."""
+
+# Batching
+
+@final
+class EventBatchProcessor:
+    """Collects events into batches published with one ``bus.publish_many`` call each."""
+
+    def __new__(
+        cls,
+        bus: _PublishesMany,
+        batch_size: int | None = None,
+        flush_interval: float | None = None,
+        *,
+        max_queued: int | None = None,
+    ) -> Self:
+        """A stopped processor (defaults: 50 events, 0.01 s, max(4 batches, 10000) queued)."""
+    def start(self) -> None:
+        """Starts the batch thread (does nothing if it is running)."""
+    def queue_event(self, event: Event) -> None:
+        """Queues ``event`` (waits while full); publishes it directly when not started."""
+    def flush(self) -> None:
+        """Publishes everything queued so far and returns when it has been published."""
+    def stop(self) -> None:
+        """Publishes what is queued and stops the batch thread."""
+    @property
+    def running(self) -> bool:
+        """Whether the batch thread is running."""
+    @property
+    def bus(self) -> _PublishesMany:
+        """The bus batches are published to."""
+    @property
+    def batch_size(self) -> int:
+        """Events per batch."""
+    @property
+    def flush_interval(self) -> float:
+        """Seconds a batch may fill before it is published anyway."""
+    @property
+    def max_queued(self) -> int:
+        """The queue's bound (producers wait beyond it)."""
+    def stats(self) -> dict[str, int]:
+        """Counters: queued, enqueued, flushed, published, failed, batches, waits, ..."""
+    def __enter__(self) -> Self:
+        """Starts the processor."""
+    def __exit__(
+        self,
+        _a: type[BaseException] | None,
+        _b: BaseException | None,
+        _c: TracebackType | None,
+    ) -> Literal[False]:
+        """Stops the processor, publishing what is queued."""
+
+def _stop_all_batch_processors() -> None:
+    """Stops every running ``EventBatchProcessor`` (registered with ``atexit``)."""
