@@ -41,7 +41,9 @@ from ._core import (
 )
 from ._enums import BufferAction, EventType, ServiceState, ServiceType, Severity
 from .bus import EventBus
+from .codec import decode_event, encode_event
 from .correlation import correlation, current_correlation, from_traceparent, to_traceparent
+from .eventstore import ConcurrencyError, EventStoreError, SqliteEventStore, rebuild_state
 from .performance import (
     EventBatchProcessor,
     EventPoolManager,
@@ -60,6 +62,7 @@ __all__ = [
     "BusClosedError",
     "Channel",
     "ChannelClosed",
+    "ConcurrencyError",
     "ConsoleReporter",
     "CorrelationContext",
     "DependencyEvent",
@@ -68,6 +71,7 @@ __all__ = [
     "EventBus",
     "EventBusAdapter",
     "EventPoolManager",
+    "EventStoreError",
     "EventType",
     "Filter",
     "HealthEvent",
@@ -87,6 +91,7 @@ __all__ = [
     "ServiceType",
     "Severity",
     "SimpleBufferStrategy",
+    "SqliteEventStore",
     "StateChangeEvent",
     "StateStore",
     "StateTransition",
@@ -104,7 +109,9 @@ __all__ = [
     "combine_filters",
     "correlation",
     "current_correlation",
+    "decode_event",
     "default_optimized_event_bus_config",
+    "encode_event",
     "filter_by",
     "filter_by_correlation",
     "filter_by_severity",
@@ -115,6 +122,7 @@ __all__ = [
     "new_event_id",
     "not_filter",
     "performance_score",
+    "rebuild_state",
     "register_event_type",
     "registered_event_types",
     "to_traceparent",

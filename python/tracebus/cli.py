@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``tracebus`` argument parser."""
     p = _Parser(
         prog="tracebus",
-        description="Correlated events, a state store and a fast event bus for service orchestrators.",
+        description="Correlated events, a state store and a fast event bus for service "
+        "orchestrators.",
         epilog="Start with: tracebus demo",
     )
     p.add_argument("--version", action="version", version=f"tracebus {__version__}")
@@ -73,10 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser(
         "demo",
         help="run a simulated service environment (live view on a terminal)",
-        description="Simulates Kubernetes connections, port-forwards, MCP servers and cluster health "
-        "checks through tracebus: a startup cascade, a cluster failure with retries and a stop "
-        "cascade, recovery, and a user restart. Shows a live view on a terminal (else one line "
-        "per event), then each cascade as a tree, the final states and the metrics. Events are "
+        description="Simulates Kubernetes connections, port-forwards, MCP servers and cluster "
+        "health checks through tracebus: a startup cascade, a cluster failure with retries and "
+        "a stop cascade, recovery, and a user restart. Shows a live view on a terminal (else "
+        "one line per event), then each cascade as a tree, the final states and the metrics. Events are "
         "persisted to SQLite.",
     )
     d.add_argument(
@@ -172,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser(
         "watch",
         help="follow an event store another process writes",
-        description="Follows an event store that another process is writing: the live view on a terminal, else one line per event. Ctrl-C stops.",
+        description="Follows an event store that another process is writing: the live view "
+        "on a terminal, else one line per event. Ctrl-C stops.",
     )
     w.add_argument("--db", required=True, help="SQLite event store")
     w.add_argument(
@@ -221,7 +223,8 @@ def _line(seq: int, e: Any) -> str:
         time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.timestamp))
         + f".{int(e.timestamp * 1000) % 1000:03d}"
     )
-    return f"{seq:>8} {ts} {str(e.severity).upper():5} {str(e.type):17} {e}  [{e.correlation_id}]"
+    sev = str(e.severity).upper()
+    return f"{seq:>8} {ts} {sev:5} {e.type!s:17} {e}  [{e.correlation_id}]"
 
 
 def _event_json(e: Any, **extra: Any) -> str:

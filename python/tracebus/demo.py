@@ -411,7 +411,8 @@ class DemoEnvironment:
 
 
 def _fmt_event(e: Event, t0: float) -> str:
-    return f"{e.timestamp - t0:7.3f}s {str(e.severity).upper():5} {str(e.type):17} {e}  [{e.correlation_id}]"
+    sev = str(e.severity).upper()
+    return f"{e.timestamp - t0:7.3f}s {sev:5} {e.type!s:17} {e}  [{e.correlation_id}]"
 
 
 def render_tree(trace: Trace, title: str, max_lines: int) -> list[str]:
@@ -423,7 +424,8 @@ def render_tree(trace: Trace, title: str, max_lines: int) -> list[str]:
         for depth, node in root.walk():
             if shown >= max_lines:
                 lines.append(
-                    f"    … {total - shown} more events (tracebus trace {trace.correlation_id} --db …)"
+                    f"    … {total - shown} more events "
+                    f"(tracebus trace {trace.correlation_id} --db …)"
                 )
                 return lines
             e = node.event
@@ -559,7 +561,8 @@ def _summary(
     same = rebuilt.get_all_service_states() == live_states
     w("\n== metrics ==\n")
     w(
-        f"  events published {published} in {elapsed:.2f} s ({published / max(elapsed, 1e-9):,.0f}/s), "
+        f"  events published {published} in {elapsed:.2f} s "
+        f"({published / max(elapsed, 1e-9):,.0f}/s), "
         f"delivered {m['events_delivered']}, dropped {m['events_dropped']}, "
         f"handler errors {m['handler_errors']}\n"
     )
@@ -567,11 +570,13 @@ def _summary(
     sm = env.state.get_metrics()
     w(f"  state store: {sm['total_services']} services, {sm['state_changes']} state changes\n")
     w(
-        f"  event sourcing: state rebuilt from the event store equals the live state: {'yes' if same else 'NO'}\n"
+        "  event sourcing: state rebuilt from the event store equals the live state: "
+        f"{'yes' if same else 'NO'}\n"
     )
     w(f"  events persisted: {persisted} to {db_path} (sequence {start_seq + 1}..{es.last_seq()})\n")
     w(
-        f"  try: tracebus trace {env.cascades[-1] if env.cascades else 'CORRELATION_ID'} --db {db_path}\n"
+        f"  try: tracebus trace {env.cascades[-1] if env.cascades else 'CORRELATION_ID'} "
+        f"--db {db_path}\n"
     )
 
 

@@ -2,9 +2,8 @@
 footer with the bus's figures. Used by ``tracebus demo`` (fed by a ``TUIReporter`` and a bus
 channel) and ``tracebus watch`` (following an event store another process writes).
 
-Score (as in the reference, each penalty capped): ``100 - min(50, 500 · drop ratio)
-- min(30, 2 · (average latency ms - 10)) - min(20, (subscriptions - 1000) / 50)``, clamped to
-0..100; healthy means a score above 70.
+The footer's score is ``tracebus.performance_score`` (the reference's formula with capped
+penalties; healthy above 70) computed from the bus's own counters.
 """
 
 from __future__ import annotations
@@ -29,8 +28,9 @@ from ._core import (
     ManagedServiceUpdate,
     ServiceStateEvent,
 )
+from .performance import performance_score
 
-__all__ = ["DemoLiveView", "LiveModel", "performance_score", "render", "watch"]
+__all__ = ["DemoLiveView", "LiveModel", "bus_score", "render", "watch"]
 
 STATE_STYLES = {
     "Running": "bold green",
@@ -51,15 +51,16 @@ SEVERITY_STYLES = {
 }
 
 
-def performance_score(metrics: dict[str, Any]) -> float:
-    """The reference's health score from ``EventBus.get_metrics()`` (see the module doc)."""
-    published = metrics.get("events_published", 0) or 0
+def bus_score(metrics: dict[str, Any]) -> float:
+    """``tracebus.performance_score`` from ``EventBus.get_metrics()`` figures: the share of
+    deliveries lost, the average handler latency and the number of subscriptions."""
     lost = (metrics.get("events_dropped", 0) or 0) + (metrics.get("events_evicted", 0) or 0)
-    ratio = lost / published if published else 0.0
-    score = 100.0 - min(50.0, 500.0 * ratio)
-    score -= min(30.0, max(0.0, 2.0 * ((metrics.get("average_latency_ms", 0.0) or 0.0) - 10.0)))
-    score -= min(20.0, max(0.0, ((metrics.get("active_subscriptions", 0) or 0) - 1000) / 50))
-    return max(0.0, min(100.0, score))
+    attempts = (metrics.get("events_delivered", 0) or 0) + lost
+    return performance_score(
+        lost / attempts if attempts else 0.0,
+        float(metrics.get("average_latency_ms", 0.0) or 0.0),
+        int(metrics.get("active_subscriptions", 0) or 0),
+    )
 
 
 @dataclass
@@ -224,7 +225,7 @@ def render(model: LiveModel, title: str, footer: str, height: int = 40) -> Group
 def footer_text(metrics: dict[str, Any], rate: float, extra: str = "") -> str:
     """``events/s · p99 latency · drops · score`` from ``EventBus.get_metrics()``."""
     drops = metrics.get("events_dropped", 0) + metrics.get("events_evicted", 0)
-    score = performance_score(metrics)
+    score = bus_score(metrics)
     return (
         f" events/s {rate:,.0f} │ published {metrics.get('events_published', 0):,} │ "
         f"p99 latency {metrics.get('p99_latency_ms', 0.0):.3f} ms │ drops {drops} │ "
@@ -318,9 +319,8 @@ def watch(
             else:
                 for r in batch:
                     e = r.event
-                    out.write(
-                        f"{r.seq:>8} {str(e.severity).upper():5} {str(e.type):17} {e}  [{e.correlation_id}]\n"
-                    )
+                    sev = str(e.severity).upper()
+                    out.write(f"{r.seq:>8} {sev:5} {e.type!s:17} {e}  [{e.correlation_id}]\n")
                 out.flush()
             if not batch:
                 time.sleep(interval)
