@@ -670,6 +670,10 @@ impl EventBus {
     /// still delivered.
     fn unsubscribe(&self, subscription: &Bound<'_, PyAny>) -> PyResult<bool> {
         if let Ok(s) = subscription.cast::<Subscription>() {
+            // Sequence numbers are per bus: another bus's subscription must not remove ours.
+            if !std::ptr::eq(s.get().bus.as_ptr(), Arc::as_ptr(&self.inner)) {
+                return Ok(false);
+            }
             return Ok(self
                 .inner
                 .remove(subscription.py(), s.get().sub.seq)
