@@ -1,0 +1,320 @@
+//! `cargo bench`: the pure-Rust core without Python (channel, store, filters, dispatch
+//! index, ids, latency histogram). Plain `std::time::Instant` loops (no bench crate): each
+//! case runs once to warm up, then `RUNS` times; the table shows the median ns per operation
+//! and the resulting millions of operations per second. Every case checks what it did
+//! (items received, hits, matches), so the optimiser cannot remove the work.
+//!
+//! Run: `cargo bench --bench rust_benches` (or plain `cargo bench`).
+
+use _core::channel::{BufferAction, Channel, Sent, Strategy};
+use _core::event::Header;
+use _core::filter::Filter;
+use _core::ids;
+use _core::index::{Index, Indexed};
+use _core::kinds::{Severity, State};
+use _core::metrics::LatencyHistogram;
+use _core::store::StateStore;
+use _core::update::UpdateData;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const RUNS: usize = 7;
+
+/// Times `f` (which performs `ops` operations and returns a check value that must equal
+/// `expect`) and prints one table row.
+fn bench(name: &str, ops: u64, expect: u64, mut f: impl FnMut() -> u64) {
+    assert_eq!(f(), expect, "{name}: check failed on the warm-up run");
+    let mut ns: Vec<f64> = (0..RUNS)
+        .map(|_| {
+            let t = Instant::now();
+            let got = black_box(f());
+            let dt = t.elapsed();
+            assert_eq!(got, expect, "{name}: check failed");
+            dt.as_nanos() as f64 / ops as f64
+        })
+        .collect();
+    ns.sort_by(|a, b| a.total_cmp(b));
+    let med = ns[RUNS / 2];
+    println!(
+        "{name:<58} {med:>9.1} ns/op {:>9.2} M ops/s   (min {:.1}, max {:.1})",
+        1e3 / med,
+        ns[0],
+        ns[RUNS - 1]
+    );
+}
+
+fn header(type_id: u32, source: &str, severity: Severity) -> Header {
+    Header {
+        type_id,
+        source: Arc::from(source),
+        severity,
+        event_id: ids::next_id(),
+        correlation_id: Arc::from("corr_0000000000000001"),
+        caused_by: Arc::from("bench"),
+        parent_id: None,
+        timestamp: 0.0,
+    }
+}
+
+fn update(label: &Arc<str>, state: State) -> Arc<UpdateData> {
+    Arc::new(UpdateData {
+        timestamp: 0.0,
+        source_type: Arc::from("PortForward"),
+        label: label.clone(),
+        state,
+        is_ready: state == State::Running,
+        error_detail: None,
+        proxy_port: 0,
+        pid: 0,
+        event_id: ids::next_id(),
+        correlation_id: Arc::from("corr_0000000000000001"),
+        caused_by: Arc::from("bench"),
+        parent_id: None,
+    })
+}
+
+fn channel_benches() {
+    const N: u64 = 1_000_000;
+    let ch = Channel::new(1024, Strategy::simple(BufferAction::Drop));
+    bench("channel: try_send + drain(1000), one thread", N, N, || {
+        let mut got = 0;
+        for _ in 0..N / 1000 {
+            for i in 0..1000u64 {
+                match ch.try_send(i, 2, 1) {
+                    Ok(Sent::Queued(_)) => {}
+                    _ => panic!("dropped"),
+                }
+            }
+            got += ch.drain(usize::MAX).len() as u64;
+        }
+        got
+    });
+    bench(
+        "channel: try_send + try_recv, one item at a time",
+        N,
+        N,
+        || {
+            let mut got = 0;
+            for i in 0..N {
+                let _ = ch.try_send(i, 2, 1);
+                if ch.try_recv().is_ok() {
+                    got += 1;
+                }
+            }
+            got
+        },
+    );
+    let full = Channel::new(1024, Strategy::simple(BufferAction::EvictOldest));
+    for i in 0..1024u64 {
+        let _ = full.try_send(i, 2, 1);
+    }
+    bench(
+        "channel: try_send into a full evict_oldest channel",
+        N,
+        N,
+        || {
+            let mut evicted = 0;
+            for i in 0..N {
+                if let Ok(Sent::Evicted(..)) = full.try_send(i, 2, 1) {
+                    evicted += 1;
+                }
+            }
+            evicted
+        },
+    );
+
+    const T: u64 = 4_000_000;
+    bench(
+        "channel: producer thread -> consumer thread (block, 8192)",
+        T,
+        T,
+        || {
+            let ch = Arc::new(Channel::new(8192, Strategy::simple(BufferAction::Block)));
+            let rx = ch.clone();
+            let consumer = std::thread::spawn(move || {
+                let mut got = 0u64;
+                while got < T {
+                    let b = rx.recv_batch(4096, Some(Duration::from_secs(10)));
+                    if b.is_empty() {
+                        break;
+                    }
+                    got += b.len() as u64;
+                }
+                got
+            });
+            for i in 0..T {
+                ch.send_blocking(i, 2, 1, None).expect("send");
+            }
+            consumer.join().expect("consumer")
+        },
+    );
+}
+
+fn store_benches() {
+    const N: u64 = 1_000_000;
+    let labels: Vec<Arc<str>> = (0..100).map(|i| Arc::from(format!("svc-{i:02}"))).collect();
+    let updates: Vec<Arc<UpdateData>> = [State::Running, State::Stopped]
+        .iter()
+        .flat_map(|s| labels.iter().map(move |l| update(l, *s)))
+        .collect();
+    let store = StateStore::new(1000);
+    bench("store: apply (every update changes state)", N, N, || {
+        let mut changed = 0;
+        for i in 0..N as usize {
+            let (t, mut p) = store.apply(updates[i % updates.len()].clone());
+            store.notify(&mut p, false);
+            changed += t.changed as u64;
+        }
+        changed
+    });
+    bench("store: get", N, N, || {
+        let mut hits = 0;
+        for i in 0..N as usize {
+            hits += store.get(&labels[i % labels.len()]).is_some() as u64;
+        }
+        hits
+    });
+    bench("store: apply + get", 2 * N, N, || {
+        let mut hits = 0;
+        for i in 0..N as usize {
+            let u = &updates[i % updates.len()];
+            let (_, mut p) = store.apply(u.clone());
+            store.notify(&mut p, false);
+            hits += store.get(&u.label).is_some() as u64;
+        }
+        hits
+    });
+}
+
+fn filter_benches() {
+    const N: u64 = 10_000_000;
+    let hs: Vec<Header> = (0..8)
+        .map(|i| header(1 + i % 4, &format!("svc-{i}"), Severity::Info))
+        .collect();
+    let mut none = |_: &()| -> Result<bool, ()> { Ok(true) };
+    let cases: Vec<(&str, Filter<()>, u64)> = vec![
+        ("filter: types {1}", Filter::Types([1].into()), N / 4),
+        (
+            "filter: types {1} and severity >= info",
+            Filter::And(vec![
+                Filter::Types([1].into()),
+                Filter::MinSeverity(Severity::Info),
+            ]),
+            N / 4,
+        ),
+        (
+            "filter: (source in 8 or types {2,3}) and not corr",
+            Filter::And(vec![
+                Filter::Or(vec![
+                    Filter::Sources((0..8).map(|i| Arc::from(format!("x-{i}"))).collect()),
+                    Filter::Types([2, 3].into()),
+                ]),
+                Filter::Not(Box::new(Filter::Correlation(Arc::from("corr_other")))),
+            ]),
+            N / 2,
+        ),
+    ];
+    for (name, f, expect) in cases {
+        bench(name, N, expect, || {
+            let mut hits = 0;
+            for i in 0..N as usize {
+                hits += f
+                    .matches(black_box(&hs[i % hs.len()]), &mut none)
+                    .expect("no custom leaves") as u64;
+            }
+            hits
+        });
+    }
+}
+
+struct Sub(u64, Filter<()>);
+impl Indexed for Sub {
+    type Custom = ();
+    fn seq(&self) -> u64 {
+        self.0
+    }
+    fn filter(&self) -> &Filter<()> {
+        &self.1
+    }
+}
+
+fn dispatch_benches() {
+    const N: u64 = 5_000_000;
+    for subscribers in [1u64, 100, 10_000] {
+        // One subscriber wants type 1000; the others want other types.
+        let subs: Vec<Arc<Sub>> = (0..subscribers)
+            .map(|i| {
+                let t = if i == subscribers / 2 {
+                    1000
+                } else {
+                    2000 + i as u32
+                };
+                Arc::new(Sub(i, Filter::Types([t].into())))
+            })
+            .collect();
+        let ix = Index::build(subs);
+        let h = header(1000, "svc", Severity::Info);
+        let mut none = |_: &()| -> Result<bool, ()> { Ok(true) };
+        let mut scratch = Vec::new();
+        bench(
+            &format!("dispatch: candidates + filter, {subscribers} subscribers, 1 matches"),
+            N,
+            N,
+            || {
+                let mut delivered = 0;
+                for _ in 0..N {
+                    for s in ix.candidates(black_box(&h), &mut scratch) {
+                        if s.1.matches(&h, &mut none).expect("no custom leaves") {
+                            delivered += 1;
+                        }
+                    }
+                }
+                delivered
+            },
+        );
+    }
+}
+
+fn misc_benches() {
+    const N: u64 = 10_000_000;
+    bench("ids: next_id", N, N, || {
+        let mut nonzero = 0;
+        for _ in 0..N {
+            nonzero += (black_box(ids::next_id()) != 0) as u64;
+        }
+        nonzero
+    });
+    const M: u64 = 2_000_000;
+    bench("ids: new_correlation_id (String)", M, M * 21, || {
+        let mut len = 0;
+        for _ in 0..M {
+            len += black_box(ids::new_correlation_id()).len() as u64;
+        }
+        len
+    });
+    let hist = LatencyHistogram::new();
+    bench("metrics: latency histogram record", N, N, || {
+        hist.reset();
+        for i in 0..N {
+            hist.record(black_box(100 + (i & 1023)));
+        }
+        hist.summary().count
+    });
+}
+
+fn main() {
+    // `cargo test --benches` runs bench targets with `--test`-style flags: keep that cheap.
+    if std::env::args().any(|a| a == "--test" || a == "--list") {
+        return;
+    }
+    println!(
+        "tracebus core, {} CPUs, median of {RUNS} runs",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    channel_benches();
+    store_benches();
+    filter_benches();
+    dispatch_benches();
+    misc_benches();
+}
