@@ -6,6 +6,9 @@
 //!
 //! Run: `cargo bench --bench rust_benches` (or plain `cargo bench`).
 
+// Printing the table is this program's job.
+#![allow(clippy::print_stdout)]
+
 use _core::channel::{BufferAction, Channel, Sent, Strategy};
 use _core::event::Header;
 use _core::filter::Filter;
