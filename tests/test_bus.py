@@ -896,52 +896,55 @@ def test_concurrent_publishers_exact_counts(bus: EventBus) -> None:
         assert len([e for e in drained if e.source == f"p{i}"]) == 250
 
 
+def _interleave_once() -> None:
+    bus = EventBus(history_size=0)
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def publisher() -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    bus.publish(ev())
+                except BusClosedError:
+                    return
+        except BaseException as e:
+            failures.append(e)
+
+    def churner() -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    s = bus.subscribe(None, lambda e: None)
+                    c = bus.subscribe_channel(buffer_size=4)
+                    t = bus.subscribe(
+                        None, lambda e: None, mode="thread", buffer_size=4, strategy="drop"
+                    )
+                except BusClosedError:
+                    return
+                s.close()
+                c.close()
+                bus.unsubscribe(t)
+        except BaseException as e:
+            failures.append(e)
+
+    threads = [threading.Thread(target=publisher) for _ in range(2)]
+    threads += [threading.Thread(target=churner) for _ in range(2)]
+    for t in threads:
+        t.start()
+    time.sleep(0.05)
+    bus.close()
+    stop.set()
+    for t in threads:
+        t.join(WAIT)
+        assert not t.is_alive()
+    assert failures == []
+    assert bus.subscription_count == 0
+
+
 def test_publish_unsubscribe_close_any_interleaving() -> None:
     for _round in range(5):
-        bus = EventBus(history_size=0)
-        stop = threading.Event()
-        failures: list[BaseException] = []
-
-        def publisher() -> None:
-            try:
-                while not stop.is_set():
-                    try:
-                        bus.publish(ev())
-                    except BusClosedError:
-                        return
-            except BaseException as e:
-                failures.append(e)
-
-        def churner() -> None:
-            try:
-                while not stop.is_set():
-                    try:
-                        s = bus.subscribe(None, lambda e: None)
-                        c = bus.subscribe_channel(buffer_size=4)
-                        t = bus.subscribe(
-                            None, lambda e: None, mode="thread", buffer_size=4, strategy="drop"
-                        )
-                    except BusClosedError:
-                        return
-                    s.close()
-                    c.close()
-                    bus.unsubscribe(t)
-            except BaseException as e:
-                failures.append(e)
-
-        threads = [threading.Thread(target=publisher) for _ in range(2)] + [
-            threading.Thread(target=churner) for _ in range(2)
-        ]
-        for t in threads:
-            t.start()
-        time.sleep(0.05)
-        bus.close()
-        stop.set()
-        for t in threads:
-            t.join(WAIT)
-            assert not t.is_alive()
-        assert failures == []
-        assert bus.subscription_count == 0
+        _interleave_once()
 
 
 # --- bad input -----------------------------------------------------------------------------
