@@ -69,16 +69,6 @@ pub enum Push<T> {
     Full(T),
 }
 
-/// Result of `flush`.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Flushed<T> {
-    /// Everything queued before the call has been through the sink.
-    Done,
-    /// Called from the flush thread itself (which cannot wait for itself): the queued items,
-    /// in order, for the caller to publish now; then call `complete_inline(n)`.
-    Inline(Vec<T>),
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Stopped,
@@ -331,38 +321,24 @@ impl<T: Send + 'static> Batcher<T> {
         }
     }
 
-    /// Waits until everything queued before the call has been through the sink (see
-    /// `Flushed` for calls from the flush thread).
-    pub fn flush(&self) -> Flushed<T> {
-        let mut st = self.state.lock();
+    /// Waits until everything queued before the call has been through the sink. On the
+    /// flush thread itself (a handler calling flush) it returns at once: that thread cannot
+    /// wait for itself, and publishing the queue there would overtake the rest of the
+    /// current batch; the queued items go out, in order, right after it.
+    pub fn flush(&self) {
         if self.on_flush_thread() {
-            let items: Vec<T> = st.queue.drain(..).collect();
-            st.taken += items.len() as u64;
-            st.filling_since = None;
-            self.progress.notify_all();
-            return Flushed::Inline(items);
+            return;
         }
+        let mut st = self.state.lock();
         let target = st.enqueued;
         if st.completed >= target {
-            return Flushed::Done;
+            return;
         }
         st.flush_upto = st.flush_upto.max(target);
         self.work.notify_one();
         while st.completed < target && st.phase != Phase::Stopped {
             self.progress.wait(&mut st);
         }
-        Flushed::Done
-    }
-
-    /// Records `n` items published inline after `Flushed::Inline`.
-    pub fn complete_inline(&self, n: usize) {
-        let mut st = self.state.lock();
-        st.completed += n as u64;
-        if n > 0 {
-            st.batches += 1;
-            st.max_batch = st.max_batch.max(n as u64);
-        }
-        self.progress.notify_all();
     }
 
     /// Asks the flush thread to flush everything and exit, without waiting.
@@ -509,7 +485,7 @@ mod tests {
         let b = Arc::new(Batcher::<u64>::new(4, Duration::from_secs(60), 16).unwrap());
         assert_eq!(b.push(1, false), Push::Direct(1));
         assert_eq!(b.stats().direct, 1);
-        assert_eq!(b.flush(), Flushed::Done);
+        b.flush();
         assert!(!b.stop());
     }
 
@@ -538,7 +514,7 @@ mod tests {
         for i in 0..7 {
             b.push(i, true);
         }
-        assert_eq!(b.flush(), Flushed::Done);
+        b.flush();
         assert_eq!(flat(&got), (0..7).collect::<Vec<_>>());
         b.stop();
     }
@@ -636,39 +612,34 @@ mod tests {
     }
 
     #[test]
-    fn push_and_flush_from_the_flush_thread_are_direct_and_inline() {
-        let b = Arc::new(Batcher::new(2, Duration::from_secs(3600), 8).unwrap());
+    fn push_and_flush_from_the_flush_thread_keep_order_and_never_wait() {
+        // capacity == batch_size: waiting for room on the flush thread would deadlock.
+        let b = Arc::new(Batcher::new(2, Duration::from_secs(3600), 2).unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (s, b2) = (seen.clone(), b.clone());
         b.start(move |batch: Vec<u64>| {
             for x in batch {
                 s.lock().push(x);
-                if x == 1 {
-                    // A handler re-publishing: handed back, not queued (no self-wait).
-                    assert_eq!(b2.push(100, true), Push::Direct(100));
-                    s.lock().push(100);
-                    b2.push(7, true); // own thread: direct as well
-                    match b2.flush() {
-                        Flushed::Inline(items) => {
-                            let n = items.len();
-                            s.lock().extend(items);
-                            b2.complete_inline(n);
-                        }
-                        Flushed::Done => panic!("flush on the flush thread must be inline"),
+                if x < 100 {
+                    // A handler re-publishing: handed back to publish now (nested publish).
+                    match b2.push(100 + x, true) {
+                        Push::Direct(child) => s.lock().push(child),
+                        other => panic!("expected Direct, got {other:?}"),
                     }
+                    b2.flush(); // returns at once on the flush thread
                 }
             }
         })
         .unwrap();
-        b.push(1, true);
-        b.push(2, true);
-        b.push(3, true);
+        for i in 0..6 {
+            b.push(i, true);
+        }
         b.stop();
         let v = seen.lock().clone();
-        assert_eq!(v.iter().filter(|&&x| x == 100).count(), 1);
-        assert!(v.contains(&3) && v.contains(&2));
+        let expected: Vec<u64> = (0..6).flat_map(|i| [i, 100 + i]).collect();
+        assert_eq!(v, expected);
         let s = b.stats();
-        assert_eq!(s.enqueued, s.flushed);
+        assert_eq!((s.enqueued, s.flushed, s.direct), (6, 6, 6));
     }
 
     #[test]
@@ -712,7 +683,7 @@ mod tests {
         for i in 0..3 {
             b.push(i, true);
         }
-        assert_eq!(b.flush(), Flushed::Done);
+        b.flush();
         assert!(b.stop());
         assert_eq!(b.stats().flushed, 3);
     }

@@ -4,7 +4,7 @@
 //! interpreter once per batch to call `bus.publish_many(list)` (a Python method call, so
 //! any bus subclass works). Producers that find the queue full wait with the GIL released.
 
-use crate::batch::{Batcher, Flushed, Push, StartError};
+use crate::batch::{Batcher, Push, StartError};
 use crate::py_errors::{type_err, value_err};
 use crate::py_event::Event;
 use parking_lot::Mutex;
@@ -237,28 +237,11 @@ impl EventBatchProcessor {
     }
 
     /// Publishes everything queued so far and returns when it has been published. From a
-    /// handler running in the batch thread, publishes the queued events right there.
-    fn flush(&self, py: Python<'_>) -> PyResult<()> {
-        if self.core.on_flush_thread() {
-            if let Flushed::Inline(items) = self.core.flush() {
-                let n = items.len();
-                let r = if n > 0 {
-                    self.publish_now(py, items)
-                } else {
-                    Ok(())
-                };
-                self.core.complete_inline(n);
-                match &r {
-                    Ok(()) => self.stats.published.fetch_add(n as u64, Ordering::Relaxed),
-                    Err(_) => self.stats.failed.fetch_add(n as u64, Ordering::Relaxed),
-                };
-                return r;
-            }
-            return Ok(());
-        }
+    /// handler running in the batch thread it returns at once (the thread cannot wait for
+    /// itself; what is queued goes out, in order, right after the current batch).
+    fn flush(&self, py: Python<'_>) {
         let core = self.core.clone();
         py.detach(move || core.flush());
-        Ok(())
     }
 
     /// Publishes what is queued and stops the batch thread (waiting for it, GIL released).
