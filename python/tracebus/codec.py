@@ -96,7 +96,9 @@ def _bad_field(value: Any, where: str) -> tuple[str, Any] | None:
     return (where, value)
 
 
-def _encode_error(event: Event, parts: dict[str, Any], err: Exception) -> TypeError:
+def _encode_error(event: Event, parts: dict[str, Any], err: Exception | None) -> TypeError | None:
+    """A ``TypeError`` naming the first field of ``parts`` that is not a JSON value (None if
+    every field is one)."""
     args = parts.get("args", ())
     kwargs = parts.get("kwargs", {})
     state = parts.get("state", {})
@@ -108,7 +110,7 @@ def _encode_error(event: Event, parts: dict[str, Any], err: Exception) -> TypeEr
     for k, v in state.items():
         bad = bad or _bad_field(v, f"attribute {k}")
     if bad is None:
-        return TypeError(f"cannot encode {type(event).__name__} {event.event_id} as JSON: {err}")
+        return None
     field, value = bad
     what = (
         "not a finite number"
@@ -136,10 +138,18 @@ def event_parts(event: Event) -> dict[str, Any]:
 def encode_parts(event: Event, parts: dict[str, Any]) -> str:
     """JSON text of ``parts`` (from ``event_parts``); a clear ``TypeError`` names the field
     that is not a JSON value."""
+    kwargs = parts.get("kwargs")
+    if parts.get("state") or (kwargs and kwargs.get("metadata")):
+        # Free-form values: check them first, since json silently turns int keys into str.
+        err = _encode_error(event, parts, None)
+        if err is not None:
+            raise err
     try:
         return _encode(parts)
     except (TypeError, ValueError) as e:
-        raise _encode_error(event, parts, e) from None
+        raise _encode_error(event, parts, e) or TypeError(
+            f"cannot encode {type(event).__name__} {event.event_id} as JSON: {e}"
+        ) from None
 
 
 def encode_event(event: Event) -> str:

@@ -229,12 +229,13 @@ class SqliteEventStore:
             mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             self.journal_mode = str(mode).upper()
             self._conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-        except sqlite3.DatabaseError as e:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
+            # UnicodeDecodeError: a damaged page made a text value invalid UTF-8.
             self._conn.close()
             raise EventStoreError(
                 f"{self.path} is not a usable tracebus event store: {e}"
             ) from None
-        except EventStoreError:
+        except BaseException:
             self._conn.close()
             raise
 
@@ -289,7 +290,7 @@ class SqliteEventStore:
                 yield self._conn
             except sqlite3.IntegrityError:
                 raise
-            except sqlite3.DatabaseError as e:
+            except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
                 raise EventStoreError(f"event store {self.path}: {e}") from None
 
     # -- appending ---------------------------------------------------------------------
