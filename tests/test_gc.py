@@ -1,0 +1,173 @@
+"""Garbage collection: handlers, predicates and buses in reference cycles are collected."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import weakref
+from typing import Any
+
+from tb_support import WAIT, wait_until
+
+from tracebus import Event, EventBus, EventType, StateStore, filter_by
+
+
+class Probe(Event):
+    """A weak-referenceable event (Python subclasses of Event get ``__weakref__``)."""
+
+
+class Handler:
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def __call__(self, e: Event) -> None:
+        self.seen += 1
+
+
+def collect() -> None:
+    for _ in range(3):
+        gc.collect()
+
+
+def test_subscribed_handler_is_kept_alive_by_the_bus() -> None:
+    bus = EventBus()
+    h = Handler()
+    ref = weakref.ref(h)
+    bus.subscribe(None, h)
+    del h
+    collect()
+    assert ref() is not None
+    bus.publish(Event(EventType.HEALTH_CHECK, "x"))
+    assert ref().seen == 1  # type: ignore[union-attr]
+    bus.close()
+
+
+def test_dropped_subscription_handler_is_collected() -> None:
+    bus = EventBus()
+    h = Handler()
+    ref = weakref.ref(h)
+    sub = bus.subscribe(None, h)
+    sub.close()
+    del h, sub
+    collect()
+    assert ref() is None
+    bus.close()
+
+
+def test_unsubscribed_handler_referencing_its_subscription_is_collected() -> None:
+    bus = EventBus()
+
+    class SelfRef(Handler):
+        sub: Any = None
+
+    h = SelfRef()
+    ref = weakref.ref(h)
+    h.sub = bus.subscribe(None, h)  # cycle: handler -> subscription -> handler
+    bus.unsubscribe(h.sub)
+    del h
+    collect()
+    assert ref() is None
+    bus.close()
+
+
+def test_bus_in_a_cycle_with_its_handler_is_collected() -> None:
+    class Service:
+        def __init__(self) -> None:
+            self.bus = EventBus()
+            self.sub = self.bus.subscribe(None, self.on_event)  # bus -> bound method -> self -> bus
+            self.seen = 0
+
+        def on_event(self, e: Event) -> None:
+            self.seen += 1
+
+    svc = Service()
+    probe = Probe(EventType.HEALTH_CHECK, "probe")
+    svc.bus.publish(probe)  # the bus's history holds the probe while the bus lives
+    assert svc.seen == 1
+    svc_ref = weakref.ref(svc)
+    probe_ref = weakref.ref(probe)
+    del svc, probe
+    collect()
+    assert svc_ref() is None
+    assert probe_ref() is None  # the bus itself (and its history) was freed
+
+
+def test_bus_with_error_hook_and_predicate_in_cycles_is_collected() -> None:
+    class Owner:
+        def __init__(self) -> None:
+            self.bus = EventBus(on_error=self.on_error)
+            self.bus.subscribe(filter_by(self.accept), self.on_event)
+
+        def accept(self, e: Event) -> bool:
+            return True
+
+        def on_event(self, e: Event) -> None:
+            raise RuntimeError("x")
+
+        def on_error(self, exc: BaseException, e: Event, sub: Any) -> None:
+            self.last = exc
+
+    o = Owner()
+    o.bus.publish(Event(EventType.HEALTH_CHECK, "x"))
+    assert isinstance(o.last, RuntimeError)
+    del o.last  # the traceback would also reference frames; not what is tested here
+    ref = weakref.ref(o)
+    del o
+    collect()
+    assert ref() is None
+
+
+def test_channel_subscription_dropped_is_collected() -> None:
+    bus = EventBus()
+    probe = Probe(EventType.HEALTH_CHECK, "x")
+    ch = bus.subscribe_channel()
+    bus.publish(probe)
+    ref = weakref.ref(probe)
+    ch.close()
+    bus.close()
+    del ch, bus, probe
+    collect()
+    assert ref() is None
+
+
+def test_thread_mode_handler_collected_after_close() -> None:
+    bus = EventBus()
+    h = Handler()
+    ref = weakref.ref(h)
+    sub = bus.subscribe(None, h, mode="thread")
+    bus.publish(Event(EventType.HEALTH_CHECK, "x"))
+    assert wait_until(lambda: sub.delivered == 1)
+    bus.close(timeout=WAIT)
+    del h, sub, bus
+    collect()
+    assert wait_until(lambda: (collect(), ref() is None)[1])
+
+
+def test_async_handler_collected_after_close() -> None:
+    class AsyncHandler:
+        async def __call__(self, e: Event) -> None:
+            pass
+
+    async def main() -> weakref.ref[AsyncHandler]:
+        bus = EventBus()
+        h = AsyncHandler()
+        ref = weakref.ref(h)
+        bus.subscribe(None, h.__call__)
+        bus.publish(Event(EventType.HEALTH_CHECK, "x"))
+        await asyncio.sleep(0.01)
+        bus.close()
+        await asyncio.sleep(0.01)  # the pump task sees the end and returns
+        return ref
+
+    ref = asyncio.run(main())
+    collect()
+    assert ref() is None
+
+
+def test_store_subscription_does_not_keep_store_alive() -> None:
+    store = StateStore()
+    sub = store.subscribe()
+    del store
+    collect()
+    sub.close()  # the store is gone; closing is still safe
+    assert sub.closed
