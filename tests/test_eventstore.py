@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from tracebus import (
     ConcurrencyError,
     DependencyEvent,
@@ -561,7 +562,9 @@ CHILD = textwrap.dedent(
     i = 0
     while True:
         n = 1 + i % 7
-        batch = [Event(EventType.CONFIG_CHANGE, f"w{i % 3}", metadata={"i": i + k}) for k in range(n)]
+        batch = [
+            Event(EventType.CONFIG_CHANGE, f"w{i % 3}", metadata={"i": i + k}) for k in range(n)
+        ]
         if n == 1:
             store.append(batch[0])
         else:
