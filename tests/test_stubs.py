@@ -37,6 +37,7 @@ _IMPLICIT = {
     "__gt__",
     "__ge__",
     "__match_args__",
+    "__slotnames__",  # cached on the class by copyreg once an instance is pickled
 }
 
 
