@@ -22,6 +22,18 @@ type Core = Batcher<Py<PyAny>>;
 /// by `tracebus.performance`) can flush them before the interpreter shuts down.
 static STARTED: Mutex<Vec<Weak<Core>>> = Mutex::new(Vec::new());
 
+/// The flush thread's reference to the bus, released with the interpreter attached when the
+/// thread ends (instead of a deferred decref that waits for the next attach).
+struct BusRef(Option<Py<PyAny>>);
+
+impl Drop for BusRef {
+    fn drop(&mut self) {
+        if let Some(bus) = self.0.take() {
+            let _ = Python::try_attach(move |_| drop(bus));
+        }
+    }
+}
+
 /// What the flush thread's sink counts.
 #[derive(Default)]
 struct SinkStats {
@@ -166,11 +178,12 @@ impl EventBatchProcessor {
 
     /// Starts the batch thread (does nothing if it is running).
     fn start(&self, py: Python<'_>) -> PyResult<()> {
-        let bus = self.bus.clone_ref(py);
+        let bus = BusRef(Some(self.bus.clone_ref(py)));
         let stats = self.stats.clone();
         let sink = move |batch: Vec<Py<PyAny>>| {
             let n = batch.len();
             let done = Python::try_attach(|py| {
+                let Some(bus) = bus.0.as_ref() else { return };
                 let r = PyList::new(py, batch).and_then(|list| {
                     bus.bind(py)
                         .call_method1(intern!(py, "publish_many"), (list,))

@@ -405,7 +405,7 @@ class OptimizedEventBus(EventBus):
     ...     bus.flush()
     """
 
-    __slots__ = ("_batcher", "_config", "_monitor", "_store")
+    __slots__ = ("__weakref__", "_batcher", "_config", "_monitor", "_store")
 
     _batcher: EventBatchProcessor | None
     _config: OptimizedEventBusConfig
