@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
 from types import MappingProxyType, TracebackType
-from typing import Any, ClassVar, Literal, Protocol, Self, TypeAlias, final
+from typing import Any, Literal, Protocol, Self, TypeAlias, final
 
 from typing_extensions import disjoint_base
 
@@ -325,7 +325,8 @@ class HealthStatusUpdate:
 class Event:
     """Base class of every event: routing header in Rust plus read-only metadata."""
 
-    __match_args__: ClassVar[tuple[str, ...]]
+    __match_args__ = ("type", "source")
+
     def __new__(
         cls,
         type: EventType | str,
@@ -382,6 +383,8 @@ class Event:
 class ServiceStateEvent(Event):
     """A service's lifecycle change; type and severity follow the new state."""
 
+    __match_args__ = ("service_type", "source", "old_state", "new_state")
+
     def __new__(
         cls,
         service_type: ServiceType | str,
@@ -431,6 +434,8 @@ class ServiceStateEvent(Event):
 @disjoint_base
 class HealthEvent(Event):
     """A cluster health result (``health.check``, ``health.recovery`` or ``health.failure``)."""
+
+    __match_args__ = ("context_name", "cluster_short_name", "is_mc", "is_healthy")
 
     def __new__(
         cls,
@@ -484,6 +489,8 @@ class HealthEvent(Event):
 class DependencyEvent(Event):
     """A dependency change: a cascade start/stop, or a single dependency start/stop."""
 
+    __match_args__ = ("source", "dependency_type", "affected", "action")
+
     def __new__(
         cls,
         source: str,
@@ -517,6 +524,8 @@ class DependencyEvent(Event):
 class UserActionEvent(Event):
     """Something a user did (restart, stop, ...): ``user.action``, info."""
 
+    __match_args__ = ("action", "target_type", "target_name")
+
     def __new__(
         cls,
         action: str,
@@ -545,6 +554,8 @@ class UserActionEvent(Event):
 @disjoint_base
 class SystemEvent(Event):
     """A system-level operation of ``component``; ``action`` selects type and severity."""
+
+    __match_args__ = ("component", "action", "details")
 
     def __new__(
         cls,
