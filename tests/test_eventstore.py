@@ -645,6 +645,8 @@ def test_missing_file_without_create(tmp_path: Path) -> None:
     assert not (tmp_path / "nope.db").exists()
     with pytest.raises(EventStoreError, match="directory"):
         SqliteEventStore(tmp_path)
+    with pytest.raises(EventStoreError, match="no directory"):
+        SqliteEventStore(tmp_path / "missing" / "x.db")
 
 
 def test_newer_schema_is_refused(db: Path) -> None:

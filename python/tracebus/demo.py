@@ -482,7 +482,7 @@ def run_demo(config: DemoConfig, out: TextIO | None = None, *, live: bool | None
     if use_live:
         from .live import DemoLiveView
 
-        view = DemoLiveView(env, feed, out, title=f"tracebus demo — {len(env.services)} services")
+        view = DemoLiveView(env, feed, out, title="tracebus demo")
         view.start()
     try:
         for sim_t, _name, step in steps:

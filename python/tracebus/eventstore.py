@@ -211,6 +211,9 @@ class SqliteEventStore:
             raise EventStoreError(f"no event store at {self.path}: the file does not exist")
         if not memory and os.path.isdir(self.path):
             raise EventStoreError(f"{self.path} is a directory, not an event store file")
+        parent = os.path.dirname(os.path.abspath(self.path))
+        if not memory and not os.path.isdir(parent):
+            raise EventStoreError(f"cannot create event store {self.path}: no directory {parent}")
         self._lock = threading.RLock()
         self._versions: dict[str, int] = {}
         self._next_seq: int | None = None
