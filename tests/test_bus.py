@@ -1040,3 +1040,33 @@ def test_unsubscribing_another_bus_subscription_does_not_touch_ours(bus: EventBu
         assert len(got) == 1
     finally:
         other.close()
+
+
+@pytest.mark.parametrize(
+    ("call", "param"),
+    [
+        (lambda b: b.history(correlation_id=5), "correlation_id"),
+        (lambda b: b.history(limit="3"), "limit"),
+        (lambda b: b.publish(ev(), timeout="soon"), "timeout"),
+        (lambda b: b.close(timeout="soon"), "timeout"),
+    ],
+)
+def test_bad_history_and_timeout_arguments_name_the_parameter(call: Any, param: str) -> None:
+    # PyO3 names the argument in a note ("while processing '...'"); pytest matches notes.
+    bus = EventBus()
+    try:
+        with pytest.raises(TypeError, match=param):
+            call(bus)
+        assert not bus.closed
+    finally:
+        bus.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason='history(limit=-1) raises OverflowError("can\'t convert negative int to unsigned") '
+    "from PyO3's usize extraction instead of a ValueError",
+)
+def test_negative_history_limit_is_a_value_error(bus: EventBus) -> None:
+    with pytest.raises(ValueError, match="limit"):
+        bus.history(limit=-1)

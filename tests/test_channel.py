@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from typing import Any
 
 import pytest
 from tb_support import WAIT, state_event, update, wait_until
+
 from tracebus import (
     BufferAction,
     Channel,
@@ -509,3 +511,14 @@ def test_bad_send_and_receive_arguments_leave_the_channel_unchanged() -> None:
         ch.drain("3")
     assert ch.stats() == before
     assert ch.drain() == ["keep"]
+
+
+@pytest.mark.parametrize(
+    "call", [lambda ch: ch.recv(timeout="x"), lambda ch: ch.send(1, timeout="x")]
+)
+def test_non_numeric_timeout_names_the_parameter(call: Any) -> None:
+    # PyO3 names the argument in a note ("while processing 'timeout'"); pytest matches notes.
+    ch = Channel(2)
+    with pytest.raises(TypeError, match="timeout"):
+        call(ch)
+    assert ch.stats()["sent"] == 0
