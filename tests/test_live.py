@@ -119,7 +119,8 @@ def test_demo_live_view_in_a_terminal(tmp_path: Path) -> None:
     assert "clusters" in frame and "golem" in frame and "alpha" in frame
     assert "events" in frame and "health.check" in frame
     assert re.search(
-        r"events/s [\d,]+ │ published \d+ │ p99 latency \d+\.\d{3} ms │ drops 0 │ score 100 \(healthy\)",
+        r"events/s [\d,]+ │ published \d+ │ p99 latency \d+\.\d{3} ms │ drops 0 │ "
+        r"score 100 \(healthy\)",
         frame,
     )
     # severities are coloured: an error line (the cluster failure) was drawn in red at some point
@@ -155,11 +156,14 @@ WRITER = textwrap.dedent(
     """
     import sys, time
     from tracebus import *
+    R, F = ServiceState.RUNNING, ServiceState.FAILED
     store = SqliteEventStore(sys.argv[1])
     for i in range(40):
-        u = ManagedServiceUpdate(ServiceType.PORT_FORWARD, f"pf-{i % 4}", ServiceState.RUNNING if i % 2 else ServiceState.FAILED,
-                                 proxy_port=9000 + i % 4, pid=100 + i, error_detail=None if i % 2 else "refused")
-        old = ServiceState.FAILED if i % 2 else ServiceState.RUNNING
+        new, old = (R, F) if i % 2 else (F, R)
+        u = ManagedServiceUpdate(
+            ServiceType.PORT_FORWARD, f"pf-{i % 4}", new, proxy_port=9000 + i % 4, pid=100 + i,
+            error_detail=None if i % 2 else "refused",
+        )
         store.append(ServiceStateEvent.from_update(u, old))
         time.sleep(0.03)
     store.close()
