@@ -1070,3 +1070,64 @@ def test_bad_history_and_timeout_arguments_name_the_parameter(call: Any, param: 
 def test_negative_history_limit_is_a_value_error(bus: EventBus) -> None:
     with pytest.raises(ValueError, match="limit"):
         bus.history(limit=-1)
+
+
+# --- known deadlocks (block strategy waiting on a consumer that can only run after it) -----
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: async subscriptions default to the block strategy, so publishing from the "
+    "loop's own thread past the buffer waits for the pump task, which cannot run: the whole "
+    "event loop deadlocks until another thread closes the bus",
+)
+def test_publishing_past_an_async_buffer_from_its_loop_does_not_deadlock() -> None:
+    async def main() -> list[str]:
+        bus = EventBus()
+        got: list[str] = []
+
+        async def handler(e: Event) -> None:
+            got.append(e.source)
+
+        bus.subscribe(None, handler, buffer_size=2)
+        rescue = threading.Timer(2.0, bus.close)  # unblocks the loop if it deadlocks
+        rescue.start()
+        try:
+            for i in range(5):
+                bus.publish(ev(str(i)))
+            for _ in range(400):
+                if len(got) == 5:
+                    break
+                await asyncio.sleep(0.005)
+        finally:
+            rescue.cancel()
+            bus.close()
+        return got
+
+    assert asyncio.run(main()) == ["0", "1", "2", "3", "4"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: a thread-mode handler (block strategy) that publishes events matching its own "
+    "subscription waits forever for room in its own buffer, which only its thread drains",
+)
+def test_thread_handler_publishing_to_itself_does_not_deadlock() -> None:
+    bus = EventBus()
+    handled: list[str] = []
+
+    def handler(e: Event) -> None:
+        handled.append(e.source)
+        if e.source == "root":
+            for i in range(3):
+                bus.publish(ev(f"child{i}"))
+
+    bus.subscribe(None, handler, mode="thread", buffer_size=1)
+    rescue = threading.Timer(2.0, bus.close)
+    rescue.start()
+    try:
+        bus.publish(ev("root"))
+        assert wait_until(lambda: len(handled) == 4, timeout=2.5)
+    finally:
+        rescue.cancel()
+        bus.close(timeout=WAIT)

@@ -580,3 +580,31 @@ def test_shared_store_between_reporters() -> None:
     assert set(store.get_all_service_states()) == {"a", "b"}
     assert adapter.get_state_store() is tui.get_state_store() is store
     adapter.bus.close()
+
+
+def test_updates_reported_from_a_handler_join_the_cascade() -> None:
+    """A handler reacting to a user action reports service updates through the adapter;
+    the resulting events carry the action's correlation and name it as their parent."""
+    adapter = EventBusAdapter()
+    bus = adapter.get_event_bus()
+    from tracebus import UserActionEvent
+
+    @bus.on(filter_by_type(T.USER_ACTION))
+    def restart(e: UserActionEvent) -> None:
+        adapter.report(update(e.target_name, S.STOPPING))
+        adapter.report(update(e.target_name, S.STARTING))
+
+    root = UserActionEvent("restart", ServiceType.PORT_FORWARD, "pf")
+    bus.publish(root)
+    trace = bus.trace(root.correlation_id)
+    assert len(trace) == 3
+    children = trace.roots[0].children
+    assert [(c.event.source, c.event.new_state) for c in children] == [
+        ("pf", S.STOPPING),
+        ("pf", S.STARTING),
+    ]
+    assert all(c.event.parent_id == root.event_id for c in children)
+    assert all(c.event.caused_by == "user.action" for c in children)
+    snap = adapter.store.get_service_state("pf")
+    assert snap is not None and snap.correlation_id == root.correlation_id
+    bus.close()
