@@ -34,6 +34,7 @@ from tracebus import (
     StateStore,
     TUIReporter,
     TUIReporterConfig,
+    UserActionEvent,
     combine_filters,
     correlation,
     filter_by_correlation,
@@ -587,7 +588,6 @@ def test_updates_reported_from_a_handler_join_the_cascade() -> None:
     the resulting events carry the action's correlation and name it as their parent."""
     adapter = EventBusAdapter()
     bus = adapter.get_event_bus()
-    from tracebus import UserActionEvent
 
     @bus.on(filter_by_type(T.USER_ACTION))
     def restart(e: UserActionEvent) -> None:
