@@ -7,8 +7,9 @@
 //! `flush()` and on `stop()`. Items are handed to the sink in queue order, and only the one
 //! flush thread ever calls the sink, so batches never overtake each other.
 //!
-//! The queue is bounded (`capacity`): a producer that finds it full waits for the flush
-//! thread to take a batch (backpressure, nothing is lost). Two exceptions keep that wait
+//! The queue is bounded (`capacity`): a producer that finds it full waits until the flush
+//! thread has brought it down to half (backpressure, nothing is lost; the hysteresis keeps
+//! producer and flush thread from trading the GIL once per batch). Two exceptions keep that wait
 //! from deadlocking: a push from this batcher's own flush thread (a handler publishing
 //! while a batch is delivered) is handed back to be published directly, like a nested
 //! publish; a push from *another* batcher's flush thread is admitted over capacity and
@@ -126,7 +127,9 @@ pub struct Batcher<T> {
     state: Mutex<State<T>>,
     /// The flush thread waits here for work.
     work: Condvar,
-    /// Producers (room), flushers (completion) and stoppers (stopped) wait here.
+    /// Producers that found the queue full wait here (woken at the low-water mark).
+    room: Condvar,
+    /// Flushers (completion) and stoppers (stopped) wait here.
     progress: Condvar,
     /// The flush thread's handle; also serializes `start` and `stop` of other threads.
     handle: Mutex<Option<JoinHandle<()>>>,
@@ -182,6 +185,7 @@ impl<T: Send + 'static> Batcher<T> {
                 starts: 0,
             }),
             work: Condvar::new(),
+            room: Condvar::new(),
             progress: Condvar::new(),
             handle: Mutex::new(None),
         })
@@ -197,6 +201,11 @@ impl<T: Send + 'static> Batcher<T> {
 
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// Producers that found the queue full resume when it is down to this.
+    fn low_water(&self) -> usize {
+        self.capacity / 2
     }
 
     fn addr(&self) -> usize {
@@ -267,6 +276,7 @@ impl<T: Send + 'static> Batcher<T> {
             Err(e) => {
                 let mut st = self.state.lock();
                 st.phase = Phase::Stopped;
+                self.room.notify_all();
                 self.progress.notify_all();
                 Err(StartError::Spawn(e))
             }
@@ -296,8 +306,12 @@ impl<T: Send + 'static> Batcher<T> {
                 }
                 Phase::Running if !block => return Push::Full(item),
                 Phase::Running => {
+                    // Wait until the queue is down to half (hysteresis): waking producers
+                    // for every batch taken would trade the GIL back and forth per batch.
                     st.waits += 1;
-                    self.progress.wait(&mut st);
+                    while st.phase == Phase::Running && st.queue.len() > self.low_water() {
+                        self.room.wait(&mut st);
+                    }
                 }
             }
         }
@@ -347,7 +361,7 @@ impl<T: Send + 'static> Batcher<T> {
         if st.phase == Phase::Running {
             st.phase = Phase::Stopping;
             self.work.notify_one();
-            self.progress.notify_all();
+            self.room.notify_all();
         }
     }
 
@@ -405,7 +419,9 @@ impl<T: Send + 'static> Batcher<T> {
                     } else {
                         Some(Instant::now())
                     };
-                    self.progress.notify_all(); // room for blocked producers
+                    if st.queue.len() <= self.low_water() {
+                        self.room.notify_all();
+                    }
                     MutexGuard::unlocked(&mut st, || {
                         // A panicking sink must not leave the batcher "running" with no
                         // thread: the batch counts as flushed (the sink owns reporting).
