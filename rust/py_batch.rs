@@ -51,9 +51,10 @@ struct SinkStats {
 /// published in the order they were queued. While not started, `queue_event` publishes
 /// directly (also through `publish_many`). Sync handlers of the bus run in the batch thread.
 ///
-/// The queue holds at most `max_queued` events: a producer that finds it full waits (GIL
-/// released) until the batch thread takes a batch, so nothing is dropped and publishers
-/// are slowed to the bus's pace. A handler queueing an event while its batch is delivered
+/// The queue holds at most `max_queued` events (default: 10,000 or 4 batches, whichever is
+/// more). A producer that finds it full waits, GIL released, until the batch thread has
+/// brought it down to half: nothing is dropped, publishers are slowed to the bus's pace,
+/// and the waits are counted in `stats()["waits"]`. A handler queueing an event while its batch is delivered
 /// publishes it directly (like a nested publish), so it never waits for itself.
 ///
 /// Errors raised by `publish_many` (handler errors are isolated by the bus itself; this is
@@ -228,8 +229,8 @@ impl EventBatchProcessor {
         }
     }
 
-    /// Queues `event` for the next batch (waits, GIL released, if `max_queued` events are
-    /// already queued). When the processor is not started, publishes it directly.
+    /// Queues `event` for the next batch (if `max_queued` events are already queued, waits
+    /// with the GIL released until the queue is down to half). When the processor is not started, publishes it directly.
     fn queue_event(&self, py: Python<'_>, event: &Bound<'_, PyAny>) -> PyResult<()> {
         if event.cast::<Event>().is_err() {
             return Err(type_err("event", "a tracebus Event", event));
