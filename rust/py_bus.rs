@@ -11,7 +11,10 @@ use crate::event::Header;
 use crate::index::{Index, Indexed};
 use crate::kinds::{self, MAX_EVENT_TYPES};
 use crate::metrics::LatencyHistogram;
-use crate::py_channel::{extract_capacity, extract_strategy, extract_timeout, stats_dict, Channel};
+use crate::py_channel::{
+    extract_capacity, extract_strategy, extract_timeout, seconds_arg, stats_dict, timeout_arg,
+    Channel,
+};
 use crate::py_correlation::DeliveryGuard;
 use crate::py_errors::{
     type_err, value_err, BusClosedError, PublishDepthError, PublishTimeoutError,
@@ -427,6 +430,25 @@ impl EventBus {
     }
 }
 
+/// `from_py_with` extractors for `history`, so wrong types name the parameter.
+fn correlation_arg(v: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
+    if v.is_none() {
+        return Ok(None);
+    }
+    v.cast::<pyo3::types::PyString>()
+        .map_err(|_| type_err("correlation_id", "a str or None", v))
+        .and_then(|s| Ok(Some(s.to_str()?.to_owned())))
+}
+
+fn limit_arg(v: &Bound<'_, PyAny>) -> PyResult<Option<usize>> {
+    if v.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(
+        crate::py_update::extract_uint("limit", v, u64::MAX)? as usize
+    ))
+}
+
 fn worker_loop(sub: Arc<Sub>, bus: Weak<BusInner>) {
     let (Some(ch), Some(handler)) = (sub.channel.clone(), sub.handler.as_ref()) else {
         return;
@@ -462,8 +484,7 @@ fn worker_loop(sub: Arc<Sub>, bus: Weak<BusInner>) {
                             .map(|s| s.to_string())
                             .or_else(|| payload.downcast_ref::<String>().cloned())
                             .unwrap_or_else(|| "a handler panicked".into());
-                        pyo3::panic::PanicException::new_err(msg)
-                            .write_unraisable(py, Some(&ev));
+                        pyo3::panic::PanicException::new_err(msg).write_unraisable(py, Some(&ev));
                     }
                 }
             }
@@ -535,7 +556,7 @@ impl EventBus {
         &self,
         py: Python<'_>,
         event: &Bound<'_, PyAny>,
-        timeout: Option<f64>,
+        #[pyo3(from_py_with = timeout_arg)] timeout: Option<f64>,
     ) -> PyResult<u64> {
         let t = extract_timeout(timeout)?;
         let o = self.publish_checked(py, event, t)?;
@@ -552,7 +573,7 @@ impl EventBus {
         &self,
         py: Python<'_>,
         events: &Bound<'_, PyAny>,
-        timeout: Option<f64>,
+        #[pyo3(from_py_with = timeout_arg)] timeout: Option<f64>,
     ) -> PyResult<u64> {
         let t = extract_timeout(timeout)?;
         let items: Vec<Bound<'_, PyAny>> = match events.cast::<PyList>() {
@@ -695,7 +716,11 @@ impl EventBus {
     /// wake, channel subscriptions close (their buffered events stay receivable), and
     /// handler threads deliver what is buffered and stop (waited for up to `timeout` s).
     #[pyo3(signature = (timeout=5.0))]
-    fn close(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
+    fn close(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = seconds_arg)] timeout: f64,
+    ) -> PyResult<()> {
         let t = extract_timeout(Some(timeout))?.unwrap_or(Duration::from_secs(5));
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
@@ -778,8 +803,8 @@ impl EventBus {
     fn history<'py>(
         &self,
         py: Python<'py>,
-        correlation_id: Option<&str>,
-        limit: Option<usize>,
+        #[pyo3(from_py_with = correlation_arg)] correlation_id: Option<String>,
+        #[pyo3(from_py_with = limit_arg)] limit: Option<usize>,
     ) -> PyResult<Bound<'py, PyList>> {
         let items: Vec<Py<PyAny>> = {
             let h = self.inner.history.lock();
@@ -791,7 +816,7 @@ impl EventBus {
                 .filter(|e| {
                     e.bind(py)
                         .cast::<Event>()
-                        .map(|x| &*x.get().header.correlation_id == c)
+                        .map(|x| *x.get().header.correlation_id == *c)
                         .unwrap_or(false)
                 })
                 .collect(),

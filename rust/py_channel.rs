@@ -156,6 +156,28 @@ pub fn extract_capacity(
     }
 }
 
+/// `from_py_with` extractor of `timeout` arguments (seconds or None), so that a wrong type
+/// raises a TypeError naming the parameter (PyO3's own message does not name it).
+pub fn timeout_arg(v: &Bound<'_, PyAny>) -> PyResult<Option<f64>> {
+    if v.is_none() {
+        return Ok(None);
+    }
+    if v.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(type_err("timeout", "a number of seconds or None", v));
+    }
+    v.extract::<f64>()
+        .map(Some)
+        .map_err(|_| type_err("timeout", "a number of seconds or None", v))
+}
+
+/// Like `timeout_arg` for a `timeout` that must be a number.
+pub fn seconds_arg(v: &Bound<'_, PyAny>) -> PyResult<f64> {
+    match timeout_arg(v) {
+        Ok(Some(t)) => Ok(t),
+        _ => Err(type_err("timeout", "a number of seconds", v)),
+    }
+}
+
 pub fn extract_timeout(v: Option<f64>) -> PyResult<Option<Duration>> {
     match v {
         None => Ok(None),
@@ -388,7 +410,7 @@ impl Channel {
         py: Python<'_>,
         item: &Bound<'_, PyAny>,
         severity: Option<&Bound<'_, PyAny>>,
-        timeout: Option<f64>,
+        #[pyo3(from_py_with = timeout_arg)] timeout: Option<f64>,
     ) -> PyResult<bool> {
         let Feed::Objects(ch) = &self.feed else {
             return Err(PyTypeError::new_err(
@@ -427,7 +449,11 @@ impl Channel {
     /// Waits for the next item (GIL released) for at most `timeout` seconds (None = forever).
     /// Raises `TimeoutError` on timeout and `ChannelClosed` once closed and empty.
     #[pyo3(signature = (timeout=None))]
-    fn recv(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
+    fn recv(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = timeout_arg)] timeout: Option<f64>,
+    ) -> PyResult<Py<PyAny>> {
         let t = extract_timeout(timeout)?;
         match self.recv_core(py, t) {
             Ok((s, i)) => self.convert(py, s, i),

@@ -1062,11 +1062,6 @@ def test_bad_history_and_timeout_arguments_name_the_parameter(call: Any, param: 
         bus.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='history(limit=-1) raises OverflowError("can\'t convert negative int to unsigned") '
-    "from PyO3's usize extraction instead of a ValueError",
-)
 def test_negative_history_limit_is_a_value_error(bus: EventBus) -> None:
     with pytest.raises(ValueError, match="limit"):
         bus.history(limit=-1)
