@@ -1,4 +1,4 @@
-"""Helpers shared by the tracebus tests (a uniquely named module: tests/ has several conftest files).
+"""Helpers shared by the tracebus tests (uniquely named: tests/ holds several conftest files).
 
 Tests run against the installed package (``pip install .``), never the source tree.
 """

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from tb_support import state_event, update
+
 from tracebus import (
     CorrelationContext,
     EventType,
@@ -237,7 +238,7 @@ def test_from_traceparent_rejects_non_str() -> None:
     ],
 )
 def test_to_traceparent_rejects_bad_input(corr: str, parent: str | None) -> None:
-    with pytest.raises(ValueError, match="correlation_id|parent_id"):
+    with pytest.raises(ValueError, match=r"correlation_id|parent_id"):
         to_traceparent(corr, parent)
 
 
@@ -252,3 +253,26 @@ def test_events_created_in_scope_route_by_correlation(bus: object) -> None:
     bus.publish(SystemEvent("core", "config_change"))
     assert len(got) == 1
     assert got[0].type is EventType.CONFIG_CHANGE  # type: ignore[attr-defined]
+
+
+def test_handled_event_wins_over_an_older_enclosing_scope() -> None:
+    from tracebus import Event, EventBus
+
+    bus = EventBus()
+    try:
+        created: list[object] = []
+        bus.subscribe(None, lambda e: created.append(update()))
+        with correlation("scope") as scope:
+            handled = Event(
+                EventType.USER_ACTION,
+                "ui",
+                correlation_id="corr_00000000000000a7",
+                caused_by="click",
+            )
+            bus.publish(handled)
+        (u,) = created
+        assert u.correlation_id == "corr_00000000000000a7" != scope.correlation_id  # type: ignore[attr-defined]
+        assert u.parent_id == handled.event_id  # type: ignore[attr-defined]
+        assert u.caused_by == "user.action"  # type: ignore[attr-defined]
+    finally:
+        bus.close()

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from tb_support import state_event
+
 from tracebus import (
     DependencyEvent,
     Event,

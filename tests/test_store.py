@@ -7,6 +7,7 @@ import threading
 
 import pytest
 from tb_support import WAIT, run_threads, update, wait_until
+
 from tracebus import (
     BufferAction,
     ChannelClosed,

@@ -7,6 +7,7 @@ import time
 
 import pytest
 from tb_support import update
+
 from tracebus import (
     HealthStatusUpdate,
     ManagedServiceUpdate,
