@@ -35,6 +35,14 @@ thread_local! {
     static FLUSHER: Cell<usize> = const { Cell::new(0) };
 }
 
+/// Batches per flush-thread wake-up: after the first batch, the sink may pull up to this
+/// many more due batches through its `more` argument (e.g. while it holds the GIL).
+pub const MAX_BATCHES_PER_WAKE: usize = 16;
+
+/// The sink's second argument: the next due batch, if any (None when nothing is due or
+/// `MAX_BATCHES_PER_WAKE` batches were handed over in this wake-up).
+pub type More<'a, T> = dyn FnMut() -> Option<Vec<T>> + 'a;
+
 /// Why a configuration was refused; carries the parameter name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -237,12 +245,14 @@ impl<T: Send + 'static> Batcher<T> {
         }
     }
 
-    /// Starts the flush thread, which hands every batch to `sink`. Returns Ok(false) if it
+    /// Starts the flush thread, which hands every batch to `sink(batch, more)`; the sink may
+    /// call `more()` for further due batches, so that one interpreter acquisition can
+    /// publish several (each still its own batch, in order). Returns Ok(false) if it
     /// was already running. Waits for a previous flush thread that is still finishing
     /// (call it without holding anything that thread's sink needs).
     pub fn start<F>(self: &Arc<Self>, sink: F) -> Result<bool, StartError>
     where
-        F: FnMut(Vec<T>) + Send + 'static,
+        F: FnMut(Vec<T>, &mut More<'_, T>) + Send + 'static,
     {
         if self.on_flush_thread() {
             // Never touch `handle` here: another thread may hold it while joining us.
@@ -406,32 +416,61 @@ impl<T: Send + 'static> Batcher<T> {
         }
     }
 
-    fn run<F: FnMut(Vec<T>)>(self: Arc<Self>, mut sink: F) {
+    /// Takes the next `n` items off the queue (lock held).
+    fn take(&self, st: &mut State<T>, n: usize) -> Vec<T> {
+        let batch: Vec<T> = st.queue.drain(..n).collect();
+        st.taken += n as u64;
+        st.filling_since = if st.queue.is_empty() {
+            None
+        } else {
+            Some(Instant::now())
+        };
+        if st.queue.len() <= self.low_water() {
+            self.room.notify_all();
+        }
+        batch
+    }
+
+    /// Records a batch of `n` items as through the sink (lock held).
+    fn complete(&self, st: &mut State<T>, n: usize) {
+        if n == 0 {
+            return;
+        }
+        st.completed += n as u64;
+        st.batches += 1;
+        st.max_batch = st.max_batch.max(n as u64);
+        self.progress.notify_all();
+    }
+
+    fn run<F: FnMut(Vec<T>, &mut More<'_, T>)>(self: Arc<Self>, mut sink: F) {
         FLUSHER.with(|f| f.set(self.addr()));
         let mut st = self.state.lock();
         loop {
             match self.due(&st, Instant::now()) {
                 Ok(n) => {
-                    let batch: Vec<T> = st.queue.drain(..n).collect();
-                    st.taken += n as u64;
-                    st.filling_since = if st.queue.is_empty() {
-                        None
-                    } else {
-                        Some(Instant::now())
-                    };
-                    if st.queue.len() <= self.low_water() {
-                        self.room.notify_all();
-                    }
+                    let batch = self.take(&mut st, n);
+                    let mut in_flight = n;
                     MutexGuard::unlocked(&mut st, || {
+                        let mut pulled = 0;
+                        let mut more = || {
+                            let mut st = self.state.lock();
+                            self.complete(&mut st, in_flight);
+                            in_flight = 0;
+                            if pulled >= MAX_BATCHES_PER_WAKE {
+                                return None;
+                            }
+                            let n = self.due(&st, Instant::now()).ok()?;
+                            pulled += 1;
+                            in_flight = n;
+                            Some(self.take(&mut st, n))
+                        };
                         // A panicking sink must not leave the batcher "running" with no
-                        // thread: the batch counts as flushed (the sink owns reporting).
-                        let _ =
-                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink(batch)));
+                        // thread: its batches count as flushed (the sink owns reporting).
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            sink(batch, &mut more)
+                        }));
                     });
-                    st.completed += n as u64;
-                    st.batches += 1;
-                    st.max_batch = st.max_batch.max(n as u64);
-                    self.progress.notify_all();
+                    self.complete(&mut st, in_flight);
                 }
                 Err(_) if st.phase == Phase::Stopping => {
                     st.phase = Phase::Stopped;
@@ -469,7 +508,7 @@ mod tests {
         let got = Arc::new(Mutex::new(Vec::new()));
         let g = got.clone();
         let started = b
-            .start(move |batch| g.lock().push(batch))
+            .start(move |batch, _| g.lock().push(batch))
             .expect("thread starts");
         (got, started)
     }
@@ -539,7 +578,7 @@ mod tests {
     fn interval_flushes_a_partial_batch() {
         let b = Arc::new(Batcher::new(100, Duration::from_millis(5), 1000).unwrap());
         let (tx, rx) = mpsc::channel();
-        b.start(move |batch: Vec<u64>| {
+        b.start(move |batch: Vec<u64>, _: &mut More<u64>| {
             let _ = tx.send(batch);
         })
         .unwrap();
@@ -553,6 +592,37 @@ mod tests {
     }
 
     #[test]
+    fn a_sink_can_pull_several_due_batches_per_wake() {
+        let b = Arc::new(Batcher::new(4, Duration::from_secs(3600), 1000).unwrap());
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let wakes = Arc::new(Mutex::new(Vec::<Vec<Vec<u64>>>::new()));
+        let w = wakes.clone();
+        b.start(move |first: Vec<u64>, more: &mut More<u64>| {
+            let _ = go_rx.recv(); // hold the first wake until everything is queued
+            let mut wake = vec![first];
+            while let Some(batch) = more() {
+                wake.push(batch);
+            }
+            w.lock().push(wake);
+        })
+        .unwrap();
+        for i in 0..100 {
+            b.push(i, true);
+        }
+        drop(go_tx);
+        b.stop();
+        let wakes = wakes.lock().clone();
+        let all: Vec<u64> = wakes.iter().flatten().flatten().copied().collect();
+        assert_eq!(all, (0..100).collect::<Vec<_>>());
+        assert!(wakes.iter().flatten().all(|batch| batch.len() <= 4));
+        assert!(wakes.iter().all(|w| w.len() <= 1 + MAX_BATCHES_PER_WAKE));
+        // the first wake held 4 items; the 96 queued meanwhile go out 17 batches a wake
+        assert!(wakes.len() < 25, "{} wakes", wakes.len());
+        let s = b.stats();
+        assert_eq!((s.flushed, s.batches), (100, 25));
+    }
+
+    #[test]
     fn restartable() {
         let b = Arc::new(Batcher::new(3, Duration::from_secs(3600), 16).unwrap());
         let (got, _) = collecting(&b);
@@ -561,7 +631,7 @@ mod tests {
         assert_eq!(b.push(2, true), Push::Direct(2));
         let (got2, started) = collecting(&b);
         assert!(started);
-        assert!(!b.start(|_| {}).unwrap(), "second start is a no-op");
+        assert!(!b.start(|_, _| {}).unwrap(), "second start is a no-op");
         b.push(3, true);
         b.push(4, true);
         b.stop();
@@ -610,7 +680,7 @@ mod tests {
         let (go_tx, go_rx) = mpsc::channel::<()>();
         let got = Arc::new(Mutex::new(Vec::new()));
         let g = got.clone();
-        b.start(move |batch: Vec<u64>| {
+        b.start(move |batch: Vec<u64>, _: &mut More<u64>| {
             let _ = go_rx.recv();
             g.lock().extend(batch);
         })
@@ -633,7 +703,7 @@ mod tests {
         let b = Arc::new(Batcher::new(2, Duration::from_secs(3600), 2).unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (s, b2) = (seen.clone(), b.clone());
-        b.start(move |batch: Vec<u64>| {
+        b.start(move |batch: Vec<u64>, _: &mut More<u64>| {
             for x in batch {
                 s.lock().push(x);
                 if x < 100 {
@@ -664,11 +734,11 @@ mod tests {
         let b2 = b.clone();
         let got = Arc::new(Mutex::new(Vec::new()));
         let g = got.clone();
-        b.start(move |batch: Vec<u64>| {
+        b.start(move |batch: Vec<u64>, _: &mut More<u64>| {
             g.lock().extend(batch.iter().copied());
             if batch.contains(&1) {
                 assert!(b2.stop());
-                assert!(matches!(b2.start(|_| {}), Err(StartError::OwnThread)));
+                assert!(matches!(b2.start(|_, _| {}), Err(StartError::OwnThread)));
             }
         })
         .unwrap();
@@ -690,7 +760,7 @@ mod tests {
     #[test]
     fn a_panicking_sink_does_not_wedge_the_batcher() {
         let b = Arc::new(Batcher::new(1, Duration::from_secs(3600), 4).unwrap());
-        b.start(|batch: Vec<u64>| {
+        b.start(|batch: Vec<u64>, _: &mut More<u64>| {
             if batch[0] == 0 {
                 panic!("sink failure (expected in this test)");
             }

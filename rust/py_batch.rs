@@ -1,10 +1,12 @@
 //! The Python face of the batching core (`batch.rs`): `EventBatchProcessor`.
 //!
 //! The flush thread is a Rust thread that waits without the GIL and attaches to the
-//! interpreter once per batch to call `bus.publish_many(list)` (a Python method call, so
-//! any bus subclass works). Producers that find the queue full wait with the GIL released.
+//! interpreter once per wake-up (never more than once per batch) to call
+//! `bus.publish_many(list)` for each due batch, up to `MAX_BATCHES_PER_WAKE` of them (a
+//! Python method call, so any bus subclass works). Producers that find the queue full wait
+//! with the GIL released.
 
-use crate::batch::{Batcher, Push, StartError};
+use crate::batch::{Batcher, More, Push, StartError};
 use crate::py_errors::{type_err, value_err};
 use crate::py_event::Event;
 use parking_lot::Mutex;
@@ -44,7 +46,8 @@ struct SinkStats {
 }
 
 /// Collects events into batches and publishes each batch with one `bus.publish_many(list)`
-/// call from a background thread.
+/// call from a background thread, which acquires the interpreter once per wake-up and then
+/// publishes every batch already due (up to 16).
 ///
 /// A batch goes out when `batch_size` events are queued, when the batch has been filling
 /// for `flush_interval` seconds, on `flush()` and on `stop()`. Events of one thread are
@@ -123,6 +126,26 @@ fn log_failure(py: Python<'_>, n: usize, err: PyErr) {
     }
 }
 
+/// One batch, one `bus.publish_many(list)` call; failures are counted and logged.
+fn publish_batch(py: Python<'_>, bus: &Py<PyAny>, items: Vec<Py<PyAny>>, stats: &SinkStats) {
+    let n = items.len() as u64;
+    let r = PyList::new(py, items).and_then(|list| {
+        bus.bind(py)
+            .call_method1(intern!(py, "publish_many"), (list,))
+            .map(|_| ())
+    });
+    match r {
+        Ok(()) => {
+            stats.published.fetch_add(n, Ordering::Relaxed);
+        }
+        Err(e) => {
+            stats.failed.fetch_add(n, Ordering::Relaxed);
+            stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+            log_failure(py, n as usize, e);
+        }
+    }
+}
+
 impl EventBatchProcessor {
     /// Publishes `events` now, in this thread, through `bus.publish_many`.
     fn publish_now(&self, py: Python<'_>, events: Vec<Py<PyAny>>) -> PyResult<()> {
@@ -181,24 +204,15 @@ impl EventBatchProcessor {
     fn start(&self, py: Python<'_>) -> PyResult<()> {
         let bus = BusRef(Some(self.bus.clone_ref(py)));
         let stats = self.stats.clone();
-        let sink = move |batch: Vec<Py<PyAny>>| {
-            let n = batch.len();
+        // One interpreter acquisition per wake-up: the first batch, then whatever further
+        // batches are already due (up to MAX_BATCHES_PER_WAKE), one publish_many each.
+        let sink = move |first: Vec<Py<PyAny>>, more: &mut More<'_, Py<PyAny>>| {
+            let n = first.len();
             let done = Python::try_attach(|py| {
                 let Some(bus) = bus.0.as_ref() else { return };
-                let r = PyList::new(py, batch).and_then(|list| {
-                    bus.bind(py)
-                        .call_method1(intern!(py, "publish_many"), (list,))
-                        .map(|_| ())
-                });
-                match r {
-                    Ok(()) => {
-                        stats.published.fetch_add(n as u64, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        stats.failed.fetch_add(n as u64, Ordering::Relaxed);
-                        stats.failed_batches.fetch_add(1, Ordering::Relaxed);
-                        log_failure(py, n, e);
-                    }
+                let mut batch = Some(first);
+                while let Some(items) = batch.take().or_else(&mut *more) {
+                    publish_batch(py, bus, items, &stats);
                 }
             });
             if done.is_none() {
