@@ -1126,3 +1126,13 @@ def test_thread_handler_publishing_to_itself_does_not_deadlock() -> None:
     finally:
         rescue.cancel()
         bus.close(timeout=WAIT)
+
+
+@pytest.mark.parametrize("mode", ["sync", "thread"])
+def test_async_handler_with_a_synchronous_mode_is_refused(bus: EventBus, mode: str) -> None:
+    async def handler(e: Event) -> None:
+        pass
+
+    with pytest.raises(TypeError, match="async"):
+        bus.subscribe(None, handler, mode=mode)  # type: ignore[arg-type]
+    assert bus.subscription_count == 0

@@ -89,6 +89,11 @@ class EventBus(_core.EventBus):
             return sub
         if mode not in ("sync", "thread"):
             raise ValueError(f"mode must be 'sync', 'thread', 'async' or None, got {mode!r}")
+        if inspect.iscoroutinefunction(handler):
+            # Called synchronously it would only create a coroutine that nobody awaits.
+            raise TypeError(
+                f"handler is an async function; it needs mode='async' (or no mode), not {mode!r}"
+            )
         return self._subscribe(filter, handler, mode, buffer_size, strategy)
 
     def on(
