@@ -3,6 +3,7 @@ concurrency and bad input."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
@@ -417,3 +418,58 @@ def test_invalid_update_never_reaches_the_store(store: StateStore) -> None:
         store.set_service_state(ManagedServiceUpdate("PortForward", "x", "Bogus"))
     assert len(store) == 0
     assert store.get_metrics()["operations"] == 0
+
+
+def test_closing_a_full_block_subscription_wakes_the_writer(store: StateStore) -> None:
+    sub = store.subscribe(buffer_size=1, strategy=BufferAction.BLOCK)
+    store.set_service_state(update("a", S.STARTING))
+    done = threading.Event()
+
+    def writer() -> None:
+        store.set_service_state(update("a", S.RUNNING))  # waits for room, GIL released
+        done.set()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    assert wait_until(lambda: sub.stats()["blocked"] == 1)
+    # Reads never wait for notifications, even while a writer is blocked.
+    assert store.get_service_state("a").state is S.RUNNING  # type: ignore[union-attr]
+    assert not done.is_set()
+    sub.close()
+    t.join(WAIT)
+    assert done.is_set()
+    assert [e.new_state for e in sub.drain()] == [S.STARTING]
+    assert store.get_metrics()["subscription_drops"] == 1
+    # The store keeps working for everyone else.
+    assert store.set_service_state(update("a", S.STOPPED)) is True
+
+
+def test_priority_store_subscription_keeps_sequence_order(store: StateStore) -> None:
+    sub = store.subscribe(buffer_size=4, strategy=PriorityBufferStrategy())
+    states = [S.FAILED, S.RUNNING, S.STARTING, S.RETRYING, S.FAILED, S.RUNNING, S.STOPPING]
+    for i, s in enumerate(states):
+        store.set_service_state(update(f"s{i}", s))
+    evs = sub.drain()
+    seqs = [e.sequence for e in evs]
+    assert seqs == sorted(seqs)  # consumers still see store order, with gaps for losses
+    assert {e.label for e in evs} >= {"s0", "s4"}  # failures survive
+    s = sub.stats()
+    assert s["sent"] == 7 == s["delivered"] + s["dropped"] + s["evicted"] + s["buffered"]
+
+
+def test_async_for_over_store_subscription(store: StateStore) -> None:
+    sub = store.subscribe()
+
+    async def main() -> list[tuple[str, int]]:
+        def feed() -> None:
+            for i in range(10):
+                store.set_service_state(update(f"s{i}"))
+            sub.close()
+
+        t = threading.Thread(target=feed)
+        t.start()
+        out = [(e.label, e.sequence) async for e in sub]
+        t.join(WAIT)
+        return out
+
+    assert asyncio.run(main()) == [(f"s{i}", i) for i in range(10)]
