@@ -1136,3 +1136,40 @@ def test_async_handler_with_a_synchronous_mode_is_refused(bus: EventBus, mode: s
     with pytest.raises(TypeError, match="async"):
         bus.subscribe(None, handler, mode=mode)  # type: ignore[arg-type]
     assert bus.subscription_count == 0
+
+
+def test_unsubscribed_thread_handler_still_gets_what_was_buffered(bus: EventBus) -> None:
+    gate = threading.Event()
+    got: list[str] = []
+    sub = bus.subscribe(None, lambda e: (gate.wait(WAIT), got.append(e.source)), mode="thread")
+    for s in "abc":
+        bus.publish(ev(s))
+    assert sub.close() is True
+    bus.publish(ev("late"))
+    gate.set()
+    assert wait_until(lambda: len(got) == 3)
+    assert got == ["a", "b", "c"]
+    assert sub.delivered == 3
+
+
+def test_unsubscribed_async_handler_still_gets_what_was_buffered() -> None:
+    async def main() -> list[str]:
+        bus = EventBus()
+        got: list[str] = []
+
+        async def handler(e: Event) -> None:
+            got.append(e.source)
+
+        sub = bus.subscribe(None, handler)
+        for s in "abc":
+            bus.publish(ev(s))  # buffered: the pump has not run yet
+        sub.close()
+        bus.publish(ev("late"))
+        for _ in range(400):
+            if len(got) == 3:
+                break
+            await asyncio.sleep(0.005)
+        bus.close()
+        return got
+
+    assert asyncio.run(main()) == ["a", "b", "c"]
