@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -30,8 +31,52 @@ __all__ = ["class_path", "decode_event", "encode_event", "resolve_class"]
 _ENCODER = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False
 )
-_encode = _ENCODER.encode
-_decode = json.JSONDecoder().decode
+_DECODER = json.JSONDecoder()
+
+
+def _fast_json() -> tuple[Callable[[Any], str], Callable[[str], Any]]:
+    """Encode/decode functions calling json's C accelerators directly: the same output as
+    ``_ENCODER.encode``/``json.loads`` without the per-call Python layers (about 0.7 µs an
+    event). Falls back to the public API when the accelerators are missing."""
+    import json.encoder
+    import json.scanner
+
+    make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    make_scanner = getattr(json.scanner, "c_make_scanner", None)
+    if make_encoder is None or make_scanner is None:
+        return _ENCODER.encode, _DECODER.decode
+
+    def default(o: Any) -> Any:
+        raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+    c_encode = make_encoder(
+        None, default, json.encoder.encode_basestring, None, ":", ",", False, False, False
+    )
+    scan = make_scanner(_DECODER)
+    join = "".join
+    spaces = re.compile(r"[ \t\n\r]*")  # json's own definition of whitespace
+
+    def skip(text: str, i: int) -> int:
+        m = spaces.match(text, i)
+        return m.end() if m else i
+
+    def encode(o: Any) -> str:
+        return join(c_encode(o, 0))
+
+    def decode(text: str) -> Any:
+        start = skip(text, 0) if text[:1].isspace() else 0
+        try:
+            obj, end = scan(text, start)
+        except StopIteration as err:
+            raise json.JSONDecodeError("Expecting value", text, err.value) from None
+        if end != len(text) and skip(text, end) != len(text):
+            raise json.JSONDecodeError("Extra data", text, end)
+        return obj
+
+    return encode, decode
+
+
+_encode, _decode = _fast_json()
 
 _PATHS: dict[type, str] = {}
 _CLASSES: dict[str, type[Event]] = {}
