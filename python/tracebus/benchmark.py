@@ -1351,7 +1351,7 @@ def _fmt_rate(x: float | None) -> str:
 def _goal_text(desc: str, value: float | None, absolute: bool) -> str:
     if value is None:
         return f"{desc}: n/a"
-    return f"{desc}: {_fmt_rate(value) + '/s' if absolute else f'{value:.2f}x'}"
+    return f"{desc}: {_fmt_rate(value) + '/s' if absolute else f'{value:.3f}x'}"
 
 
 def _machine() -> dict[str, Any]:
