@@ -8,6 +8,8 @@ import time
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tb_support import WAIT, state_event, update, wait_until
 
 from tracebus import (
@@ -522,3 +524,76 @@ def test_non_numeric_timeout_names_the_parameter(call: Any) -> None:
     with pytest.raises(TypeError, match="timeout"):
         call(ch)
     assert ch.stats()["sent"] == 0
+
+
+# --- property: every non-blocking strategy behaves like a small Python model -------------
+
+Op = tuple[str, int]  # ("send", severity rank) or ("drain", n)
+ops_strategy = st.lists(
+    st.one_of(
+        st.tuples(st.just("send"), st.integers(0, 5)),
+        st.tuples(st.just("drain"), st.integers(0, 3)),
+    ),
+    max_size=60,
+)
+
+
+def model_run(
+    action: str, priority: bool, cap: int, ops: list[Op]
+) -> tuple[list[int], dict[str, int]]:
+    buf: list[tuple[int, int]] = []  # (seq, severity)
+    out: list[int] = []
+    stats = {"sent": 0, "dropped": 0, "evicted": 0}
+    for i, (op, arg) in enumerate(ops):
+        if op == "drain":
+            buf.sort()
+            out += [seq for seq, _ in buf[:arg]]
+            del buf[:arg]
+            continue
+        stats["sent"] += 1
+        if len(buf) < cap:
+            buf.append((i, arg))
+        elif action == "drop":
+            stats["dropped"] += 1
+        elif priority:
+            lowest = min(sev for _, sev in buf)
+            if lowest > arg:
+                stats["dropped"] += 1
+            else:
+                victim = min(x for x in buf if x[1] == lowest)
+                buf.remove(victim)
+                stats["evicted"] += 1
+                buf.append((i, arg))
+        else:
+            buf.sort()
+            buf.pop(0)
+            stats["evicted"] += 1
+            buf.append((i, arg))
+    out += [seq for seq, _ in sorted(buf)]
+    return out, stats
+
+
+@pytest.mark.parametrize(
+    ("action", "priority"), [("drop", False), ("evict_oldest", False), ("evict_oldest", True)]
+)
+@settings(max_examples=100, deadline=None, database=None)
+@given(cap=st.integers(1, 4), ops=ops_strategy)
+def test_channel_matches_model(action: str, priority: bool, cap: int, ops: list[Op]) -> None:
+    strategy = PriorityBufferStrategy(action) if priority else SimpleBufferStrategy(action)
+    ch = Channel(cap, strategy)
+    out: list[int] = []
+    for i, (op, arg) in enumerate(ops):
+        if op == "send":
+            ch.send(i, severity=list(Severity)[arg])
+        else:
+            out += ch.drain(arg)
+        check_invariant(ch)
+    out += ch.drain()
+    expected, stats = model_run(action, priority, cap, ops)
+    assert out == expected
+    s = check_invariant(ch)
+    assert (s["sent"], s["dropped"], s["evicted"]) == (
+        stats["sent"],
+        stats["dropped"],
+        stats["evicted"],
+    )
