@@ -384,6 +384,8 @@ def test_replay_into_an_attached_bus_stores_nothing_twice(es: SqliteEventStore) 
 
 def test_attach_persists_everything_published(es: SqliteEventStore) -> None:
     bus = EventBus()
+    commits: list[str] = []
+    es._conn.set_trace_callback(lambda q: commits.append(q) if q == "COMMIT" else None)
     es.attach(bus, batch_size=64)
     assert es.attached
     per_thread = 500
@@ -401,6 +403,8 @@ def test_attach_persists_everything_published(es: SqliteEventStore) -> None:
     assert len(es) == 4 * per_thread
     stored = es.detach()
     assert stored == 4 * per_thread
+    # batched: at most 64 events per transaction, and far fewer transactions than events
+    assert 4 * per_thread / 64 <= len(commits) < 4 * per_thread / 2
     assert not es.attached
     # each publisher's events are stored in its order, with contiguous stream versions
     for t in range(4):

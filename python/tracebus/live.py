@@ -289,7 +289,8 @@ def watch(
     model = LiveModel()
     # Services already known: their latest state from the history (cheap: one pass).
     if since is None and live:
-        for r in store.records(0, _types=None):
+        # (the last 100k events at most, so a huge store opens quickly)
+        for r in store.records(max(0, pos - 100_000)):
             if isinstance(r.event, (ServiceStateEvent, HealthEvent)):
                 model.on_event(r.event, apply_state=True)
         model.events = 0
