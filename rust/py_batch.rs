@@ -268,6 +268,9 @@ impl EventBatchProcessor {
     /// handler running in the batch thread it returns at once (the thread cannot wait for
     /// itself; what is queued goes out, in order, right after the current batch).
     fn flush(&self, py: Python<'_>) {
+        if self.core.on_flush_thread() {
+            return; // without releasing the GIL: this is on every batch's path (see below)
+        }
         let core = self.core.clone();
         py.detach(move || core.flush());
     }

@@ -356,6 +356,18 @@ def test_optimized_bus_publish_with_timeout_bypasses_the_batcher() -> None:
         assert got == ["1"]
 
 
+def test_optimized_bus_keeps_one_threads_order_across_publish_paths() -> None:
+    cfg = OptimizedEventBusConfig(batch_size=1000, batch_flush_time=3600.0, enable_monitoring=False)
+    with OptimizedEventBus(cfg) as bus:
+        got: list[str] = []
+        bus.subscribe(None, lambda e: got.append(e.details))
+        bus.publish(ev(0))  # queued (no batch is due for an hour)
+        bus.publish_many([ev(1), ev(2)])  # flushes the queue first
+        bus.publish(ev(3))
+        bus.publish(ev(4), timeout=1.0)  # likewise
+        assert got == ["0", "1", "2", "3", "4"]
+
+
 def test_optimized_bus_is_collected_after_close() -> None:
     bus = OptimizedEventBus(OptimizedEventBusConfig(monitoring_interval=0.01))
     bus.subscribe(None, lambda e, bus=bus: None)  # a cycle through the handler

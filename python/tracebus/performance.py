@@ -380,6 +380,11 @@ class OptimizedEventBusConfig:
             )
 
 
+# The native publish, called directly (cheaper than super() on the per-event path; the
+# Python EventBus in bus.py does not override publish).
+_bus_publish = _core.EventBus.publish
+
+
 def default_optimized_event_bus_config() -> OptimizedEventBusConfig:
     """Batching on (50 events or 10 ms), monitoring on (every second), a new store."""
     return OptimizedEventBusConfig()
@@ -391,8 +396,9 @@ class OptimizedEventBus(EventBus):
     With batching on, ``publish`` queues the event in an ``EventBatchProcessor`` and returns
     0; a Rust thread publishes batches of up to ``batch_size`` events (or what has queued
     for ``batch_flush_time`` seconds) through ``publish_many``, so sync handlers run in that
-    thread, in publish order. ``publish(event, timeout=...)`` and ``publish_many`` bypass
-    the batcher; a handler publishing while its batch is delivered publishes directly (a
+    thread, in publish order. ``publish(event, timeout=...)`` and ``publish_many`` publish
+    at once, after flushing what was queued before (so one thread's events stay in order);
+    a handler publishing while its batch is delivered publishes directly (a
     nested publish, bounded by ``max_depth`` as usual). ``flush()`` waits until everything
     published so far is delivered. ``get_performance_metrics()`` is the monitor's latest
     sample, or None with monitoring off. ``close()`` (or ``with``) stops the monitor,
@@ -444,13 +450,25 @@ class OptimizedEventBus(EventBus):
 
     def publish(self, event: Event, *, timeout: float | None = None) -> int:
         """Queues ``event`` for the next batch and returns 0 (deliveries happen when the
-        batch goes out); without batching, or with a ``timeout``, publishes now and returns
-        the number of deliveries."""
+        batch goes out); without batching, or with a ``timeout``, publishes now (after what
+        was queued before) and returns the number of deliveries."""
         b = self._batcher
-        if b is None or timeout is not None:
-            return super().publish(event, timeout=timeout)
+        if b is None:
+            return _bus_publish(self, event, timeout=timeout)
+        if timeout is not None:
+            b.flush()
+            return _bus_publish(self, event, timeout=timeout)
         b.queue_event(event)
         return 0
+
+    def publish_many(self, events: Any, *, timeout: float | None = None) -> int:
+        """Publishes ``events`` now, in order, after everything queued before (it is already
+        a batch); returns the number of deliveries. The batch thread publishes through this
+        method too (its flush call returns at once there)."""
+        b = self._batcher
+        if b is not None:
+            b.flush()
+        return super().publish_many(events, timeout=timeout)
 
     def flush(self) -> None:
         """Returns when every event published so far has been delivered."""
