@@ -93,6 +93,9 @@ pub struct ChannelStats {
     pub dropped: u64,
     pub evicted: u64,
     pub blocked: u64,
+    /// Block-action sends admitted past capacity because the sender is the channel's own
+    /// consumer (waiting would deadlock); see `send_overflow`.
+    pub overflowed: u64,
     pub buffered: u64,
     pub capacity: u64,
     pub closed: bool,
@@ -327,6 +330,25 @@ impl<T> Channel<T> {
                 Ok(Sent::Queued(seq))
             }
         }
+    }
+
+    /// Buffers the item even past capacity. Used when a block-action sender is the only
+    /// consumer of this channel (a handler publishing to its own subscription, or a
+    /// publisher on the event loop that drains it): waiting could never end, and dropping
+    /// would lose an event nobody chose to lose. Counted in `overflowed`.
+    pub fn send_overflow(&self, item: T, severity: u8) -> Result<u64, SendError<T>> {
+        let mut g = self.inner.lock();
+        if g.closed {
+            g.stats.sent += 1;
+            g.stats.dropped += 1;
+            return Err(SendError::Closed(item));
+        }
+        if g.len >= self.capacity {
+            g.stats.overflowed += 1;
+        }
+        let seq = g.push(self.lane(severity), item);
+        self.after_push(g);
+        Ok(seq)
     }
 
     fn after_pop(&self, n: usize) {
@@ -680,6 +702,17 @@ mod tests {
         })));
         ch.close();
         assert_eq!(hits.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn overflow_admits_past_capacity_and_counts() {
+        let ch = Channel::new(1, Strategy::simple(BufferAction::Block));
+        ch.try_send(1, 2, 0).unwrap();
+        assert_eq!(ch.send_overflow(2, 2), Ok(1));
+        let s = ch.stats();
+        assert_eq!((s.buffered, s.overflowed), (2, 1));
+        check(s);
+        assert_eq!(ch.drain(10), vec![(0, 1), (1, 2)]);
     }
 
     #[test]

@@ -527,8 +527,9 @@ impl Channel {
     }
 
     /// Counters: sent, delivered (taken by the consumer), dropped, evicted, blocked (sends
-    /// that had to wait), buffered, capacity. Always `sent == delivered + dropped + evicted +
-    /// buffered`.
+    /// that had to wait), overflowed (block-action sends from the consumer's own thread,
+    /// admitted past capacity because waiting would deadlock), buffered, capacity. Always
+    /// `sent == delivered + dropped + evicted + buffered`.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         stats_dict(py, &self.stats_core())
     }
@@ -613,6 +614,7 @@ pub fn stats_dict<'py>(py: Python<'py>, s: &ChannelStats) -> PyResult<Bound<'py,
     d.set_item("dropped", s.dropped)?;
     d.set_item("evicted", s.evicted)?;
     d.set_item("blocked", s.blocked)?;
+    d.set_item("overflowed", s.overflowed)?;
     d.set_item("buffered", s.buffered)?;
     d.set_item("capacity", s.capacity)?;
     d.set_item("closed", s.closed)?;

@@ -1067,15 +1067,9 @@ def test_negative_history_limit_is_a_value_error(bus: EventBus) -> None:
         bus.history(limit=-1)
 
 
-# --- known deadlocks (block strategy waiting on a consumer that can only run after it) -----
+# --- a block-strategy publisher that is its subscriber's own consumer must not deadlock ---
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: async subscriptions default to the block strategy, so publishing from the "
-    "loop's own thread past the buffer waits for the pump task, which cannot run: the whole "
-    "event loop deadlocks until another thread closes the bus",
-)
 def test_publishing_past_an_async_buffer_from_its_loop_does_not_deadlock() -> None:
     async def main() -> list[str]:
         bus = EventBus()
@@ -1102,11 +1096,6 @@ def test_publishing_past_an_async_buffer_from_its_loop_does_not_deadlock() -> No
     assert asyncio.run(main()) == ["0", "1", "2", "3", "4"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a thread-mode handler (block strategy) that publishes events matching its own "
-    "subscription waits forever for room in its own buffer, which only its thread drains",
-)
 def test_thread_handler_publishing_to_itself_does_not_deadlock() -> None:
     bus = EventBus()
     handled: list[str] = []
