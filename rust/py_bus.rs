@@ -128,6 +128,9 @@ pub struct Sub {
     delivered: GilCounter,
     errors: AtomicU64,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The thread that drains this subscription's channel (worker thread, or the event
+    /// loop's thread for async handlers): it must never wait for room in that channel.
+    consumer: std::sync::OnceLock<std::thread::ThreadId>,
 }
 
 impl Indexed for Sub {
@@ -319,6 +322,11 @@ impl EventBus {
                 (_, Some(ch)) => {
                     let sev = h.severity as u8;
                     let res = match ch.try_send(event.clone().unbind(), sev, h.type_id) {
+                        Err(SendError::WouldBlock(obj))
+                            if sub.consumer.get() == Some(&std::thread::current().id()) =>
+                        {
+                            ch.send_overflow(obj, sev).map(Sent::Queued)
+                        }
                         Err(SendError::WouldBlock(obj)) => {
                             let ch = ch.clone();
                             py.detach(move || ch.send_blocking(obj, sev, h.type_id, timeout))
@@ -408,6 +416,7 @@ impl EventBus {
             delivered: GilCounter::default(),
             errors: AtomicU64::new(0),
             worker: Mutex::new(None),
+            consumer: std::sync::OnceLock::new(),
         });
         let mut subs: Vec<Arc<Sub>> = self.inner.index.get(py).all().to_vec();
         subs.push(sub.clone());
@@ -421,7 +430,10 @@ impl EventBus {
         let bus = Arc::downgrade(&self.inner);
         let handle = std::thread::Builder::new()
             .name(format!("tracebus-{}", sub.id))
-            .spawn(move || worker_loop(s, bus))
+            .spawn(move || {
+                let _ = s.consumer.set(std::thread::current().id());
+                worker_loop(s, bus)
+            })
             .map_err(|e| {
                 PyRuntimeError::new_err(format!("could not start the handler thread: {e}"))
             })?;
@@ -437,7 +449,11 @@ fn correlation_arg(v: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
     }
     v.cast::<pyo3::types::PyString>()
         .map_err(|_| type_err("correlation_id", "a str or None", v))
-        .and_then(|s| Ok(Some(s.to_str()?.to_owned())))
+        .and_then(|s| {
+            s.to_str()
+                .map(|s| Some(s.to_owned()))
+                .map_err(|_| value_err("correlation_id", "must be valid Unicode text"))
+        })
 }
 
 fn limit_arg(v: &Bound<'_, PyAny>) -> PyResult<Option<usize>> {
@@ -644,6 +660,10 @@ impl EventBus {
             )))
         };
         let sub = self.add(py, tree, mode, Some(handler.clone().unbind()), channel)?;
+        if mode == Mode::Async {
+            // The pump runs on the loop of the subscribing thread.
+            let _ = sub.consumer.set(std::thread::current().id());
+        }
         if mode == Mode::Thread {
             if let Err(e) = self.spawn_worker(&sub) {
                 self.inner.remove(py, sub.seq);
