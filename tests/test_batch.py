@@ -309,3 +309,24 @@ def test_dropped_processor_thread_finishes_its_queue(bus: EventBus, rec: Recorde
     del p  # the thread is asked to stop: it publishes what is queued and exits
     assert wait_until(lambda: len(rec.items) == 5, timeout=WAIT)
     assert rec.items == [str(i) for i in range(5)]
+
+
+def test_queued_events_are_published_at_interpreter_exit() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import tracebus\n"
+        "bus = tracebus.EventBus()\n"
+        "bus.subscribe(None, lambda e: print('got', e.details, flush=True))\n"
+        "p = tracebus.EventBatchProcessor(bus, batch_size=1000, flush_interval=3600)\n"
+        "p.start()\n"
+        "for i in range(5):\n"
+        "    p.queue_event(tracebus.SystemEvent('c', 'startup', str(i)))\n"
+        "print('exiting', flush=True)\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=WAIT * 3
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n") == ["exiting", *[f"got {i}" for i in range(5)], ""]
