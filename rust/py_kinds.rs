@@ -79,9 +79,16 @@ fn as_str<'a>(
         .map_err(|_| type_err(param, expected, v))
 }
 
+/// The text of a Python str. A lone surrogate cannot be UTF-8: a ValueError naming the
+/// parameter instead of a bare UnicodeEncodeError.
+fn utf8<'a>(param: &str, s: &'a Bound<'_, PyString>) -> PyResult<&'a str> {
+    s.to_str()
+        .map_err(|_| value_err(param, "must be valid Unicode text (no lone surrogates)"))
+}
+
 pub fn extract_state(param: &str, v: &Bound<'_, PyAny>) -> PyResult<State> {
     let s = as_str(param, "a ServiceState or one of its string values", v)?;
-    let s = s.to_str()?;
+    let s = utf8(param, s)?;
     State::parse(s).ok_or_else(|| {
         value_err(
             param,
@@ -92,7 +99,7 @@ pub fn extract_state(param: &str, v: &Bound<'_, PyAny>) -> PyResult<State> {
 
 pub fn extract_severity(param: &str, v: &Bound<'_, PyAny>) -> PyResult<Severity> {
     let s = as_str(param, "a Severity or one of its string values", v)?;
-    let s = s.to_str()?;
+    let s = utf8(param, s)?;
     Severity::parse(s).ok_or_else(|| {
         value_err(
             param,
@@ -103,7 +110,7 @@ pub fn extract_severity(param: &str, v: &Bound<'_, PyAny>) -> PyResult<Severity>
 
 pub fn extract_action(param: &str, v: &Bound<'_, PyAny>) -> PyResult<BufferAction> {
     let s = as_str(param, "a BufferAction or one of its string values", v)?;
-    let s = s.to_str()?;
+    let s = utf8(param, s)?;
     BufferAction::parse(s).ok_or_else(|| {
         value_err(
             param,
@@ -115,7 +122,7 @@ pub fn extract_action(param: &str, v: &Bound<'_, PyAny>) -> PyResult<BufferActio
 /// A registered event type's id; unknown names are refused (register them first).
 pub fn extract_event_type(param: &str, v: &Bound<'_, PyAny>) -> PyResult<u32> {
     let s = as_str(param, "an EventType or a registered event-type string", v)?;
-    let s = s.to_str()?;
+    let s = utf8(param, s)?;
     kinds::event_type_id(s).ok_or_else(|| {
         value_err(
             param,
@@ -126,7 +133,7 @@ pub fn extract_event_type(param: &str, v: &Bound<'_, PyAny>) -> PyResult<u32> {
 
 /// A non-empty label-like string without NUL, at most `max` characters.
 pub fn extract_text(param: &str, v: &Bound<'_, PyAny>, max: usize) -> PyResult<Arc<str>> {
-    let s = as_str(param, "a str", v)?.to_str()?;
+    let s = utf8(param, as_str(param, "a str", v)?)?;
     if s.is_empty() || s.trim().is_empty() {
         return Err(value_err(param, "must be a non-empty string"));
     }
@@ -149,7 +156,7 @@ pub fn extract_opt_text(param: &str, v: Option<&Bound<'_, PyAny>>) -> PyResult<O
         Some(v) if v.is_none() => Ok(None),
         Some(v) => {
             let s = if let Ok(s) = v.cast::<PyString>() {
-                s.to_str()?.to_owned()
+                utf8(param, s)?.to_owned()
             } else if v.is_instance(&py_exception_type(v.py()))? {
                 v.str()?.to_str()?.to_owned()
             } else {
@@ -222,7 +229,7 @@ pub fn event_type_obj(py: Python<'_>, id: u32) -> Py<PyAny> {
 /// built-ins. Returns the name.
 #[pyfunction]
 pub fn register_event_type(name: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-    let s = as_str("name", "a str", name)?.to_str()?;
+    let s = utf8("name", as_str("name", "a str", name)?)?;
     let id = kinds::register_event_type(s).map_err(|e| value_err("name", e))?;
     Ok(event_type_obj(name.py(), id))
 }

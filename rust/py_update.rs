@@ -303,7 +303,8 @@ pub fn extract_event_id(v: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
             let s: &str = v
                 .cast::<pyo3::types::PyString>()
                 .map_err(|_| type_err("event_id", "a str like 'evt_<16 hex>'", v))?
-                .to_str()?;
+                .to_str()
+                .map_err(|_| value_err("event_id", "must be valid Unicode text"))?;
             ids::parse_event_id(s).ok_or_else(|| {
                 value_err(
                     "event_id",
