@@ -204,12 +204,12 @@ def test_watch_plain_follows_appends(tmp_path: Path) -> None:
     t = threading.Thread(target=write)
     reader = SqliteEventStore(db)
     t.start()
-    shown = watch(reader, out, duration=1.5, interval=0.05, live=False)
+    shown = watch(reader, out, duration=1.5, interval=0.05, live=False, since=1)
     t.join()
     reader.close()
     store.close()
     lines = out.getvalue().splitlines()
-    assert shown == len(lines) == 20  # events stored before the watch started are skipped
+    assert shown == len(lines) == 20  # the event before `since` is skipped
     assert [ln.split()[0] for ln in lines] == [str(i) for i in range(2, 22)]
 
 
@@ -256,3 +256,11 @@ def test_model_and_render() -> None:
 )
 def test_bus_score(metrics: dict[str, float], score: float) -> None:
     assert bus_score(metrics) == pytest.approx(score)
+
+
+def test_watch_starts_at_the_current_end(tmp_path: Path) -> None:
+    with SqliteEventStore(tmp_path / "end.db") as store:
+        store.append_many([Event(EventType.CONFIG_CHANGE, f"s{i}") for i in range(3)])
+        out = io.StringIO()
+        assert watch(store, out, duration=0.2, interval=0.05, live=False) == 0
+        assert out.getvalue() == ""
