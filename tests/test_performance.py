@@ -368,6 +368,45 @@ def test_optimized_bus_keeps_one_threads_order_across_publish_paths() -> None:
         assert got == ["0", "1", "2", "3", "4"]
 
 
+def test_optimized_bus_counts_its_batch_queue_in_metrics_and_memory() -> None:
+    cfg = OptimizedEventBusConfig(batch_size=1000, batch_flush_time=3600.0, enable_monitoring=False)
+    with OptimizedEventBus(cfg, history_size=0) as bus:
+        before = bus.get_metrics()
+        assert (before["batch_queued"], before["memory_bytes"]) == (0, 0)
+        for i in range(10):
+            bus.publish(ev(i))
+        m = bus.get_metrics()
+        assert m["batch_queued"] == 10
+        assert m["memory_bytes"] > 0
+        s = PerformanceMonitor(bus).sample()
+        assert s.memory_usage_bytes == m["memory_bytes"]
+        bus.flush()
+        assert bus.get_metrics()["batch_queued"] == 0
+
+
+def test_optimized_bus_feeds_async_handlers() -> None:
+    import asyncio
+
+    async def main() -> list[str]:
+        got: list[str] = []
+        done = asyncio.Event()
+        cfg = OptimizedEventBusConfig(batch_size=4, enable_monitoring=False)
+        with OptimizedEventBus(cfg) as bus:
+
+            async def handler(e: SystemEvent) -> None:
+                got.append(e.details)
+                if len(got) == 10:
+                    done.set()
+
+            bus.subscribe(None, handler)
+            for i in range(10):
+                bus.publish(ev(i))
+            await asyncio.wait_for(done.wait(), 20)
+        return got
+
+    assert asyncio.run(main()) == [str(i) for i in range(10)]
+
+
 def test_optimized_bus_is_collected_after_close() -> None:
     bus = OptimizedEventBus(OptimizedEventBusConfig(monitoring_interval=0.01))
     bus.subscribe(None, lambda e, bus=bus: None)  # a cycle through the handler

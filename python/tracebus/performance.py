@@ -137,7 +137,8 @@ class PerformanceMetrics:
     bus was created (the bus keeps one cumulative histogram; it times every 8th handler
     call per thread). ``memory_usage_bytes`` is the bus's ``memory_bytes`` (history and
     buffered events at ~200 bytes an event plus slots, 256 bytes a subscription) plus the
-    store's (service snapshots with their strings, and subscriber buffers); Python objects
+    store's (service snapshots with their strings, and subscriber buffers), plus, for an
+    ``OptimizedEventBus``, its batch queue at the same ~208 bytes an event; Python objects
     held elsewhere (handlers, your own references) are not counted.
     """
 
@@ -380,6 +381,9 @@ class OptimizedEventBusConfig:
             )
 
 
+# Estimated bytes of one event waiting in the batch queue: the slot and the event.
+_QUEUED_EVENT_BYTES = 8 + 200
+
 # The native publish, called directly (cheaper than super() on the per-event path; the
 # Python EventBus in bus.py does not override publish).
 _bus_publish = _core.EventBus.publish
@@ -482,6 +486,16 @@ class OptimizedEventBus(EventBus):
         if self._batcher is not None:
             self._batcher.stop()
         super().close(timeout)
+
+    def get_metrics(self) -> dict[str, Any]:
+        """The bus's counters (see ``EventBus.get_metrics``) plus ``batch_queued``, the
+        events waiting in the batch queue, which ``memory_bytes`` also counts (one queue
+        slot and ~200 bytes of event each, as the bus counts its history)."""
+        d: dict[str, Any] = super().get_metrics()
+        queued = self._batcher.stats()["queued"] if self._batcher is not None else 0
+        d["batch_queued"] = queued
+        d["memory_bytes"] = d.get("memory_bytes", 0) + queued * _QUEUED_EVENT_BYTES
+        return d
 
     def get_performance_metrics(self) -> PerformanceMetrics | None:
         """The monitor's latest sample, or None when monitoring is off."""
