@@ -1162,3 +1162,24 @@ def test_unsubscribed_async_handler_still_gets_what_was_buffered() -> None:
         return got
 
     assert asyncio.run(main()) == ["a", "b", "c"]
+
+
+def test_trace_when_the_root_fell_out_of_history() -> None:
+    bus = EventBus(history_size=3)
+    try:
+
+        @bus.on(filter_by_type(T.USER_ACTION))
+        def fan_out(e: Event) -> None:
+            for i in range(3):
+                bus.publish(SystemEvent(f"c{i}", "config_change"))
+
+        root = UserActionEvent("reload", "System", "core")
+        bus.publish(root)
+        trace = bus.trace(root.correlation_id)
+        # The root was pushed out of the 3-event ring; its children become roots.
+        assert len(trace) == 3
+        assert [n.event.source for n in trace.roots] == ["c0", "c1", "c2"]
+        assert all(n.event.parent_id == root.event_id for n in trace.roots)
+        assert "3 events" in trace.render()
+    finally:
+        bus.close()
