@@ -473,3 +473,16 @@ def test_async_for_over_store_subscription(store: StateStore) -> None:
         return out
 
     assert asyncio.run(main()) == [(f"s{i}", i) for i in range(10)]
+
+
+def test_memory_metric_follows_contents(store: StateStore) -> None:
+    assert store.get_metrics()["memory_bytes"] == 0
+    store.set_service_state(update("a"))
+    one = store.get_metrics()["memory_bytes"]
+    for i in range(99):
+        store.set_service_state(update(f"s{i}", error_detail="x" * 100))
+    many = store.get_metrics()["memory_bytes"]
+    assert 0 < one < many
+    assert many >= 100 * 100  # at least the error texts themselves
+    store.clear_all()
+    assert store.get_metrics()["memory_bytes"] == 0
