@@ -486,3 +486,55 @@ def test_memory_metric_follows_contents(store: StateStore) -> None:
     assert many >= 100 * 100  # at least the error texts themselves
     store.clear_all()
     assert store.get_metrics()["memory_bytes"] == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: with a block-strategy subscriber whose consumer writes back to the store, the "
+    "writer waits for the consumer to take a change while the consumer's write waits for its "
+    "notification turn behind that writer: every later writer hangs until the subscription "
+    "is closed",
+)
+def test_block_subscriber_that_writes_back_does_not_deadlock(store: StateStore) -> None:
+    sub = store.subscribe(buffer_size=1, strategy=BufferAction.BLOCK)
+
+    def supervisor() -> None:
+        for ev in sub:
+            if ev.new_state is S.STARTING:
+                store.set_service_state(update(ev.label, S.RUNNING))
+
+    def writer() -> None:
+        for label in "abcdef":
+            store.set_service_state(update(label, S.STARTING))
+
+    c = threading.Thread(target=supervisor, daemon=True)
+    w = threading.Thread(target=writer, daemon=True)
+    c.start()
+    w.start()
+    try:
+        w.join(3.0)
+        finished = not w.is_alive()
+        assert finished, "writer still blocked after 3 s"
+        assert wait_until(lambda: len(store.get_services_by_state(S.RUNNING)) == 6, timeout=3.0)
+    finally:
+        sub.close()  # closing wakes the blocked writer (its notification counts as dropped)
+        w.join(WAIT)
+        c.join(WAIT)
+
+
+def test_subscriber_that_writes_back_with_default_strategy(store: StateStore) -> None:
+    sub = store.subscribe(buffer_size=100)  # drop: writers never wait
+
+    def supervisor() -> None:
+        for ev in sub:
+            if ev.new_state is S.STARTING:
+                store.set_service_state(update(ev.label, S.RUNNING))
+
+    c = threading.Thread(target=supervisor)
+    c.start()
+    for label in "abcdef":
+        store.set_service_state(update(label, S.STARTING))
+    assert wait_until(lambda: len(store.get_services_by_state(S.RUNNING)) == 6)
+    sub.close()
+    c.join(WAIT)
+    assert sub.stats()["dropped"] == 0
