@@ -1183,3 +1183,31 @@ def test_trace_when_the_root_fell_out_of_history() -> None:
         assert "3 events" in trace.render()
     finally:
         bus.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: a thread iterating a block-strategy channel subscription and publishing events "
+    "that match it waits forever for room in the channel only it drains (the overflow rule "
+    "covers thread/async handlers, whose consumer thread is known, not channel consumers)",
+)
+def test_channel_consumer_publishing_to_its_own_channel_does_not_deadlock() -> None:
+    bus = EventBus()
+    ch = bus.subscribe_channel(buffer_size=1, strategy=BufferAction.BLOCK)
+    done = threading.Event()
+
+    def consumer() -> None:
+        for e in ch:
+            if e.source == "root":
+                for i in range(3):
+                    bus.publish(ev(f"c{i}"))
+                done.set()
+
+    t = threading.Thread(target=consumer, daemon=True)
+    t.start()
+    try:
+        bus.publish(ev("root"))
+        assert done.wait(3.0), "consumer still blocked in publish after 3 s"
+    finally:
+        bus.close()  # wakes the blocked publisher
+        t.join(WAIT)
