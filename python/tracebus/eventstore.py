@@ -471,6 +471,7 @@ class SqliteEventStore:
         correlation_id: str | None = None,
         limit: int | None = None,
         _types: tuple[str, ...] | None = None,
+        _records: bool = True,
     ) -> Iterator[StoredRecord]:
         """Stored events after sequence number ``since`` in order, as ``StoredRecord``s
         (``seq`` to resume from, ``stream``, ``version``, ``event``); only those passing
@@ -499,11 +500,17 @@ class SqliteEventStore:
             args.extend(_types)
         cond = " AND ".join(where)
         query = f"SELECT seq, stream, version, data FROM events WHERE {cond} ORDER BY seq LIMIT ?"
-        return self._iter_records(query, args, since, filter, limit)
+        return self._iter_records(query, args, since, filter, limit, _records)
 
     def _iter_records(
-        self, query: str, args: list[Any], since: int, filter: Filter | None, limit: int | None
-    ) -> Iterator[StoredRecord]:
+        self,
+        query: str,
+        args: list[Any],
+        since: int,
+        filter: Filter | None,
+        limit: int | None,
+        records: bool,
+    ) -> Iterator[Any]:
         remaining = limit
         chunk = self.chunk_size
         classes = _CLASSES
@@ -529,7 +536,7 @@ class SqliteEventStore:
                     ) from None
                 if matches is not None and not matches(event):
                     continue
-                yield StoredRecord(seq, stream, version, event)
+                yield StoredRecord(seq, stream, version, event) if records else event
                 if remaining is not None:
                     remaining -= 1
                     if remaining == 0:
@@ -541,7 +548,7 @@ class SqliteEventStore:
     def replay(self, since: int = 0, filter: Filter | None = None) -> Iterator[Event]:
         """Stored events after sequence number ``since`` (0 = all), in order, that pass
         ``filter``. Lazy: millions of events are never loaded at once."""
-        return (r.event for r in self.records(since, filter))
+        return self.records(since, filter, _records=False)  # type: ignore[return-value]
 
     def replay_into(self, bus: Any, since: int = 0, filter: Filter | None = None) -> int:
         """Republishes stored events (in order, keeping their ids and correlations) on

@@ -151,8 +151,9 @@ def _age(ts: float, now: float) -> str:
     return f"{d:.1f}s ago" if d < 60 else time.strftime("%H:%M:%S", time.localtime(ts))
 
 
-def render(model: LiveModel, title: str, footer: str, height: int = 40) -> Group:
-    """The view as one rich renderable sized for a terminal ``height`` lines high."""
+def render(model: LiveModel, title: str, footer: str, height: int = 40, width: int = 150) -> Group:
+    """The view as one rich renderable for a terminal ``height`` lines by ``width`` columns
+    (narrow terminals drop the correlation, then the last-change column)."""
     now = time.time()
     feed_lines = max(3, min(12, (height - 10) // 3))
     table_rows = max(3, height - feed_lines - 12)
@@ -166,16 +167,21 @@ def render(model: LiveModel, title: str, footer: str, height: int = 40) -> Group
         expand=True,
         pad_edge=False,
     )
-    for col, kw in (
-        ("service", {"no_wrap": True}),
-        ("type", {"no_wrap": True}),
-        ("state", {"no_wrap": True}),
-        ("ready", {"no_wrap": True}),
-        ("port", {"justify": "right", "no_wrap": True}),
-        ("pid", {"justify": "right", "no_wrap": True}),
-        ("last change", {"no_wrap": True}),
-        ("correlation", {"no_wrap": True}),
-    ):
+    show_corr = width >= 120
+    show_age = width >= 95
+    columns: list[tuple[str, dict[str, Any]]] = [
+        ("service", {"no_wrap": True, "ratio": 1}),
+        ("type", {"no_wrap": True, "min_width": 9}),
+        ("state", {"no_wrap": True, "min_width": 8}),
+        ("ready", {"no_wrap": True, "min_width": 5}),
+        ("port", {"justify": "right", "no_wrap": True, "min_width": 5}),
+        ("pid", {"justify": "right", "no_wrap": True, "min_width": 5}),
+    ]
+    if show_age:
+        columns.append(("last change", {"no_wrap": True, "min_width": 11}))
+    if show_corr:
+        columns.append(("correlation", {"no_wrap": True, "min_width": 21}))
+    for col, kw in columns:
         table.add_column(col, **kw)
     # Trouble first, then the most recent changes.
     rows = sorted(
@@ -183,16 +189,19 @@ def render(model: LiveModel, title: str, footer: str, height: int = 40) -> Group
         key=lambda kv: (kv[1].state == "Running", -kv[1].changed, kv[0]),
     )
     for label, r in rows[:table_rows]:
-        table.add_row(
+        cells: list[Any] = [
             label,
             r.type,
             Text(r.state, style=STATE_STYLES.get(r.state, "")),
             Text("yes", style="green") if r.ready else Text("no", style="dim"),
             str(r.port or "-"),
             str(r.pid or "-"),
-            _age(r.changed, now),
-            r.correlation_id,
-        )
+        ]
+        if show_age:
+            cells.append(_age(r.changed, now))
+        if show_corr:
+            cells.append(r.correlation_id)
+        table.add_row(*cells)
     if len(rows) > table_rows:
         table.caption = f"… and {len(rows) - table_rows} more"
     clusters = Text()
@@ -203,7 +212,7 @@ def render(model: LiveModel, title: str, footer: str, height: int = 40) -> Group
         clusters.append(f"{ready}/{total} nodes  ")
     if len(ranked) > 16:
         clusters.append(f"… {len(ranked) - 16} more")
-    feed = Text()
+    feed = Text(no_wrap=True, overflow="ellipsis")  # one line an event, cut at the edge
     for ts, sev, typ, text, corr in list(model.feed)[-feed_lines:]:
         style = SEVERITY_STYLES.get(sev, "")
         feed.append(
@@ -212,7 +221,7 @@ def render(model: LiveModel, title: str, footer: str, height: int = 40) -> Group
         feed.append(f"{sev.upper():5} ", style=style)
         feed.append(f"{typ:17} ", style=style)
         feed.append(f"{text}  ")
-        feed.append(f"{corr}\n", style="dim")
+        feed.append(f"{corr}\n" if show_corr else "\n", style="dim")
     parts: list[Any] = [table]
     if model.clusters:
         parts.append(Panel(clusters, title="clusters", title_align="left", padding=(0, 1)))
@@ -247,6 +256,10 @@ class DemoLiveView:
             console=self.console, auto_refresh=False, transient=False, redirect_stdout=False
         )
 
+    def _size(self) -> tuple[int, int]:
+        size = self.console.size
+        return size.height, size.width
+
     def start(self) -> None:
         """Shows the view."""
         self.live.start()
@@ -260,9 +273,7 @@ class DemoLiveView:
         m = self.env.bus.get_metrics()
         drops = tui.stats()["dropped"] if tui is not None else 0
         foot = footer_text(m, self.model.rate(m["events_published"]), f" │ view drops {drops}")
-        self.live.update(
-            render(self.model, self.title, foot, self.console.size.height), refresh=True
-        )
+        self.live.update(render(self.model, self.title, foot, *self._size()), refresh=True)
         if wait > 0:
             time.sleep(wait)
 
@@ -316,7 +327,10 @@ def watch(
                     f" events/s {model.rate():,.0f} │ shown {shown:,} │ "
                     f"last seq {pos:,} │ db {store.path}"
                 )
-                view.update(render(model, title, foot, console.size.height), refresh=True)
+                view.update(
+                    render(model, title, foot, console.size.height, console.size.width),
+                    refresh=True,
+                )
             else:
                 for r in batch:
                     e = r.event
