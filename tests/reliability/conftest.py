@@ -23,6 +23,14 @@ TEST_TIMEOUT = 240 * max(1, STRESS)
 _LINES: list[str] = []
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # With filterwarnings=error, hypothesis's failure report (it imports mypy_extensions)
+    # turns a falsified property into an INTERNALERROR; keep the real failure visible.
+    config.addinivalue_line(
+        "filterwarnings", "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning"
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     here = os.path.dirname(__file__)
     for item in items:
