@@ -1078,7 +1078,7 @@ def test_publishing_past_an_async_buffer_from_its_loop_does_not_deadlock() -> No
         async def handler(e: Event) -> None:
             got.append(e.source)
 
-        bus.subscribe(None, handler, buffer_size=2)
+        sub = bus.subscribe(None, handler, buffer_size=2)
         rescue = threading.Timer(2.0, bus.close)  # unblocks the loop if it deadlocks
         rescue.start()
         try:
@@ -1088,6 +1088,9 @@ def test_publishing_past_an_async_buffer_from_its_loop_does_not_deadlock() -> No
                 if len(got) == 5:
                     break
                 await asyncio.sleep(0.005)
+            st = sub.stats()
+            assert st["overflowed"] == 3 and st["dropped"] == 0
+            assert st["sent"] == st["delivered"] + st["dropped"] + st["evicted"] + st["buffered"]
         finally:
             rescue.cancel()
             bus.close()
@@ -1106,12 +1109,17 @@ def test_thread_handler_publishing_to_itself_does_not_deadlock() -> None:
             for i in range(3):
                 bus.publish(ev(f"child{i}"))
 
-    bus.subscribe(None, handler, mode="thread", buffer_size=1)
+    sub = bus.subscribe(None, handler, mode="thread", buffer_size=1)
     rescue = threading.Timer(2.0, bus.close)
     rescue.start()
     try:
         bus.publish(ev("root"))
         assert wait_until(lambda: len(handled) == 4, timeout=2.5)
+        assert handled == ["root", "child0", "child1", "child2"]
+        st = sub.stats()
+        # Nothing was lost: the handler's own publishes overflowed its buffer, counted.
+        assert st["dropped"] == st["evicted"] == 0 and st["overflowed"] >= 1
+        assert st["sent"] == st["delivered"] + st["dropped"] + st["evicted"] + st["buffered"]
     finally:
         rescue.cancel()
         bus.close(timeout=WAIT)
