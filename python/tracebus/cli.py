@@ -77,8 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Simulates Kubernetes connections, port-forwards, MCP servers and cluster "
         "health checks through tracebus: a startup cascade, a cluster failure with retries and "
         "a stop cascade, recovery, and a user restart. Shows a live view on a terminal (else "
-        "one line per event), then each cascade as a tree, the final states and the metrics. Events are "
-        "persisted to SQLite.",
+        "one line per event), then each cascade as a tree, the final states and the metrics. "
+        "Events are persisted to SQLite.",
     )
     d.add_argument(
         "--services",
