@@ -164,6 +164,9 @@ pub struct BusInner {
 impl Drop for BusInner {
     fn drop(&mut self) {
         for s in self.index.get_mut().all() {
+            // Ended: a surviving Subscription now reports its handler to the GC, so a
+            // handler that holds its own Subscription is collectable.
+            s.active.store(false, Ordering::Release);
             if let Some(ch) = &s.channel {
                 ch.close();
             }

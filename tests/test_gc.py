@@ -171,3 +171,24 @@ def test_store_subscription_does_not_keep_store_alive() -> None:
     collect()
     sub.close()  # the store is gone; closing is still safe
     assert sub.closed
+
+
+def test_handler_holding_its_subscription_collected_when_bus_dropped_without_close() -> None:
+    bus = EventBus()
+    h = Handler()
+    h.sub = bus.subscribe(None, h)  # type: ignore[attr-defined]  # cycle via the subscription
+    ref = weakref.ref(h)
+    del h, bus  # no close()
+    collect()
+    assert ref() is None
+
+
+def test_bus_dropped_without_close_ends_its_subscriptions() -> None:
+    bus = EventBus()
+    sub = bus.subscribe(None, Handler())
+    ch = bus.subscribe_channel()
+    del bus
+    collect()
+    assert not sub.active
+    assert sub.close() is False
+    assert ch.closed
