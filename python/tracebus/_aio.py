@@ -39,6 +39,17 @@ async def channel_anext(ch: Channel) -> Any:
 
 
 async def pump(sub: Subscription, handler: Callable[[Any], Awaitable[object]]) -> None:
+    """Runs ``_pump``; if it ends by an exception (the task was cancelled, or the handler
+    raised a BaseException such as a PanicException), the subscription is closed first, so
+    publishers never wait on a buffer that nobody drains any more."""
+    try:
+        await _pump(sub, handler)
+    except BaseException:
+        sub.close()
+        raise
+
+
+async def _pump(sub: Subscription, handler: Callable[[Any], Awaitable[object]]) -> None:
     """Delivers a subscription's events to an async handler, in order, one at a time.
 
     Each call runs with the event's correlation in the context, so events the handler

@@ -6,12 +6,13 @@ subscription snapshot). PyO3 turns the panic into ``PanicException`` (a BaseExce
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import threading
 from typing import Any
 
 import pytest
-from reliability_util import Figures, run_threads, scaled, wait_until
+from reliability_util import WAIT, Figures, run_threads, scaled, wait_until
 
 from tracebus import Event, EventBus, EventType
 
@@ -183,3 +184,54 @@ def test_panics_under_concurrent_publishers(figures: Figures) -> None:
     figures.errors = panics[0] + leftover
     figures.lost = published - figures.errors - delivered[0]
     assert figures.lost == 0
+
+
+def test_fatal_error_in_async_handler_ends_its_subscription(figures: Figures) -> None:
+    """A BaseException (a PanicException, KeyboardInterrupt...) escaping an async handler
+    ends its pump task; the subscription must end with it, so publishers in other threads
+    do not block on a buffer nobody drains."""
+
+    class Fatal(BaseException):
+        pass
+
+    out: dict[str, object] = {}
+
+    async def main() -> None:
+        bus = EventBus(history_size=0)
+        calls = [0]
+
+        async def handler(e: Event) -> None:
+            calls[0] += 1
+            raise Fatal("handler gave up")
+
+        sub = bus.subscribe(None, handler, buffer_size=2)  # block strategy by default
+        bus.publish(ev())
+        for _ in range(2000):
+            await asyncio.sleep(0.001)
+            if calls[0] and not sub.active:
+                break
+        out["active_after"] = sub.active
+        results: list[object] = []
+
+        def publish_more() -> None:
+            for n in range(10):
+                results.append(bus.publish(ev(n), timeout=WAIT))
+
+        t = threading.Thread(target=publish_more, daemon=True)
+        t.start()
+        await asyncio.to_thread(t.join, WAIT)
+        out["publisher_alive"] = t.is_alive()
+        out["results"] = results
+        out["calls"] = calls[0]
+        bus.close()
+
+    asyncio.run(main())
+    assert out["active_after"] is False
+    assert out["publisher_alive"] is False
+    assert out["results"] == [0] * 10  # nobody left to deliver to, and nobody waited
+    figures.events = 11
+    figures.threads = 2
+    figures.faults = 1
+    figures.published = 11
+    figures.delivered = 0
+    figures.errors = 1
