@@ -321,6 +321,14 @@ impl Event {
     fn __match_args__() -> (&'static str, &'static str) {
         ("type", "source")
     }
+
+    /// Reports the metadata dict to the GC, so cycles through metadata are collected.
+    fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
+        if let Some(m) = &self.metadata {
+            visit.call(m)?;
+        }
+        Ok(())
+    }
 }
 
 fn base(header: Header, metadata: Option<Py<PyDict>>) -> Event {

@@ -192,3 +192,31 @@ def test_bus_dropped_without_close_ends_its_subscriptions() -> None:
     assert not sub.active
     assert sub.close() is False
     assert ch.closed
+
+
+class Owner:
+    """A plain object that ends up referenced from event metadata."""
+
+    event: Any = None
+    bus: Any = None
+
+
+def test_event_metadata_cycle_is_collected() -> None:
+    from tracebus import ServiceStateEvent
+
+    o = Owner()
+    o.event = ServiceStateEvent("PortForward", "pf", "Starting", "Running", metadata={"owner": o})
+    ref = weakref.ref(o)
+    del o
+    collect()
+    assert ref() is None
+
+
+def test_bus_history_metadata_cycle_is_collected() -> None:
+    o = Owner()
+    o.bus = EventBus()
+    o.bus.publish(Event(EventType.HEALTH_CHECK, "x", metadata={"owner": o}))  # bus -> event -> o
+    ref = weakref.ref(o)
+    del o
+    collect()
+    assert ref() is None
