@@ -1222,3 +1222,23 @@ def test_channel_consumer_publishing_to_its_own_channel_does_not_deadlock() -> N
     finally:
         bus.close()  # wakes the blocked publisher
         t.join(WAIT)
+
+
+def test_thread_handler_may_subscribe_and_unsubscribe(bus: EventBus) -> None:
+    late: list[str] = []
+    state: dict[str, Subscription] = {}
+    done = threading.Event()
+
+    def handler(e: Event) -> None:
+        state["late"] = bus.subscribe(None, lambda x: late.append(x.source))
+        state["me"].close()  # unsubscribes itself from its own worker thread
+        bus.publish(ev("from-worker"))
+        done.set()
+
+    state["me"] = bus.subscribe(filter_by_source("start"), handler, mode="thread")
+    bus.publish(ev("start"))
+    assert done.wait(WAIT)
+    bus.publish(ev("start"))  # the thread handler is gone; only the late subscriber sees it
+    assert late == ["from-worker", "start"]
+    assert not state["me"].active
+    assert wait_until(lambda: state["me"].delivered == 1)

@@ -9,7 +9,7 @@ from typing import Any
 
 from tb_support import WAIT, wait_until
 
-from tracebus import Event, EventBus, EventType, StateStore, filter_by
+from tracebus import Event, EventBus, EventType, ServiceStateEvent, StateStore, filter_by
 
 
 class Probe(Event):
@@ -202,8 +202,6 @@ class Owner:
 
 
 def test_event_metadata_cycle_is_collected() -> None:
-    from tracebus import ServiceStateEvent
-
     o = Owner()
     o.event = ServiceStateEvent("PortForward", "pf", "Starting", "Running", metadata={"owner": o})
     ref = weakref.ref(o)
