@@ -6,6 +6,8 @@ import json
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tracebus import (
     DependencyEvent,
@@ -161,3 +163,64 @@ def test_decode_bad_input_raises_value_error(data: str | bytes, message: str) ->
 def test_decode_rejects_other_types() -> None:
     with pytest.raises(TypeError, match="data must be"):
         decode_event(42)  # type: ignore[arg-type]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=200), st.text(max_size=200)))
+def test_decoding_random_input_only_raises_value_error(data: bytes | str) -> None:
+    try:
+        decode_event(data)
+    except ValueError:
+        pass
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4)
+    ),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.fixed_dictionaries(
+        {"class": st.sampled_from(["tracebus:Event", "tracebus:HealthEvent"])}
+    ).flatmap(
+        lambda d: st.fixed_dictionaries(
+            {
+                **{k: st.just(v) for k, v in d.items()},
+                "args": st.lists(_json_values, max_size=8),
+                "kwargs": st.dictionaries(
+                    st.sampled_from(
+                        [
+                            "source",
+                            "severity",
+                            "metadata",
+                            "event_id",
+                            "timestamp",
+                            "correlation_id",
+                            "bogus",
+                        ]
+                    ),
+                    _json_values,
+                    max_size=4,
+                ),
+            }
+        )
+    )
+)
+def test_decoding_random_structures_only_raises_value_error(parts: dict[str, object]) -> None:
+    try:
+        decode_event(json.dumps(parts))
+    except ValueError:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(max_size=10), _json_values, max_size=5))
+def test_any_json_metadata_round_trips(metadata: dict[str, object]) -> None:
+    e = Event(EventType.CONFIG_CHANGE, "x", metadata=metadata)
+    back = decode_event(encode_event(e))
+    assert dict(back.metadata) == json.loads(json.dumps(metadata))
