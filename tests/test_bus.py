@@ -1146,7 +1146,7 @@ def test_unsubscribed_thread_handler_still_gets_what_was_buffered(bus: EventBus)
     gate.set()
     assert wait_until(lambda: len(got) == 3)
     assert got == ["a", "b", "c"]
-    assert sub.delivered == 3
+    assert wait_until(lambda: sub.delivered == 3)
 
 
 def test_unsubscribed_async_handler_still_gets_what_was_buffered() -> None:
