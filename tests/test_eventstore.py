@@ -697,3 +697,26 @@ def test_damaged_file_never_crashes(tmp_path: Path, seed: int) -> None:
             s.stats()
     except EventStoreError:
         pass
+
+
+def test_background_checkpoints(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Appends never checkpoint themselves; a background thread checkpoints the WAL once it
+    is big enough (here 64 KiB), without losing or reordering anything."""
+    import tracebus.eventstore as mod
+
+    monkeypatch.setattr(mod, "_CHECKPOINT_BYTES", 64 << 10)
+    with SqliteEventStore(db) as s:
+        assert s._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        events = mixed_events(3000)
+        for i in range(0, 3000, 100):
+            s.append_many(events[i : i + 100])
+        cp = s._checkpointer
+        assert cp is not None
+        deadline = time.monotonic() + 30
+        while cp.checkpoints == 0 and time.monotonic() < deadline:
+            s.append(ev("more"))
+            time.sleep(0.05)
+        assert cp.checkpoints > 0
+        assert ids(list(s.replay()))[:3000] == ids(events)
+        assert s.integrity_check() == "ok"
+    assert not cp.thread.is_alive()  # stopped by close()

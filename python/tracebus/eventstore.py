@@ -232,6 +232,13 @@ class SqliteEventStore:
             mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             self.journal_mode = str(mode).upper()
             self._conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            self._checkpointer: _Checkpointer | None = None
+            if self.journal_mode == "WAL":
+                # Checkpoints (copying the WAL into the database, with fsyncs) run in a
+                # background thread instead of inside whichever commit crosses the limit.
+                self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+                self._conn.execute(f"PRAGMA journal_size_limit = {4 * _CHECKPOINT_BYTES}")
+                self._checkpointer = _Checkpointer(self.path, float(timeout))
         except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
             # UnicodeDecodeError: a damaged page made a text value invalid UTF-8.
             self._conn.close()
@@ -408,6 +415,8 @@ class SqliteEventStore:
             except BaseException:
                 self._rollback(c)
                 raise
+            if self._checkpointer is not None:
+                self._checkpointer.poke()
             self._next_seq = seq
             if len(self._versions) > 100_000:
                 self._versions.clear()
@@ -696,7 +705,9 @@ class SqliteEventStore:
         with self._lock:
             if not self._closed:
                 self._closed = True
-                self._conn.close()
+                if self._checkpointer is not None:
+                    self._checkpointer.stop()
+                self._conn.close()  # the last connection to close checkpoints the rest
 
     def __enter__(self) -> SqliteEventStore:
         return self
@@ -706,6 +717,58 @@ class SqliteEventStore:
 
     def __repr__(self) -> str:
         return f"SqliteEventStore({self.path!r}, synchronous={self.synchronous!r})"
+
+
+_CHECKPOINT_BYTES = 16 << 20  # WAL size that triggers a background checkpoint
+
+
+class _Checkpointer:
+    """Checkpoints the WAL from a thread with its own connection once it exceeds
+    ``_CHECKPOINT_BYTES``, so appends never wait for a checkpoint. (PASSIVE: it never blocks
+    writers or readers; what it cannot copy now is copied next time.)"""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        self.path = path
+        self.wal = path + "-wal"
+        self.timeout = timeout
+        self.checkpoints = 0
+        self._wake = threading.Event()
+        self._stopping = False
+        self.thread = threading.Thread(
+            target=self._run, name="tracebus-eventstore-checkpoint", daemon=True
+        )
+        self.thread.start()
+
+    def poke(self) -> None:
+        """Called after each commit."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        try:
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+        except sqlite3.Error:
+            return
+        try:
+            while not self._stopping:
+                self._wake.wait(1.0)
+                self._wake.clear()
+                try:
+                    size = os.path.getsize(self.wal)
+                except OSError:
+                    continue
+                if size >= _CHECKPOINT_BYTES and not self._stopping:
+                    try:
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                        self.checkpoints += 1
+                    except sqlite3.Error as e:
+                        _log.warning("event store %s: checkpoint failed: %s", self.path, e)
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self.thread.join(30)
 
 
 class _Attachment:
