@@ -303,3 +303,16 @@ def test_snapshot_carries_the_update_fields_and_is_immutable() -> None:
         s.state = ServiceState.FAILED  # type: ignore[misc]
     assert s == store.get_service_state("svc")
     assert "svc" in repr(s)
+
+
+def test_label_length_boundary_and_unicode() -> None:
+    store = StateStore()
+    long_ok = "é" * 1000  # counted in characters, not bytes
+    store.set_service_state(update(long_ok))
+    assert store.get_service_state(long_ok) is not None
+    with pytest.raises(ValueError, match="source_label"):
+        update("x" * 1001)
+    u = update("сервис-🚀")
+    store.set_service_state(u)
+    assert store.get_service_state("сервис-🚀").event_id == u.event_id  # type: ignore[union-attr]
+    assert len(store) == 2
