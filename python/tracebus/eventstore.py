@@ -11,6 +11,13 @@ transaction has committed. The database runs in WAL mode with ``synchronous="NOR
 default: a committed transaction survives the process being killed, but the last
 transactions before an operating-system crash or power loss may be lost. Pass
 ``synchronous="FULL"`` to survive power loss too (each commit then waits for an fsync).
+WAL checkpoints run in a background thread once the WAL passes 16 MiB (and when the last
+connection closes), so an append never waits for one.
+
+Speed (CPython 3.11, 2 vCPU, stdlib ``sqlite3``, transactions of 500; see
+``benches/test_eventstore_bench.py``): appending ~100-120k events/s and replaying
+~250-350k events/s, JSON encoding and decoding included. Most of the time is the
+Python-side JSON codec (~3 µs an event each way) and SQLite's three indexes.
 
 >>> store = SqliteEventStore("events.db")
 >>> store.attach(bus)               # persist everything the bus publishes, in batches
