@@ -266,3 +266,18 @@ def test_python_dash_m_and_console_script(tmp_path: Path) -> None:
         pytest.skip("the tracebus console script is not on PATH")
     r = subprocess.run([exe, "stats", "--help"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.startswith("usage: tracebus stats")
+
+
+def test_bench_errors_are_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def run(argv: list[str]) -> int:
+        raise ValueError("--cases: unknown case 'zz'")
+
+    fake = types.ModuleType("tracebus.benchmark")
+    fake.run = run  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "tracebus.benchmark", fake)
+    monkeypatch.setattr(tracebus, "benchmark", fake, raising=False)
+    rc, _, err = run_main(capsys, "bench", "--cases", "zz")
+    assert rc == 1
+    assert_one_line_error(err, "tracebus bench: error: --cases: unknown case 'zz'")

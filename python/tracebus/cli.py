@@ -314,7 +314,15 @@ def cmd_bench(argv: list[str]) -> int:
     except ImportError as e:
         sys.stderr.write(f"tracebus bench: error: the benchmark module is not available ({e})\n")
         return EXIT_USAGE
-    result = benchmark.run(argv)
+    from ._core import TracebusError
+
+    try:
+        result = benchmark.run(argv)
+    except KeyboardInterrupt:
+        return 130
+    except (TracebusError, OSError, ValueError, TypeError) as e:
+        sys.stderr.write(f"tracebus bench: error: {e}\n")
+        return EXIT_ERROR
     return int(result or 0)
 
 
