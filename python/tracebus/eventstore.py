@@ -350,7 +350,7 @@ class SqliteEventStore:
                 raise EventStoreError(
                     "the same event appears twice in one append_many call"
                 ) from None
-            which = _int_to_id(min(dup)) if dup else "?"
+            which = next((_int_to_id(r.event_id) for r in rows if r.event_id in dup), "?")
             raise EventStoreError(
                 f"event {which} is already stored; nothing of this append was stored"
             ) from None
