@@ -485,6 +485,20 @@ impl<T> Channel<T> {
         out
     }
 
+    /// Calls `f` on every buffered item, unless the lock is busy (then nothing is visited).
+    /// For GC traversal, which must never wait.
+    pub fn try_for_each<E>(&self, mut f: impl FnMut(&T) -> Result<(), E>) -> Result<(), E> {
+        let Some(g) = self.inner.try_lock() else {
+            return Ok(());
+        };
+        for lane in &g.lanes {
+            for slot in lane {
+                f(&slot.item)?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn is_closed(&self) -> bool {
         self.inner.lock().closed
     }

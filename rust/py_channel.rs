@@ -596,6 +596,16 @@ impl Channel {
         on_feed!(&self.feed, ch => ch.arm_waker(waker))
     }
 
+    /// Reports buffered items to the GC, so an item referring back to its channel is
+    /// collectable. Only this object reports them (the bus does not), so no reference is
+    /// visited twice.
+    fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
+        match &self.feed {
+            Feed::Objects(ch) => ch.try_for_each(|o| visit.call(o)),
+            Feed::Changes(_) => Ok(()),
+        }
+    }
+
     fn __repr__(&self) -> String {
         let s = self.stats_core();
         format!(

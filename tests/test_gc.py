@@ -9,7 +9,7 @@ from typing import Any
 
 from tb_support import WAIT, wait_until
 
-from tracebus import Event, EventBus, EventType, ServiceStateEvent, StateStore, filter_by
+from tracebus import Channel, Event, EventBus, EventType, ServiceStateEvent, StateStore, filter_by
 
 
 class Probe(Event):
@@ -218,3 +218,35 @@ def test_bus_history_metadata_cycle_is_collected() -> None:
     del o
     collect()
     assert ref() is None
+
+
+def test_item_referring_to_its_channel_is_collected() -> None:
+    o = Owner()
+    o.bus = Channel(4)
+    o.bus.send(o)  # channel -> o -> channel
+    ref = weakref.ref(o)
+    del o
+    collect()
+    assert ref() is None
+
+
+def test_bus_channel_subscription_cycle_is_collected() -> None:
+    o = Owner()
+    o.bus = EventBus(history_size=0)
+    o.event = o.bus.subscribe_channel()  # o -> channel
+    o.bus.publish(Event(EventType.HEALTH_CHECK, "x", metadata={"owner": o}))  # channel -> o
+    ref = weakref.ref(o)
+    del o
+    collect()
+    assert ref() is None
+
+
+def test_buffered_items_survive_collection() -> None:
+    ch = Channel(4)
+    item = Owner()
+    ch.send(item)
+    ref = weakref.ref(item)
+    del item
+    collect()
+    assert ref() is not None
+    assert ch.try_recv() is ref()
