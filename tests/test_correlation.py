@@ -13,12 +13,15 @@ from tb_support import state_event, update
 
 from tracebus import (
     CorrelationContext,
+    Event,
+    EventBus,
     EventType,
     HealthStatusUpdate,
     SystemEvent,
     UserActionEvent,
     correlation,
     current_correlation,
+    filter_by_correlation,
     from_traceparent,
     new_correlation_id,
     to_traceparent,
@@ -242,22 +245,17 @@ def test_to_traceparent_rejects_bad_input(corr: str, parent: str | None) -> None
         to_traceparent(corr, parent)
 
 
-def test_events_created_in_scope_route_by_correlation(bus: object) -> None:
-    from tracebus import EventBus, filter_by_correlation
-
-    assert isinstance(bus, EventBus)
+def test_events_created_in_scope_route_by_correlation(bus: EventBus) -> None:
     with correlation("op") as ctx:
-        got: list[object] = []
+        got: list[Event] = []
         bus.subscribe(filter_by_correlation(ctx.correlation_id), got.append)
         bus.publish(SystemEvent("core", "config_change"))
     bus.publish(SystemEvent("core", "config_change"))
     assert len(got) == 1
-    assert got[0].type is EventType.CONFIG_CHANGE  # type: ignore[attr-defined]
+    assert got[0].type is EventType.CONFIG_CHANGE
 
 
 def test_handled_event_wins_over_an_older_enclosing_scope() -> None:
-    from tracebus import Event, EventBus
-
     bus = EventBus()
     try:
         created: list[object] = []
