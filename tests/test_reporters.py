@@ -12,7 +12,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from tb_support import WAIT, run_threads, update
+from tb_support import WAIT, run_threads, update, wait_until
 
 from tracebus import (
     BufferAction,
@@ -608,3 +608,24 @@ def test_updates_reported_from_a_handler_join_the_cascade() -> None:
     snap = adapter.store.get_service_state("pf")
     assert snap is not None and snap.correlation_id == root.correlation_id
     bus.close()
+
+
+def test_tui_reporter_counts_updates_after_its_asyncio_loop_closed() -> None:
+    holder: dict[str, Any] = {}
+
+    async def main() -> None:
+        q: asyncio.Queue[object] = asyncio.Queue()
+        holder["r"] = r = TUIReporter(q)
+        r.report(update("a"))
+        await asyncio.wait_for(q.get(), WAIT)
+
+    asyncio.run(main())
+    r: TUIReporter = holder["r"]
+    r.report(update("b"))
+    r.report(update("c"))
+    # Nobody can receive them any more: each is counted, none is left hanging.
+    assert wait_until(lambda: r.stats()["forward_dropped"] == 2)
+    st = r.stats()
+    check_counts(st)
+    assert st["buffered"] == 0 and st["delivered"] == 3
+    r.close()

@@ -151,7 +151,13 @@ class TUIReporter:
                 except asyncio.QueueFull:
                     self._forward_dropped += 1
 
-            self._start_forwarder(lambda item: loop.call_soon_threadsafe(put, item))
+            def forward(item: object) -> None:
+                try:
+                    loop.call_soon_threadsafe(put, item)
+                except RuntimeError:  # the loop is closed: nobody reads the queue any more
+                    self._forward_dropped += 1
+
+            self._start_forwarder(forward)
         elif isinstance(update_queue, queue.Queue):
             q: queue.Queue[object] = update_queue
             self._start_forwarder(q.put)
