@@ -143,7 +143,9 @@ struct Inner<T> {
     len: usize,
     closed: bool,
     stats: ChannelStats,
-    waker: Option<Waker>,
+    /// One-shot wakers of async consumers waiting for an item (all run on the next push or
+    /// on close; each consumer re-checks and re-arms, so several consumers never hang).
+    wakers: Vec<Waker>,
 }
 
 impl<T> Inner<T> {
@@ -198,7 +200,7 @@ impl<T> Channel<T> {
                     capacity: capacity as u64,
                     ..Default::default()
                 },
-                waker: None,
+                wakers: Vec::new(),
             }),
             not_empty: Condvar::new(),
             not_full: Condvar::new(),
@@ -223,13 +225,13 @@ impl<T> Channel<T> {
         }
     }
 
-    /// Wakes consumers after a push; the one-shot waker (async consumers) runs after the
-    /// lock is released, so it may call anything.
+    /// Wakes consumers after a push; the one-shot wakers (async consumers) run after the
+    /// lock is released, so they may call anything.
     fn after_push(&self, mut g: parking_lot::MutexGuard<'_, Inner<T>>) {
-        let waker = g.waker.take();
+        let wakers = std::mem::take(&mut g.wakers);
         drop(g);
         self.not_empty.notify_one();
-        if let Some(w) = waker {
+        for w in wakers {
             w();
         }
     }
@@ -443,7 +445,7 @@ impl<T> Channel<T> {
         if g.len > 0 || g.closed {
             return false;
         }
-        g.waker = Some(waker);
+        g.wakers.push(waker);
         true
     }
 
@@ -457,11 +459,11 @@ impl<T> Channel<T> {
         }
         g.closed = true;
         g.stats.closed = true;
-        let waker = g.waker.take();
+        let wakers = std::mem::take(&mut g.wakers);
         drop(g);
         self.not_empty.notify_all();
         self.not_full.notify_all();
-        if let Some(w) = waker {
+        for w in wakers {
             w();
         }
         true
@@ -714,6 +716,21 @@ mod tests {
         assert!(ch.arm_waker(Box::new(move || {
             h.fetch_add(1, Ordering::SeqCst);
         })));
+        ch.close();
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn every_armed_waker_fires() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let ch: Channel<u32> = Channel::new(4, Strategy::simple(BufferAction::Drop));
+        let hits = Arc::new(AtomicUsize::new(0));
+        for _ in 0..2 {
+            let h = hits.clone();
+            assert!(ch.arm_waker(Box::new(move || {
+                h.fetch_add(1, Ordering::SeqCst);
+            })));
+        }
         ch.close();
         assert_eq!(hits.load(Ordering::SeqCst), 2);
     }

@@ -597,3 +597,36 @@ def test_channel_matches_model(action: str, priority: bool, cap: int, ops: list[
         stats["dropped"],
         stats["evicted"],
     )
+
+
+def test_several_async_consumers_share_a_channel_and_all_end_on_close() -> None:
+    async def main() -> dict[int, list[int]]:
+        ch = Channel(100)
+        got: dict[int, list[int]] = {0: [], 1: [], 2: []}
+
+        async def consume(i: int) -> None:
+            async for x in ch:
+                got[i].append(x)
+                await asyncio.sleep(0)
+
+        tasks = [asyncio.create_task(consume(i)) for i in got]
+        await asyncio.sleep(0.02)  # every consumer is waiting
+
+        def feed() -> None:
+            for i in range(30):
+                ch.send(i)
+            ch.close()
+
+        t = threading.Thread(target=feed)
+        t.start()
+        done, pending = await asyncio.wait(tasks, timeout=WAIT)
+        t.join(WAIT)
+        for p in pending:
+            p.cancel()
+        assert not pending, "a consumer was never woken"
+        return got
+
+    got = asyncio.run(main())
+    assert sorted(x for xs in got.values() for x in xs) == list(range(30))
+    for xs in got.values():
+        assert xs == sorted(xs)
