@@ -619,7 +619,7 @@ def test_several_async_consumers_share_a_channel_and_all_end_on_close() -> None:
 
         t = threading.Thread(target=feed)
         t.start()
-        done, pending = await asyncio.wait(tasks, timeout=WAIT)
+        _done, pending = await asyncio.wait(tasks, timeout=WAIT)
         t.join(WAIT)
         for p in pending:
             p.cancel()
