@@ -1,6 +1,7 @@
 //! Event batching: a bounded FIFO filled by any number of producer threads and emptied in
 //! batches by one background flush thread, which hands each batch to a sink (the PyO3
-//! face's sink attaches to the interpreter once per batch and calls `bus.publish_many`).
+//! face's sink attaches to the interpreter once per wake-up and calls `bus.publish_many`
+//! once per batch).
 //!
 //! A batch is flushed when `batch_size` items are queued, when the oldest queued item has
 //! waited `flush_interval` (measured from the moment the current batch started filling), on
@@ -9,11 +10,19 @@
 //!
 //! The queue is bounded (`capacity`): a producer that finds it full waits until the flush
 //! thread has brought it down to half (backpressure, nothing is lost; the hysteresis keeps
-//! producer and flush thread from trading the GIL once per batch). Two exceptions keep that wait
-//! from deadlocking: a push from this batcher's own flush thread (a handler publishing
-//! while a batch is delivered) is handed back to be published directly, like a nested
-//! publish; a push from *another* batcher's flush thread is admitted over capacity and
-//! counted in `overflowed`, since blocking one flush thread on another can form a cycle.
+//! producer and flush thread from trading the GIL once per batch). Waiting can deadlock
+//! when the flush thread is itself waiting on the producer (a bus handler thread or event
+//! loop that publishes, while the flush thread blocks on that handler's full buffer), so:
+//! - a push from this batcher's own flush thread (a handler publishing while a batch is
+//!   delivered) is handed back to be published directly, like a nested publish;
+//! - a push from *another* batcher's flush thread is admitted over capacity at once, and
+//!   so is `push_overflow` (the PyO3 face uses it for pushes made inside a bus handler,
+//!   whose thread or event loop the flush thread may be waiting on);
+//! - a producer that has waited `STALL` without the flush thread taking or finishing any
+//!   batch is admitted over capacity: the flush thread is stuck in the sink, possibly on
+//!   this very producer (a last resort for cycles nobody could know about in advance). Over-capacity admissions are counted in `overflowed`; a stuck
+//!   flush thread lets each waiting producer through at most once per `STALL`.
+//!
 //! While stopping, pushes are admitted over capacity too, so that a producer's earlier
 //! events are never overtaken by a later direct publish.
 //!
@@ -34,6 +43,10 @@ thread_local! {
     /// Address of the batcher whose flush thread this is (0 on every other thread).
     static FLUSHER: Cell<usize> = const { Cell::new(0) };
 }
+
+/// How long a waiting producer lets the flush thread make no progress at all before it
+/// concludes that the flush thread may be waiting on it and overflows the bound.
+pub const STALL: Duration = Duration::from_millis(100);
 
 /// Batches per flush-thread wake-up: after the first batch, the sink may pull up to this
 /// many more due batches through its `more` argument (e.g. while it holds the GIL).
@@ -102,7 +115,8 @@ pub struct BatchStats {
     pub direct: u64,
     /// Pushes that had to wait for room.
     pub waits: u64,
-    /// Pushes from another batcher's flush thread admitted over capacity.
+    /// Pushes admitted over capacity: from another batcher's flush thread, or after a
+    /// `STALL` without progress of the flush thread.
     pub overflowed: u64,
     /// Times the flush thread was started.
     pub starts: u64,
@@ -298,7 +312,7 @@ impl<T: Send + 'static> Batcher<T> {
     pub fn push(&self, item: T, block: bool) -> Push<T> {
         let flusher = FLUSHER.with(|f| f.get());
         let mut st = self.state.lock();
-        loop {
+        'admit: loop {
             match st.phase {
                 Phase::Stopped => {
                     st.direct += 1;
@@ -319,11 +333,36 @@ impl<T: Send + 'static> Batcher<T> {
                     // Wait until the queue is down to half (hysteresis): waking producers
                     // for every batch taken would trade the GIL back and forth per batch.
                     st.waits += 1;
+                    let mut progress = (st.taken, st.completed);
                     while st.phase == Phase::Running && st.queue.len() > self.low_water() {
-                        self.room.wait(&mut st);
+                        if !self.room.wait_for(&mut st, STALL).timed_out() {
+                            continue;
+                        }
+                        if (st.taken, st.completed) == progress {
+                            st.overflowed += 1; // stuck, perhaps on us: see the module docs
+                            break 'admit;
+                        }
+                        progress = (st.taken, st.completed);
                     }
                 }
             }
+        }
+        self.admit(&mut st, item);
+        Push::Queued
+    }
+
+    /// Like `push`, but never waits: a full queue takes the item over capacity (counted in
+    /// `overflowed`). For producers the flush thread may be waiting on (e.g. a thread that
+    /// drains one of the sink's own destinations), which must not wait for it in turn.
+    pub fn push_overflow(&self, item: T) -> Push<T> {
+        let flusher = FLUSHER.with(|f| f.get());
+        let mut st = self.state.lock();
+        if st.phase == Phase::Stopped || flusher == self.addr() {
+            st.direct += 1;
+            return Push::Direct(item);
+        }
+        if st.phase == Phase::Running && st.queue.len() >= self.capacity {
+            st.overflowed += 1;
         }
         self.admit(&mut st, item);
         Push::Queued
@@ -620,6 +659,62 @@ mod tests {
         assert!(wakes.len() < 25, "{} wakes", wakes.len());
         let s = b.stats();
         assert_eq!((s.flushed, s.batches), (100, 25));
+    }
+
+    #[test]
+    fn a_producer_the_stuck_flush_thread_waits_on_overflows_instead_of_deadlocking() {
+        // The flush thread's first batch waits until a producer has queued an item into
+        // the full queue: without the stall rule both would wait for each other forever.
+        let b = Arc::new(Batcher::new(2, Duration::from_secs(3600), 2).unwrap());
+        let (pushed_tx, pushed_rx) = mpsc::channel::<()>();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let g = got.clone();
+        b.start(move |batch: Vec<u64>, _: &mut More<u64>| {
+            if batch == vec![1, 2] {
+                pushed_rx.recv().unwrap();
+            }
+            g.lock().extend(batch);
+        })
+        .unwrap();
+        for i in 1..=4 {
+            b.push(i, true); // [1, 2] goes to the sink, which blocks; 3 and 4 fill the queue
+        }
+        let b2 = b.clone();
+        let producer = std::thread::spawn(move || {
+            let r = b2.push(5, true);
+            pushed_tx.send(()).unwrap();
+            r
+        });
+        assert_eq!(producer.join().unwrap(), Push::Queued);
+        b.stop();
+        assert_eq!(*got.lock(), vec![1, 2, 3, 4, 5]);
+        let s = b.stats();
+        assert_eq!(s.flushed, 5);
+        assert!(s.overflowed >= 1, "{s:?}"); // more only if the OS held a thread for 0.1 s
+    }
+
+    #[test]
+    fn push_overflow_never_waits_and_counts() {
+        let b = Arc::new(Batcher::new(2, Duration::from_secs(3600), 2).unwrap());
+        assert_eq!(b.push_overflow(9), Push::Direct(9)); // stopped
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let g = got.clone();
+        b.start(move |batch: Vec<u64>, _: &mut More<u64>| {
+            let _ = go_rx.recv();
+            g.lock().extend(batch);
+        })
+        .unwrap();
+        for i in 1..=4 {
+            b.push(i, true); // the sink holds [1, 2]; [3, 4] fill the queue
+        }
+        assert_eq!(b.push(5, false), Push::Full(5));
+        assert_eq!(b.push_overflow(5), Push::Queued);
+        assert_eq!(b.push_overflow(6), Push::Queued);
+        drop(go_tx);
+        b.stop();
+        assert_eq!(*got.lock(), vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(b.stats().overflowed, 2);
     }
 
     #[test]

@@ -57,8 +57,17 @@ struct SinkStats {
 /// The queue holds at most `max_queued` events (default: 10,000 or 4 batches, whichever is
 /// more). A producer that finds it full waits, GIL released, until the batch thread has
 /// brought it down to half: nothing is dropped, publishers are slowed to the bus's pace,
-/// and the waits are counted in `stats()["waits"]`. A handler queueing an event while its batch is delivered
-/// publishes it directly (like a nested publish), so it never waits for itself.
+/// and the waits are counted in `stats()["waits"]`.
+///
+/// Exceptions, so that waiting never deadlocks (all counted in `stats()["overflowed"]`
+/// except the first):
+/// - a handler queueing an event while its own batch is delivered (in the batch thread)
+///   publishes it directly, like a nested publish;
+/// - any other bus handler (thread mode, async, or sync on another thread) never waits:
+///   its event is queued over the bound, as the batch thread may be waiting on that
+///   handler's full buffer;
+/// - a producer that sees the batch thread make no progress at all for 0.1 s (it may be
+///   blocked on that producer in a way nobody can know) queues over the bound.
 ///
 /// Errors raised by `publish_many` (handler errors are isolated by the bus itself; this is
 /// e.g. a closed bus) are logged to the ``tracebus`` logger and counted in `stats()`.
@@ -124,6 +133,12 @@ fn log_failure(py: Python<'_>, n: usize, err: PyErr) {
     if logged.is_err() {
         err.write_unraisable(py, None);
     }
+}
+
+/// Whether a bus handler is running on this thread (sync or thread mode) or in this context
+/// (async).
+fn in_handler(py: Python<'_>) -> PyResult<bool> {
+    Ok(crate::py_correlation::delivering() || crate::py_correlation::delivering_async(py)?)
 }
 
 /// One batch, one `bus.publish_many(list)` call; failures are counted and logged.
@@ -251,6 +266,9 @@ impl EventBatchProcessor {
         }
         let item = event.clone().unbind();
         let r = match self.core.push(item, false) {
+            // Inside a handler, this thread (or event loop) may be what the batch thread is
+            // waiting on (a full thread/async handler buffer): never wait here.
+            Push::Full(item) if in_handler(py)? => self.core.push_overflow(item),
             Push::Full(item) => {
                 let core = self.core.clone();
                 py.detach(move || core.push(item, true))
@@ -316,7 +334,9 @@ impl EventBatchProcessor {
     /// `failed_batches`, `lost_at_shutdown` (batches the interpreter could no longer take),
     /// `batches`, `max_batch`, `direct` (published directly: not started, or queued from a
     /// handler in the batch thread), `waits` (producers that waited for room), `overflowed`
-    /// (queued over the bound from another processor's batch thread), `starts`, `running`.
+    /// (queued over the bound: from another processor's batch thread, or after the batch
+    /// thread made no progress for 0.1 s, which may mean it waits on the producer), `starts`,
+    /// `running`.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.core.stats();
         let d = PyDict::new(py);

@@ -54,6 +54,18 @@ impl Drop for DeliveryGuard<'_> {
     }
 }
 
+/// True while a sync or thread-mode handler runs on this thread (used by the batcher: a
+/// handler's thread must never wait for the batch thread, which may be waiting on it).
+pub fn delivering() -> bool {
+    CURRENT.with(|c| !c.borrow().is_empty())
+}
+
+/// True while an async handler runs in this context (the pump puts the event it delivers
+/// in the correlation variable).
+pub fn delivering_async(py: Python<'_>) -> PyResult<bool> {
+    Ok(matches!(current_context(py)?, Some((0, _))))
+}
+
 /// The correlation scope: id shared by an operation's cascade, what caused it, and the
 /// event id of its direct parent (if any).
 #[pyclass(frozen, module = "tracebus", name = "CorrelationContext")]

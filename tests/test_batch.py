@@ -330,3 +330,84 @@ def test_queued_events_are_published_at_interpreter_exit() -> None:
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.split("\n") == ["exiting", *[f"got {i}" for i in range(5)], ""]
+
+
+def _watchdog(bus: EventBus) -> threading.Timer:
+    """Closes the bus after WAIT seconds: a deadlock then fails the test (closing wakes a
+    publisher blocked on a handler's buffer) instead of hanging it."""
+    t = threading.Timer(WAIT, bus.close)
+    t.daemon = True
+    t.start()
+    return t
+
+
+def test_thread_handler_queueing_while_the_batch_thread_waits_on_it(bus: EventBus) -> None:
+    # The batch thread blocks on the thread handler's full buffer (block strategy) while
+    # the handler queues into the full batch queue: the handler must not wait (it overflows
+    # the bound, counted) or both would wait for each other forever.
+    p = EventBatchProcessor(bus, batch_size=4, flush_interval=0.001, max_queued=4)
+    seen: list[str] = []
+    done = threading.Event()
+
+    def handler(e: SystemEvent) -> None:
+        seen.append(e.details)
+        if e.component == "parent":
+            p.queue_event(SystemEvent("child", "startup", "child-" + e.details))
+        if len(seen) == 600:
+            done.set()
+
+    bus.subscribe(None, handler, mode="thread", buffer_size=2)
+    dog = _watchdog(bus)
+    p.start()
+    for i in range(300):
+        p.queue_event(SystemEvent("parent", "startup", str(i)))
+    finished = done.wait(WAIT * 2)
+    dog.cancel()
+    p.stop()
+    assert finished and not bus.closed, "deadlock: the watchdog had to close the bus"
+    assert [x for x in seen if not x.startswith("child")] == [str(i) for i in range(300)]
+    assert sorted(x for x in seen if x.startswith("child")) == sorted(
+        f"child-{i}" for i in range(300)
+    )
+    s = p.stats()
+    assert s["enqueued"] == s["published"] == 600
+
+
+def test_async_handler_queueing_while_the_batch_thread_waits_on_it(bus: EventBus) -> None:
+    import asyncio
+
+    p = EventBatchProcessor(bus, batch_size=4, flush_interval=0.001, max_queued=4)
+
+    async def main() -> list[str]:
+        seen: list[str] = []
+        done = asyncio.Event()
+
+        async def handler(e: SystemEvent) -> None:
+            seen.append(e.details)
+            if e.component == "parent":
+                p.queue_event(SystemEvent("child", "startup", "child-" + e.details))
+            if len(seen) == 400:
+                done.set()
+
+        bus.subscribe(None, handler, buffer_size=2)
+        producer = threading.Thread(
+            target=lambda: [
+                p.queue_event(SystemEvent("parent", "startup", str(i))) for i in range(200)
+            ]
+        )
+        producer.start()
+        try:
+            await asyncio.wait_for(done.wait(), WAIT * 2)
+        except TimeoutError:
+            pass
+        await asyncio.to_thread(producer.join)
+        return seen
+
+    dog = _watchdog(bus)
+    p.start()
+    seen = asyncio.run(main())
+    dog.cancel()
+    p.stop()
+    assert not bus.closed, "deadlock: the watchdog had to close the bus"
+    assert [x for x in seen if not x.startswith("child")] == [str(i) for i in range(200)]
+    assert len(seen) == 400
