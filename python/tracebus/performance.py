@@ -403,7 +403,9 @@ class OptimizedEventBus(EventBus):
     thread, in publish order. ``publish(event, timeout=...)`` and ``publish_many`` publish
     at once, after flushing what was queued before (so one thread's events stay in order);
     a handler publishing while its batch is delivered publishes directly (a
-    nested publish, bounded by ``max_depth`` as usual). ``flush()`` waits until everything
+    nested publish, bounded by ``max_depth`` as usual), and handlers running elsewhere
+    (thread or async mode) never wait for room in the batch queue (see
+    ``EventBatchProcessor``). ``flush()`` waits until everything
     published so far is delivered. ``get_performance_metrics()`` is the monitor's latest
     sample, or None with monitoring off. ``close()`` (or ``with``) stops the monitor,
     flushes and stops the batcher, then closes the bus: call it, as the batch and monitor
