@@ -13,7 +13,6 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-
 from reliability_util import FIGURE_KEYS, STRESS, Figures
 
 # Per-test budget: generous at CI size, scaled with the stress multiplier. A test that hangs
@@ -50,12 +49,25 @@ def _dump_tracebacks_on_hang(request: pytest.FixtureRequest) -> Iterator[None]:
         faulthandler.cancel_dump_traceback_later()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    if report.when == "call":
+        outcome = "xfailed" if hasattr(report, "wasxfail") and report.skipped else report.outcome
+        item.stash[_OUTCOME] = outcome
+    return report
+
+
+_OUTCOME = pytest.StashKey[str]()
+
+
 @pytest.fixture
 def figures(request: pytest.FixtureRequest) -> Iterator[Figures]:
     """The test's figures line: fill it in, it is printed (and repeated in the terminal
-    summary) when the test ends."""
+    summary) when the test ends, with the test's outcome."""
     f = Figures(request.node.name)
     yield f
+    f.extra["outcome"] = request.node.stash.get(_OUTCOME, "?")
     line = f.line()
     print("\n" + line)
     _LINES.append(line)

@@ -174,7 +174,9 @@ def check_accounting(
 
 
 def test_exact_accounting_evict_oldest(figures: Figures) -> None:
-    bus, chans, recs = run_load(lambda: SimpleBufferStrategy(BufferAction.EVICT_OLDEST), plain_event)
+    bus, chans, recs = run_load(
+        lambda: SimpleBufferStrategy(BufferAction.EVICT_OLDEST), plain_event
+    )
     check_accounting(figures, bus, chans, recs)
     assert all(ch.stats()["dropped"] == 0 for ch in chans)
     bus.close()

@@ -49,10 +49,26 @@ scalars = st.one_of(
     st.text(max_size=30),
     st.text(alphabet=st.characters(codec=None, categories=None), max_size=5),
     st.binary(max_size=10),
-    st.sampled_from([e.value for e in EventType] + [s.value for s in ServiceState]
-                    + [s.value for s in Severity] + [t.value for t in ServiceType]
-                    + ["drop", "block", "evict_oldest", "start", "stop", "startup", "a\0b",
-                       "", " ", "x" * 1001, "evt_0123456789abcdef", "\ud800"]),
+    st.sampled_from(
+        [e.value for e in EventType]
+        + [s.value for s in ServiceState]
+        + [s.value for s in Severity]
+        + [t.value for t in ServiceType]
+        + [
+            "drop",
+            "block",
+            "evict_oldest",
+            "start",
+            "stop",
+            "startup",
+            "a\0b",
+            "",
+            " ",
+            "x" * 1001,
+            "evt_0123456789abcdef",
+            "\ud800",
+        ]
+    ),
 )
 anything = st.one_of(
     scalars,
@@ -77,8 +93,17 @@ def attempt(fn: Callable[[], Any]) -> Any:
 def exercise_event(e: Event) -> None:
     repr(e)
     str(e)
-    for name in ("type", "source", "severity", "event_id", "correlation_id", "caused_by",
-                 "parent_id", "timestamp", "metadata"):
+    for name in (
+        "type",
+        "source",
+        "severity",
+        "event_id",
+        "correlation_id",
+        "caused_by",
+        "parent_id",
+        "timestamp",
+        "metadata",
+    ):
         getattr(e, name)
     try:
         text = tb.encode_event(e)
@@ -91,14 +116,47 @@ def exercise_event(e: Event) -> None:
 
 
 @FUZZ
-@given(args=st.lists(anything, min_size=0, max_size=4), kw=st.dictionaries(
-    st.sampled_from(["severity", "metadata", "correlation_id", "caused_by", "parent_id",
-                     "timestamp", "event_id", "is_ready", "error", "proxy_port", "pid",
-                     "ready_nodes", "total_nodes", "recovered", "source", "cascade",
-                     "details", "error_detail"]), anything, max_size=3),
-    cls=st.sampled_from([Event, tb.ServiceStateEvent, tb.HealthEvent, tb.DependencyEvent,
-                         tb.UserActionEvent, tb.SystemEvent, tb.ManagedServiceUpdate,
-                         tb.HealthStatusUpdate]))
+@given(
+    args=st.lists(anything, min_size=0, max_size=4),
+    kw=st.dictionaries(
+        st.sampled_from(
+            [
+                "severity",
+                "metadata",
+                "correlation_id",
+                "caused_by",
+                "parent_id",
+                "timestamp",
+                "event_id",
+                "is_ready",
+                "error",
+                "proxy_port",
+                "pid",
+                "ready_nodes",
+                "total_nodes",
+                "recovered",
+                "source",
+                "cascade",
+                "details",
+                "error_detail",
+            ]
+        ),
+        anything,
+        max_size=3,
+    ),
+    cls=st.sampled_from(
+        [
+            Event,
+            tb.ServiceStateEvent,
+            tb.HealthEvent,
+            tb.DependencyEvent,
+            tb.UserActionEvent,
+            tb.SystemEvent,
+            tb.ManagedServiceUpdate,
+            tb.HealthStatusUpdate,
+        ]
+    ),
+)
 def test_constructors_never_crash(args: list[Any], kw: dict[str, Any], cls: type) -> None:
     obj = attempt(lambda: cls(*args, **kw))
     if obj is None:
@@ -115,13 +173,42 @@ def test_constructors_never_crash(args: list[Any], kw: dict[str, Any], cls: type
 
 
 @FUZZ
-@given(calls=st.lists(st.tuples(st.sampled_from([
-    "publish", "publish_many", "subscribe", "subscribe_channel", "history", "unsubscribe",
-    "set_error_handler", "store_get", "store_clear", "store_by_type", "store_by_state",
-    "store_subscribe", "channel", "strategy", "priority", "filter_type", "filter_source",
-    "filter_severity", "filter_corr", "register", "traceparent",
-]), st.lists(anything, max_size=3)), max_size=6))
-def test_methods_never_crash_and_leave_objects_consistent(calls: list[tuple[str, list[Any]]]) -> None:
+@given(
+    calls=st.lists(
+        st.tuples(
+            st.sampled_from(
+                [
+                    "publish",
+                    "publish_many",
+                    "subscribe",
+                    "subscribe_channel",
+                    "history",
+                    "unsubscribe",
+                    "set_error_handler",
+                    "store_get",
+                    "store_clear",
+                    "store_by_type",
+                    "store_by_state",
+                    "store_subscribe",
+                    "channel",
+                    "strategy",
+                    "priority",
+                    "filter_type",
+                    "filter_source",
+                    "filter_severity",
+                    "filter_corr",
+                    "register",
+                    "traceparent",
+                ]
+            ),
+            st.lists(anything, max_size=3),
+        ),
+        max_size=6,
+    )
+)
+def test_methods_never_crash_and_leave_objects_consistent(
+    calls: list[tuple[str, list[Any]]],
+) -> None:
     bus = EventBus(history_size=10)
     store = StateStore()
     seen: list[Event] = []
@@ -164,8 +251,12 @@ def test_methods_never_crash_and_leave_objects_consistent(calls: list[tuple[str,
 
 
 # --- filters: Rust evaluation and routing vs a Python model ------------------------------
-TYPES = [EventType.SYSTEM_STARTUP, EventType.USER_ACTION, EventType.SERVICE_FAILED,
-         EventType.HEALTH_CHECK]
+TYPES = [
+    EventType.SYSTEM_STARTUP,
+    EventType.USER_ACTION,
+    EventType.SERVICE_FAILED,
+    EventType.HEALTH_CHECK,
+]
 SOURCES = ["a", "b", "c"]
 SEVS = [Severity.DEBUG, Severity.INFO, Severity.WARN, Severity.ERROR]
 CORRS = ["corr_1", "corr_2"]
@@ -248,7 +339,9 @@ def model(t: Tree, e: Event) -> bool:
 
 events = st.builds(
     lambda ty, src, sev, corr: Event(ty, src, severity=sev, correlation_id=corr),
-    st.sampled_from(TYPES), st.sampled_from(SOURCES), st.sampled_from(SEVS),
+    st.sampled_from(TYPES),
+    st.sampled_from(SOURCES),
+    st.sampled_from(SEVS),
     st.sampled_from(CORRS),
 )
 
@@ -293,17 +386,27 @@ def test_decoding_random_bytes_never_crashes(data: bytes | str) -> None:
 
 
 json_values = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(-(2**65), 2**65),
-              st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=10)),
-    lambda kids: st.one_of(st.lists(kids, max_size=3),
-                           st.dictionaries(st.text(max_size=8), kids, max_size=3)),
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**65), 2**65),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=10),
+    ),
+    lambda kids: st.one_of(
+        st.lists(kids, max_size=3), st.dictionaries(st.text(max_size=8), kids, max_size=3)
+    ),
     max_leaves=10,
 )
 
 
 @FUZZ
-@given(which=st.integers(0, len(ENCODED) - 1), path=st.lists(st.integers(0, 20), max_size=3),
-       value=json_values, drop=st.booleans())
+@given(
+    which=st.integers(0, len(ENCODED) - 1),
+    path=st.lists(st.integers(0, 20), max_size=3),
+    value=json_values,
+    drop=st.booleans(),
+)
 def test_decoding_mutated_encodings_never_crashes(
     which: int, path: list[int], value: Any, drop: bool
 ) -> None:

@@ -45,8 +45,15 @@ STATES = [ServiceState.STARTING, ServiceState.RUNNING, ServiceState.FAILED, Serv
 ACTIONS = [BufferAction.DROP, BufferAction.EVICT_OLDEST, BufferAction.BLOCK]
 
 # Summed over every example, reported by test_model_figures (which runs after the machine).
-TOTALS = {"examples": 0, "published": 0, "delivered": 0, "dropped": 0, "evicted": 0,
-          "store_changes": 0, "watcher_deliveries": 0}
+TOTALS = {
+    "examples": 0,
+    "published": 0,
+    "delivered": 0,
+    "dropped": 0,
+    "evicted": 0,
+    "store_changes": 0,
+    "watcher_deliveries": 0,
+}
 
 type_sets = st.one_of(st.none(), st.sets(st.sampled_from(TYPES), min_size=1, max_size=2))
 
@@ -108,8 +115,12 @@ class BusStoreMachine(RuleBasedStateMachine):
         self.batch = 0
 
     # -- bus ------------------------------------------------------------------------------
-    @rule(target=channels, capacity=st.integers(1, 4), action=st.sampled_from(ACTIONS),
-          types=type_sets)
+    @rule(
+        target=channels,
+        capacity=st.integers(1, 4),
+        action=st.sampled_from(ACTIONS),
+        types=type_sets,
+    )
     def subscribe_channel(self, capacity: int, action: str, types: set[str] | None) -> MChannel:
         f = filter_by_type(*sorted(types)) if types else None
         if self.bus_closed:
@@ -303,7 +314,11 @@ class BusStoreMachine(RuleBasedStateMachine):
         for m in self.chans:
             s = m.ch.stats()
             assert (s["sent"], s["delivered"], s["dropped"], s["evicted"], s["buffered"]) == (
-                m.sent, m.delivered, m.dropped, m.evicted, len(m.buf)
+                m.sent,
+                m.delivered,
+                m.dropped,
+                m.evicted,
+                len(m.buf),
             )
             assert s["sent"] == s["delivered"] + s["dropped"] + s["evicted"] + s["buffered"]
             assert s["closed"] is m.closed

@@ -7,7 +7,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from reliability_util import Figures, run_threads, scaled
+import pytest
+from reliability_util import Figures, run_threads, scaled, wait_until
 
 from tracebus import (
     Event,
@@ -107,15 +108,20 @@ def test_handlers_mutate_subscriptions_and_store_from_threads(figures: Figures) 
         with lock:
             state_seen[0] += 1
 
-    bus.subscribe(filter_by_type(EventType.SERVICE_STARTING, EventType.SERVICE_RUNNING,
-                                 EventType.SERVICE_FAILED), on_state)
+    bus.subscribe(
+        filter_by_type(
+            EventType.SERVICE_STARTING, EventType.SERVICE_RUNNING, EventType.SERVICE_FAILED
+        ),
+        on_state,
+    )
 
     def root(e: Event) -> None:
         t, r = e.source.split(":")[1:]
         key = f"{t}-{r}"
         # 1. update the store (publishes a ServiceStateEvent, nested)
-        adapter.report(ManagedServiceUpdate(ServiceType.PORT_FORWARD, f"svc-{t}",
-                                            states[int(r) % 3]))
+        adapter.report(
+            ManagedServiceUpdate(ServiceType.PORT_FORWARD, f"svc-{t}", states[int(r) % 3])
+        )
         # 2. subscribe a one-shot handler that unsubscribes itself on its first call
         box: list[Subscription] = []
 
@@ -128,6 +134,7 @@ def test_handlers_mutate_subscriptions_and_store_from_threads(figures: Figures) 
         for _ in range(3):
             bus.publish(Event(EventType.SYSTEM_SHUTDOWN, f"once-{key}"))
         assert box[0].active is False
+
         # 3. subscribe another handler, publish to it, unsubscribe it through the bus:
         #    it sees exactly the one event published while it was subscribed.
         def late(ev: Event) -> None:
@@ -177,3 +184,31 @@ def test_handlers_mutate_subscriptions_and_store_from_threads(figures: Figures) 
     figures.errors = len(errors)
     figures.extra["rounds"] = total_rounds
     figures.extra["store_changes"] = len(changes)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="publish depth is a per-thread counter: a mode='thread' handler runs in its own "
+    "worker thread at depth 0, so a handler that re-publishes what it receives loops forever "
+    "instead of stopping at max_depth (the depth is not carried with the queued event)",
+)
+def test_depth_bound_holds_across_handler_threads(figures: Figures) -> None:
+    errors: list[BaseException] = []
+    bus = EventBus(history_size=0, max_depth=8, on_error=lambda exc, e, s: errors.append(exc))
+    hops = [0]
+    cap = 200  # the test's own brake, far past max_depth
+
+    def echo(e: Event) -> None:
+        hops[0] += 1
+        if hops[0] < cap:
+            bus.publish(Event(EventType.SYSTEM_STARTUP, "again"))
+
+    bus.subscribe(None, echo, mode="thread", strategy="drop")
+    bus.publish(Event(EventType.SYSTEM_STARTUP, "first"))
+    wait_until(lambda: hops[0] >= cap or bool(errors), timeout=10)
+    bus.close()
+    figures.events = hops[0]
+    figures.threads = 2
+    figures.errors = len(errors)
+    assert any(isinstance(x, PublishDepthError) for x in errors)
+    assert hops[0] <= 8

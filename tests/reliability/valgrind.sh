@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs the pure-Rust tests (channel/store stress tests included) under valgrind memcheck.
+#
+#     bash tests/reliability/valgrind.sh
+#
+# TRACEBUS_SMALL=1 (the default here) shrinks the stress tests' item counts, not their
+# thread interleavings, so memcheck's slowdown fits CI; TRACEBUS_SMALL=0 runs full size.
+# Skipped with a message if valgrind is missing.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+if ! command -v valgrind >/dev/null 2>&1; then
+    echo "valgrind not installed: skipped (apt-get install valgrind)"
+    exit 0
+fi
+# The lib's test binary: the last line cargo prints for it is "Executable ... (path)".
+bin=$(cargo test --lib --no-run 2>&1 | sed -n 's/.*Executable unittests rust\/lib.rs (\(.*\))/\1/p' | tail -1)
+if [[ -z $bin || ! -x $bin ]]; then
+    echo "could not find the test binary (cargo test --lib --no-run)" >&2
+    exit 1
+fi
+echo "valgrind memcheck: $bin"
+export TRACEBUS_SMALL=${TRACEBUS_SMALL-1}
+# Definite leaks and every memory error fail the run; "possibly lost" blocks come from
+# process-wide registries (OnceLock) that live until exit.
+exec valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+    "$bin" --test-threads=2
