@@ -61,6 +61,9 @@ def test_plain_demo_shows_cascade_trees_and_final_states(tmp_path: Path) -> None
     assert all(r[3] == "yes" for r in rows)
     metrics = section(out, "metrics")
     assert "dropped 0, handler errors 0" in metrics
+    assert re.search(
+        r"performance monitor: [\d,]+ events/s, drop ratio 0\.000, score 100 \(healthy\)", metrics
+    )
     assert "state rebuilt from the event store equals the live state: yes" in metrics
     assert f"to {db}" in metrics
 

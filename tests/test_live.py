@@ -18,8 +18,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from tracebus import (
     Event,
     EventType,
@@ -30,7 +28,7 @@ from tracebus import (
     ServiceType,
     SqliteEventStore,
 )
-from tracebus.live import LiveModel, bus_score, render, watch
+from tracebus.live import LiveModel, footer_text, render, watch
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -244,23 +242,19 @@ def test_model_and_render() -> None:
     assert "footer text" in text
 
 
-@pytest.mark.parametrize(
-    ("metrics", "score"),
-    [
-        ({}, 100.0),
-        ({"events_delivered": 90, "events_dropped": 10}, 90.0),
-        ({"events_delivered": 0, "events_dropped": 100}, 60.0),
-        ({"average_latency_ms": 25.0}, 85.0),
-        ({"active_subscriptions": 1500}, 95.0),
-    ],
-)
-def test_bus_score(metrics: dict[str, float], score: float) -> None:
-    assert bus_score(metrics) == pytest.approx(score)
+def test_footer_shows_the_monitor_figures() -> None:
+    from tracebus import PerformanceMetrics
 
-
-def test_watch_starts_at_the_current_end(tmp_path: Path) -> None:
-    with SqliteEventStore(tmp_path / "end.db") as store:
-        store.append_many([Event(EventType.CONFIG_CHANGE, f"s{i}") for i in range(3)])
-        out = io.StringIO()
-        assert watch(store, out, duration=0.2, interval=0.05, live=False) == 0
-        assert out.getvalue() == ""
+    m = PerformanceMetrics(
+        events_per_second=1234.5,
+        p99_event_latency_ms=0.25,
+        events_sent=5000,
+        events_dropped=3,
+        performance_score=97.0,
+        system_healthy=True,
+    )
+    assert footer_text(m) == (
+        " events/s 1,234 │ published 5,000 │ p99 latency 0.250 ms │ drops 3 │ score 97 (healthy)"
+    )
+    bad = PerformanceMetrics(performance_score=40.0, system_healthy=False)
+    assert footer_text(bad, " │ x").endswith("score 40 (unhealthy) │ x")

@@ -48,6 +48,7 @@ from ._enums import EventType, ServiceState, ServiceType
 from .bus import EventBus
 from .correlation import correlation
 from .eventstore import SqliteEventStore, rebuild_state
+from .performance import PerformanceMetrics, PerformanceMonitor
 from .reporters import EventBusAdapter, TUIReporter, TUIReporterConfig
 from .trace import Trace
 
@@ -467,6 +468,8 @@ def run_demo(config: DemoConfig, out: TextIO | None = None, *, live: bool | None
     es.attach(env.bus)
     feed = env.bus.subscribe_channel(None, 1_000_000)
     env.subscribe_handlers()
+    monitor = PerformanceMonitor(env.bus, env.state)
+    monitor.sample()  # baseline: the summary's sample covers the whole run
     steps = env.timeline()
     t0 = time.time()
     wall0 = time.perf_counter()
@@ -518,7 +521,7 @@ def run_demo(config: DemoConfig, out: TextIO | None = None, *, live: bool | None
             pump_plain()
         persisted = es.detach()
     elapsed = time.perf_counter() - wall0
-    _summary(env, es, out, start_seq, persisted, elapsed, db_path)
+    _summary(env, es, out, start_seq, persisted, elapsed, db_path, monitor.sample())
     es.close()
     if tui is not None:
         tui.close()
@@ -533,6 +536,7 @@ def _summary(
     persisted: int,
     elapsed: float,
     db_path: str,
+    perf: PerformanceMetrics,
 ) -> None:
     cfg = env.config
     w = out.write
@@ -567,6 +571,11 @@ def _summary(
         f"handler errors {m['handler_errors']}\n"
     )
     w(f"  handler latency p50 {m['p50_latency_ms']:.3f} ms, p99 {m['p99_latency_ms']:.3f} ms\n")
+    w(
+        f"  performance monitor: {perf.events_per_second:,.0f} events/s, "
+        f"drop ratio {perf.drop_ratio:.3f}, score {perf.performance_score:.0f} "
+        f"({'healthy' if perf.system_healthy else 'unhealthy'})\n"
+    )
     sm = env.state.get_metrics()
     w(f"  state store: {sm['total_services']} services, {sm['state_changes']} state changes\n")
     w(

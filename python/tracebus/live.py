@@ -2,8 +2,9 @@
 footer with the bus's figures. Used by ``tracebus demo`` (fed by a ``TUIReporter`` and a bus
 channel) and ``tracebus watch`` (following an event store another process writes).
 
-The footer's score is ``tracebus.performance_score`` (the reference's formula with capped
-penalties; healthy above 70) computed from the bus's own counters.
+The demo's footer shows a ``PerformanceMonitor`` sample: events/s, p99 handler latency,
+drops, and the performance score (the reference's formula with capped penalties; healthy
+above 70).
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from ._core import (
     ManagedServiceUpdate,
     ServiceStateEvent,
 )
-from .performance import performance_score
+from .performance import PerformanceMetrics, PerformanceMonitor
 
-__all__ = ["DemoLiveView", "LiveModel", "bus_score", "render", "watch"]
+__all__ = ["DemoLiveView", "LiveModel", "footer_text", "render", "watch"]
 
 STATE_STYLES = {
     "Running": "bold green",
@@ -49,18 +50,6 @@ SEVERITY_STYLES = {
     "error": "bold red",
     "fatal": "bold white on red",
 }
-
-
-def bus_score(metrics: dict[str, Any]) -> float:
-    """``tracebus.performance_score`` from ``EventBus.get_metrics()`` figures: the share of
-    deliveries lost, the average handler latency and the number of subscriptions."""
-    lost = (metrics.get("events_dropped", 0) or 0) + (metrics.get("events_evicted", 0) or 0)
-    attempts = (metrics.get("events_delivered", 0) or 0) + lost
-    return performance_score(
-        lost / attempts if attempts else 0.0,
-        float(metrics.get("average_latency_ms", 0.0) or 0.0),
-        int(metrics.get("active_subscriptions", 0) or 0),
-    )
 
 
 @dataclass
@@ -231,26 +220,29 @@ def render(model: LiveModel, title: str, footer: str, height: int = 40, width: i
     return Group(*parts)
 
 
-def footer_text(metrics: dict[str, Any], rate: float, extra: str = "") -> str:
-    """``events/s · p99 latency · drops · score`` from ``EventBus.get_metrics()``."""
-    drops = metrics.get("events_dropped", 0) + metrics.get("events_evicted", 0)
-    score = bus_score(metrics)
+def footer_text(m: PerformanceMetrics, extra: str = "") -> str:
+    """``events/s · p99 latency · drops · score`` from a ``PerformanceMonitor`` sample."""
+    health = "healthy" if m.system_healthy else "unhealthy"
     return (
-        f" events/s {rate:,.0f} │ published {metrics.get('events_published', 0):,} │ "
-        f"p99 latency {metrics.get('p99_latency_ms', 0.0):.3f} ms │ drops {drops} │ "
-        f"score {score:.0f}{' (healthy)' if score > 70 else ' (unhealthy)'}{extra}"
+        f" events/s {m.events_per_second:,.0f} │ published {m.events_sent:,} │ "
+        f"p99 latency {m.p99_event_latency_ms:.3f} ms │ drops {m.events_dropped} │ "
+        f"score {m.performance_score:.0f} ({health}){extra}"
     )
 
 
 class DemoLiveView:
     """The demo's live view: the table from the ``TUIReporter``'s channel, the feed from a
-    bus channel, the footer from the bus's metrics."""
+    bus channel, the footer from a ``PerformanceMonitor`` sampling the bus and the store
+    twice a second."""
 
     def __init__(self, env: Any, feed: Channel, out: TextIO, title: str = "tracebus demo") -> None:
         self.env = env
         self.feed = feed
         self.title = title
         self.model = LiveModel()
+        self.monitor = PerformanceMonitor(env.bus, env.state)
+        self.metrics = self.monitor.sample()
+        self._sampled = time.monotonic()
         self.console = Console(file=out, force_terminal=True)
         self.live = Live(
             console=self.console, auto_refresh=False, transient=False, redirect_stdout=False
@@ -270,9 +262,12 @@ class DemoLiveView:
         if tui is not None:
             self.model.consume(tui.channel.drain())
         self.model.consume(self.feed.drain())
-        m = self.env.bus.get_metrics()
+        now = time.monotonic()
+        if now - self._sampled >= 0.5:
+            self.metrics = self.monitor.sample()
+            self._sampled = now
         drops = tui.stats()["dropped"] if tui is not None else 0
-        foot = footer_text(m, self.model.rate(m["events_published"]), f" │ view drops {drops}")
+        foot = footer_text(self.metrics, f" │ view drops {drops}")
         self.live.update(render(self.model, self.title, foot, *self._size()), refresh=True)
         if wait > 0:
             time.sleep(wait)
