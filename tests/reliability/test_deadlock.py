@@ -5,9 +5,12 @@ other. A hang dumps every thread's traceback (conftest) and fails on the livenes
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 
+import pytest
 from reliability_util import WAIT, Figures, run_threads, scaled, wait_until
 
 from tracebus import (
@@ -126,3 +129,32 @@ def test_gil_deadlock_hunt(figures: Figures) -> None:
     figures.extra["store_changes"] = sm["state_changes"]
     figures.extra["store_watch_delivered"] = store_seen[0]
     figures.extra["sub_unsub_cycles"] = churn[0]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a StateStore watcher with the block strategy, consumed by the thread that sets "
+    "state, hangs that thread forever once its buffer is full: set_service_state waits "
+    "(GIL released, no timeout) for a consumer that can only run after it returns. The bus "
+    "avoids this for its own consumer threads (overflow rule); the store has no such rule "
+    "and no timeout",
+)
+def test_store_setter_is_not_deadlocked_by_its_own_block_watcher(figures: Figures) -> None:
+    # In a child process: the hang must not take the test run with it.
+    code = (
+        "import tracebus as tb\n"
+        "s = tb.StateStore()\n"
+        "w = s.subscribe(None, buffer_size=1, strategy='block')\n"
+        "for st in ('Starting', 'Running', 'Failed'):\n"
+        "    s.set_service_state(tb.ManagedServiceUpdate('PortForward', 'a', st))\n"
+        "print(len(w.drain()))\n"
+    )
+    try:
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=10)
+        finished = r.returncode == 0
+    except subprocess.TimeoutExpired:
+        finished = False
+    figures.events = 3
+    figures.threads = 1
+    figures.faults = 0 if finished else 1
+    assert finished, "set_service_state never returned (own block watcher full)"
