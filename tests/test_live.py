@@ -117,7 +117,7 @@ def test_demo_live_view_in_a_terminal(tmp_path: Path) -> None:
     assert "clusters" in frame and "golem" in frame and "alpha" in frame
     assert "events" in frame and "health.check" in frame
     assert re.search(
-        r"events/s [\d,]+ │ published \d+ │ p99 latency \d+\.\d{3} ms │ drops 0 │ "
+        r"events/s [\d,]+ │ published [\d,]+ │ p99 latency \d+\.\d{3} ms │ drops 0 │ "
         r"score 100 \(healthy\)",
         frame,
     )

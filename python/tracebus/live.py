@@ -144,8 +144,13 @@ def render(model: LiveModel, title: str, footer: str, height: int = 40, width: i
     """The view as one rich renderable for a terminal ``height`` lines by ``width`` columns
     (narrow terminals drop the correlation, then the last-change column)."""
     now = time.time()
-    feed_lines = max(3, min(12, (height - 10) // 3))
-    table_rows = max(3, height - feed_lines - 12)
+    # Fixed lines: table title, header (3), bottom border, caption; clusters panel (3);
+    # events panel borders (2); footer; one spare for the cursor. The rest is shared by the
+    # table rows and the event lines.
+    fixed = 6 + (3 if model.clusters else 0) + 2 + 1 + 1
+    free = max(6, height - fixed)
+    feed_lines = max(3, min(12, free // 3))
+    table_rows = max(3, free - feed_lines)
     counts: dict[str, int] = {}
     for r in model.services.values():
         counts[r.state] = counts.get(r.state, 0) + 1
@@ -193,7 +198,7 @@ def render(model: LiveModel, title: str, footer: str, height: int = 40, width: i
         table.add_row(*cells)
     if len(rows) > table_rows:
         table.caption = f"… and {len(rows) - table_rows} more"
-    clusters = Text()
+    clusters = Text(no_wrap=True, overflow="ellipsis")  # one line, cut at the edge
     # Unhealthy clusters first; at most 16 shown.
     ranked = sorted(model.clusters.items(), key=lambda kv: (kv[1][0], kv[0]))
     for name, (ok, ready, total) in ranked[:16]:
@@ -216,7 +221,7 @@ def render(model: LiveModel, title: str, footer: str, height: int = 40, width: i
         parts.append(Panel(clusters, title="clusters", title_align="left", padding=(0, 1)))
     feed.rstrip()
     parts.append(Panel(feed, title="events", title_align="left", padding=(0, 1)))
-    parts.append(Text(footer, style="bold"))
+    parts.append(Text(footer, style="bold", no_wrap=True, overflow="ellipsis"))
     return Group(*parts)
 
 
