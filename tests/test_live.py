@@ -258,3 +258,11 @@ def test_footer_shows_the_monitor_figures() -> None:
     )
     bad = PerformanceMetrics(performance_score=40.0, system_healthy=False)
     assert footer_text(bad, " │ x").endswith("score 40 (unhealthy) │ x")
+
+
+def test_watch_starts_at_the_current_end(tmp_path: Path) -> None:
+    with SqliteEventStore(tmp_path / "end.db") as store:
+        store.append_many([Event(EventType.CONFIG_CHANGE, f"s{i}") for i in range(3)])
+        out = io.StringIO()
+        assert watch(store, out, duration=0.2, interval=0.05, live=False) == 0
+        assert out.getvalue() == ""
