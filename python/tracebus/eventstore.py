@@ -787,7 +787,6 @@ class _Attachment:
         self.batch_size = batch_size
         self.persisted = 0
         self.failed = 0
-        self.taken = 0
         self.done = 0
         self._cond = threading.Condition()
         self.thread = threading.Thread(
@@ -803,8 +802,6 @@ class _Attachment:
             except ChannelClosed:
                 break
             batch = [first, *ch.drain(self.batch_size - 1)]
-            with self._cond:
-                self.taken += len(batch)
             try:
                 self._persist(batch)
             finally:
@@ -835,7 +832,9 @@ class _Attachment:
         with self._cond:
             while True:
                 s = self.channel.stats()
-                if s["buffered"] == 0 and self.taken == self.done:
+                # The channel's `delivered` counts items the writer took (counted as it
+                # takes them): everything taken and nothing buffered means all stored.
+                if s["buffered"] == 0 and self.done >= s["delivered"]:
                     return True
                 if not self.thread.is_alive():
                     return s["buffered"] == 0
