@@ -621,6 +621,9 @@ def test_acknowledged_events_survive_sigkill(tmp_path: Path) -> None:
         for w in ("w0", "w1", "w2"):
             versions = [r.version for r in records if r.stream == w]
             assert versions == list(range(1, len(versions) + 1))
+    print(
+        f"[figures] sigkill: rounds={rounds} acknowledged={len(acked)} stored={len(records)} lost=0"
+    )
 
 
 # -- damaged and foreign files ------------------------------------------------------------------
