@@ -235,6 +235,9 @@ class SqliteEventStore:
             raise EventStoreError(f"cannot open event store {self.path}: {e}") from None
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            # 32 MiB of page cache (SQLite's default is 2 MiB): the random-key indexes (event
+            # and correlation ids) then stay cached up to a few million events.
+            self._conn.execute("PRAGMA cache_size = -32768")
             self._open_schema(create)
             mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             self.journal_mode = str(mode).upper()
@@ -423,7 +426,7 @@ class SqliteEventStore:
                 self._rollback(c)
                 raise
             if self._checkpointer is not None:
-                self._checkpointer.poke()
+                self._checkpointer.poke(sum(len(r.data) for r in rows) + 200 * len(rows))
             self._next_seq = seq
             if len(self._versions) > 100_000:
                 self._versions.clear()
@@ -730,15 +733,17 @@ _CHECKPOINT_BYTES = 16 << 20  # WAL size that triggers a background checkpoint
 
 
 class _Checkpointer:
-    """Checkpoints the WAL from a thread with its own connection once it exceeds
-    ``_CHECKPOINT_BYTES``, so appends never wait for a checkpoint. (PASSIVE: it never blocks
-    writers or readers; what it cannot copy now is copied next time.)"""
+    """Checkpoints the WAL from a thread with its own connection once about
+    ``_CHECKPOINT_BYTES`` were committed since the last checkpoint, so appends never wait
+    for one. (PASSIVE: it never blocks writers or readers; what it cannot copy now is copied
+    next time. The WAL file keeps its size after a checkpoint and is reused from the start,
+    hence a count of committed bytes rather than the file size.)"""
 
     def __init__(self, path: str, timeout: float) -> None:
         self.path = path
-        self.wal = path + "-wal"
         self.timeout = timeout
         self.checkpoints = 0
+        self._pending = 0  # estimated WAL bytes committed since the last checkpoint
         self._wake = threading.Event()
         self._stopping = False
         self.thread = threading.Thread(
@@ -746,9 +751,11 @@ class _Checkpointer:
         )
         self.thread.start()
 
-    def poke(self) -> None:
-        """Called after each commit."""
-        self._wake.set()
+    def poke(self, nbytes: int) -> None:
+        """Called after each commit with the (estimated) bytes it wrote."""
+        self._pending += nbytes
+        if self._pending >= _CHECKPOINT_BYTES:
+            self._wake.set()
 
     def _run(self) -> None:
         try:
@@ -759,16 +766,14 @@ class _Checkpointer:
             while not self._stopping:
                 self._wake.wait(1.0)
                 self._wake.clear()
-                try:
-                    size = os.path.getsize(self.wal)
-                except OSError:
+                if self._pending < _CHECKPOINT_BYTES or self._stopping:
                     continue
-                if size >= _CHECKPOINT_BYTES and not self._stopping:
-                    try:
-                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                        self.checkpoints += 1
-                    except sqlite3.Error as e:
-                        _log.warning("event store %s: checkpoint failed: %s", self.path, e)
+                self._pending = 0
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    self.checkpoints += 1
+                except sqlite3.Error as e:
+                    _log.warning("event store %s: checkpoint failed: %s", self.path, e)
         finally:
             conn.close()
 
