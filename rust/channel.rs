@@ -10,6 +10,7 @@
 
 use parking_lot::{Condvar, Mutex};
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// What to do with a send when the buffer is full.
@@ -179,6 +180,20 @@ pub struct Channel<T> {
     not_full: Condvar,
     capacity: usize,
     strategy: Strategy,
+    /// Token of the thread that last received (or was registered as the consumer); 0 =
+    /// none. A block-action sender on that thread must not wait: nobody else would make room.
+    consumer: AtomicU64,
+}
+
+static NEXT_THREAD_TOKEN: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    static THREAD_TOKEN: u64 = NEXT_THREAD_TOKEN.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A small unique number for the calling thread.
+fn thread_token() -> u64 {
+    THREAD_TOKEN.with(|t| *t)
 }
 
 /// Largest capacity accepted (items are preallocated lazily, but a bound catches typos).
@@ -206,7 +221,18 @@ impl<T> Channel<T> {
             not_full: Condvar::new(),
             capacity,
             strategy,
+            consumer: AtomicU64::new(0),
         }
+    }
+
+    /// Registers the calling thread as this channel's consumer (receiving does it too), so
+    /// that its own block-action sends overflow instead of deadlocking.
+    pub fn register_consumer(&self) {
+        self.consumer.store(thread_token(), Ordering::Relaxed);
+    }
+
+    fn is_consumer(&self) -> bool {
+        self.consumer.load(Ordering::Relaxed) == thread_token()
     }
 
     pub fn strategy(&self) -> &Strategy {
@@ -301,6 +327,14 @@ impl<T> Channel<T> {
                 self.after_push(g);
                 Ok(Sent::Evicted(seq, victim.item))
             }
+            BufferAction::Block if self.is_consumer() => {
+                // The sender is the consumer: waiting could never end and dropping would
+                // lose an event nobody chose to lose, so admit it past capacity (counted).
+                g.stats.overflowed += 1;
+                let seq = g.push(self.lane(severity), item);
+                self.after_push(g);
+                Ok(Sent::Queued(seq))
+            }
             BufferAction::Block => {
                 if !may_wait {
                     return Err(SendError::WouldBlock(item));
@@ -334,25 +368,6 @@ impl<T> Channel<T> {
         }
     }
 
-    /// Buffers the item even past capacity. Used when a block-action sender is the only
-    /// consumer of this channel (a handler publishing to its own subscription, or a
-    /// publisher on the event loop that drains it): waiting could never end, and dropping
-    /// would lose an event nobody chose to lose. Counted in `overflowed`.
-    pub fn send_overflow(&self, item: T, severity: u8) -> Result<u64, SendError<T>> {
-        let mut g = self.inner.lock();
-        if g.closed {
-            g.stats.sent += 1;
-            g.stats.dropped += 1;
-            return Err(SendError::Closed(item));
-        }
-        if g.len >= self.capacity {
-            g.stats.overflowed += 1;
-        }
-        let seq = g.push(self.lane(severity), item);
-        self.after_push(g);
-        Ok(seq)
-    }
-
     fn after_pop(&self, n: usize) {
         if n > 0 && self.strategy.may_block() {
             self.not_full.notify_all();
@@ -361,6 +376,7 @@ impl<T> Channel<T> {
 
     /// Takes the next item (with its sequence number) if one is buffered.
     pub fn try_recv(&self) -> Result<(u64, T), RecvError> {
+        self.register_consumer();
         let mut g = self.inner.lock();
         match g.pop() {
             Some(s) => {
@@ -376,6 +392,7 @@ impl<T> Channel<T> {
     /// Waits for the next item for at most `timeout` (forever if `None`). Buffered items
     /// are still returned after `close`; `Closed` comes once the buffer is empty.
     pub fn recv(&self, timeout: Option<Duration>) -> Result<(u64, T), RecvError> {
+        self.register_consumer();
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut g = self.inner.lock();
         loop {
@@ -404,6 +421,7 @@ impl<T> Channel<T> {
 
     /// Takes up to `max` buffered items in one lock acquisition.
     pub fn drain(&self, max: usize) -> Vec<(u64, T)> {
+        self.register_consumer();
         let mut g = self.inner.lock();
         let n = g.len.min(max);
         let mut out = Vec::with_capacity(n);
@@ -421,6 +439,7 @@ impl<T> Channel<T> {
     /// Blocks until at least one item is buffered or the channel is closed (or the
     /// timeout passes), then drains up to `max`. Empty result: closed or timed out.
     pub fn recv_batch(&self, max: usize, timeout: Option<Duration>) -> Vec<(u64, T)> {
+        self.register_consumer();
         {
             let deadline = timeout.map(|t| Instant::now() + t);
             let mut g = self.inner.lock();
@@ -736,14 +755,30 @@ mod tests {
     }
 
     #[test]
-    fn overflow_admits_past_capacity_and_counts() {
-        let ch = Channel::new(1, Strategy::simple(BufferAction::Block));
+    fn block_sender_that_is_the_consumer_overflows_instead_of_waiting() {
+        let ch = Arc::new(Channel::new(1, Strategy::simple(BufferAction::Block)));
         ch.try_send(1, 2, 0).unwrap();
-        assert_eq!(ch.send_overflow(2, 2), Ok(1));
+        // Another thread is not the consumer: it would wait.
+        let c2 = ch.clone();
+        let other = std::thread::spawn(move || {
+            matches!(c2.try_send(9, 2, 0), Err(SendError::WouldBlock(9)))
+        });
+        assert!(other.join().unwrap());
+        ch.register_consumer();
+        assert_eq!(ch.send_blocking(2, 2, 0, None), Ok(Sent::Queued(1)));
         let s = ch.stats();
         assert_eq!((s.buffered, s.overflowed), (2, 1));
         check(s);
         assert_eq!(ch.drain(10), vec![(0, 1), (1, 2)]);
+        // Receiving registers the receiver as the consumer too.
+        let c3 = ch.clone();
+        let t = std::thread::spawn(move || {
+            let _ = c3.drain(1);
+            c3.try_send(3, 2, 0).unwrap();
+            c3.try_send(4, 2, 0).is_ok()
+        });
+        assert!(t.join().unwrap());
+        assert_eq!(ch.stats().overflowed, 2);
     }
 
     #[test]

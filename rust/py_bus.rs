@@ -33,16 +33,15 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 /// Handler calls between two latency samples (per thread).
-/// Handler calls between two latency samples (per thread), after the first
+/// Handler calls between two latency samples (per subscription), after the first
 /// `SAMPLE_WARMUP` calls, which are all timed so that a quiet bus still has figures. Two clock
 /// reads cost ~60 ns on this VM; one sample in 128 keeps that under 1 ns a call.
-const SAMPLE_EVERY: u32 = 128;
-const SAMPLE_WARMUP: u32 = 64;
+const SAMPLE_EVERY: u64 = 128;
+const SAMPLE_WARMUP: u64 = 64;
 const WORKER_BATCH: usize = 256;
 
 thread_local! {
     static DEPTH: Cell<u32> = const { Cell::new(0) };
-    static SAMPLE: Cell<u32> = const { Cell::new(0) };
 }
 
 /// Puts the thread's publish depth back to its value before a publish, even on unwind.
@@ -142,9 +141,6 @@ pub struct Sub {
     delivered: GilCounter,
     errors: AtomicU64,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
-    /// The thread that drains this subscription's channel (worker thread, or the event
-    /// loop's thread for async handlers): it must never wait for room in that channel.
-    consumer: std::sync::OnceLock<std::thread::ThreadId>,
 }
 
 impl Indexed for Sub {
@@ -233,11 +229,10 @@ impl BusInner {
         h: &Header,
     ) -> PyResult<bool> {
         let _g = DeliveryGuard::enter(h);
-        let start = SAMPLE.with(|c| {
-            let n = c.get().wrapping_add(1).max(1);
-            c.set(n);
-            (n <= SAMPLE_WARMUP || n % SAMPLE_EVERY == 0).then(Instant::now)
-        });
+        // Sampling follows the subscription's own call count, so a new bus or subscription
+        // gets figures at once whatever the thread did before.
+        let n = sub.delivered.get() + sub.errors.load(Ordering::Relaxed);
+        let start = (n < SAMPLE_WARMUP || n.is_multiple_of(SAMPLE_EVERY)).then(Instant::now);
         let r = handler.bind(py).call1((event,));
         self.record_latency(start);
         match r {
@@ -340,11 +335,6 @@ impl EventBus {
                 (_, Some(ch)) => {
                     let sev = h.severity as u8;
                     let res = match ch.try_send(event.clone().unbind(), sev, h.type_id) {
-                        Err(SendError::WouldBlock(obj))
-                            if sub.consumer.get() == Some(&std::thread::current().id()) =>
-                        {
-                            ch.send_overflow(obj, sev).map(Sent::Queued)
-                        }
                         Err(SendError::WouldBlock(obj)) => {
                             let ch = ch.clone();
                             py.detach(move || ch.send_blocking(obj, sev, h.type_id, timeout))
@@ -434,7 +424,6 @@ impl EventBus {
             delivered: GilCounter::default(),
             errors: AtomicU64::new(0),
             worker: Mutex::new(None),
-            consumer: std::sync::OnceLock::new(),
         });
         let mut subs: Vec<Arc<Sub>> = self.inner.index.get(py).all().to_vec();
         subs.push(sub.clone());
@@ -448,10 +437,7 @@ impl EventBus {
         let bus = Arc::downgrade(&self.inner);
         let handle = std::thread::Builder::new()
             .name(format!("tracebus-{}", sub.id))
-            .spawn(move || {
-                let _ = s.consumer.set(std::thread::current().id());
-                worker_loop(s, bus)
-            })
+            .spawn(move || worker_loop(s, bus))
             .map_err(|e| {
                 PyRuntimeError::new_err(format!("could not start the handler thread: {e}"))
             })?;
@@ -678,9 +664,10 @@ impl EventBus {
             )))
         };
         let sub = self.add(py, tree, mode, Some(handler.clone().unbind()), channel)?;
-        if mode == Mode::Async {
-            // The pump runs on the loop of the subscribing thread.
-            let _ = sub.consumer.set(std::thread::current().id());
+        if let (Mode::Async, Some(ch)) = (mode, &sub.channel) {
+            // The pump drains on the subscribing thread's loop: publishing from that thread
+            // must never wait for room (see `Channel::register_consumer`).
+            ch.register_consumer();
         }
         if mode == Mode::Thread {
             if let Err(e) = self.spawn_worker(&sub) {
@@ -869,8 +856,8 @@ impl EventBus {
 
     /// Counters. `events_delivered` counts handler returns (all modes) and events buffered
     /// into channel subscriptions; `events_dropped`/`events_evicted` count buffer losses;
-    /// latency figures are of real handler time: every call of a thread's first 64, then
-    /// every 128th (per thread).
+    /// latency figures are of real handler time: each subscription's first 64 calls, then
+    /// every 128th.
     fn get_metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let i = &self.inner;
         let d = PyDict::new(py);

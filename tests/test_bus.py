@@ -1193,12 +1193,6 @@ def test_trace_when_the_root_fell_out_of_history() -> None:
         bus.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a thread iterating a block-strategy channel subscription and publishing events "
-    "that match it waits forever for room in the channel only it drains (the overflow rule "
-    "covers thread/async handlers, whose consumer thread is known, not channel consumers)",
-)
 def test_channel_consumer_publishing_to_its_own_channel_does_not_deadlock() -> None:
     bus = EventBus()
     ch = bus.subscribe_channel(buffer_size=1, strategy=BufferAction.BLOCK)

@@ -16,7 +16,7 @@ from typing import Any
 from ._core import Channel, Subscription, _correlation_var
 
 _VAR = _correlation_var()
-_SAMPLE_EVERY = 128  # as the native dispatcher: the first 64 calls, then every 128th
+_SAMPLE_EVERY = 128  # as the native dispatcher: a subscription's first 64 calls, then every 128th
 _SAMPLE_WARMUP = 64
 
 
