@@ -272,8 +272,11 @@ def cmd_trace(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
     flt = _filter(args)
+    # --type also narrows the SQL query (the filter stays the exact check), so only
+    # matching rows are decoded.
+    types = tuple(args.types) if args.types else None
     with _open_store(args.db) as store:
-        for r in store.records(args.since, flt, limit=args.limit):
+        for r in store.records(args.since, flt, limit=args.limit, _types=types):
             if args.json:
                 out.write(
                     _event_json(r.event, seq=r.seq, stream=r.stream, version=r.version) + "\n"
