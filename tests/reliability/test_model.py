@@ -69,7 +69,12 @@ class MChannel:
     delivered: int = 0
     dropped: int = 0
     evicted: int = 0
+    overflowed: int = 0
     closed: bool = False
+    # Receiving from a channel makes this (the only) thread its consumer: a block-action
+    # publish from the consumer overflows (admitted past capacity, counted) instead of
+    # waiting for room only it could make.
+    consumer: bool = False
 
 
 @dataclass
@@ -182,6 +187,10 @@ class BusStoreMachine(RuleBasedStateMachine):
             if len(m.buf) < m.capacity:
                 m.buf.append(self.clock)
                 deliveries += 1
+            elif m.action == BufferAction.BLOCK and m.consumer:
+                m.buf.append(self.clock)
+                m.overflowed += 1
+                deliveries += 1
             elif m.action == BufferAction.EVICT_OLDEST:
                 m.buf.popleft()
                 m.buf.append(self.clock)
@@ -206,6 +215,7 @@ class BusStoreMachine(RuleBasedStateMachine):
     @rule(m=channels)
     def recv_one(self, m: MChannel) -> None:
         got = m.ch.try_recv()
+        m.consumer = True
         if m.buf:
             assert got is not None and got.timestamp == m.buf.popleft()
             m.delivered += 1
@@ -215,6 +225,7 @@ class BusStoreMachine(RuleBasedStateMachine):
     @rule(m=channels, n=st.integers(0, 5))
     def drain(self, m: MChannel, n: int) -> None:
         got = [e.timestamp for e in m.ch.drain(n)]
+        m.consumer = True
         want = [m.buf.popleft() for _ in range(min(n, len(m.buf)))]
         assert got == want
         m.delivered += len(want)
@@ -223,6 +234,7 @@ class BusStoreMachine(RuleBasedStateMachine):
     def flush(self) -> None:
         for m in self.chans:
             got = [e.timestamp for e in m.ch.drain()]
+            m.consumer = True
             assert got == list(m.buf)
             m.delivered += len(m.buf)
             m.buf.clear()
@@ -320,6 +332,7 @@ class BusStoreMachine(RuleBasedStateMachine):
                 m.evicted,
                 len(m.buf),
             )
+            assert s["overflowed"] == m.overflowed
             assert s["sent"] == s["delivered"] + s["dropped"] + s["evicted"] + s["buffered"]
             assert s["closed"] is m.closed
 
