@@ -24,6 +24,12 @@ impl StateTransition {
     fn changed(&self) -> bool {
         self.t.changed
     }
+    /// True when the snapshot changed in what subscribers see (state, readiness, error, port,
+    /// pid, type) or the service is new: store subscribers were notified.
+    #[getter]
+    fn updated(&self) -> bool {
+        self.t.updated
+    }
     /// State before (`UNKNOWN` for a new service).
     #[getter]
     fn old_state(&self, py: Python<'_>) -> Py<PyAny> {
@@ -36,8 +42,9 @@ impl StateTransition {
     }
     fn __repr__(&self) -> String {
         format!(
-            "StateTransition(changed={}, old_state={:?}, new_state={:?})",
+            "StateTransition(changed={}, updated={}, old_state={:?}, new_state={:?})",
             if self.t.changed { "True" } else { "False" },
+            if self.t.updated { "True" } else { "False" },
             self.t.old_state.as_str(),
             self.t.new_state.as_str()
         )

@@ -42,6 +42,9 @@ pub struct StoreSubscription {
 pub struct Transition {
     /// True when the label is new or its state differs (the reference's "changed").
     pub changed: bool,
+    /// True when the snapshot differs in what subscribers see (state, readiness, error,
+    /// port, pid, type) or the label is new; subscribers were notified exactly then.
+    pub updated: bool,
     pub old_state: State,
     pub new_state: State,
 }
@@ -166,6 +169,7 @@ impl StateStore {
         (
             Transition {
                 changed,
+                updated: notify,
                 old_state,
                 new_state,
             },
@@ -432,7 +436,8 @@ mod tests {
     fn changed_semantics_and_counts() {
         let s = StateStore::new(100);
         assert!(set(&s, upd("a", State::Starting)).changed);
-        assert!(!set(&s, upd("a", State::Starting)).changed);
+        let same = set(&s, upd("a", State::Starting));
+        assert!(!same.changed && !same.updated);
         let t = set(&s, upd("a", State::Running));
         assert_eq!(
             (t.old_state, t.new_state, t.changed),
@@ -694,6 +699,18 @@ mod stress_tests {
         let by_state: u64 = m.by_state.iter().map(|x| x.1).sum();
         assert_eq!(by_state, m.total_services);
         assert!(churned > 0);
+        let d = all_drop.channel.stats();
+        let e = all_evict.channel.stats();
+        eprintln!(
+            "[figures] writers_watchers_and_churn_exact: events={total} threads={} faults=0 \
+             published={} delivered={} dropped={} evicted={} errors=0 lost=0 duplicated=0 \
+             sub_unsub_cycles={churned}",
+            writers + 2,
+            3 * total + per as u64,
+            got.len() + mine.len() + (d.delivered + d.buffered + e.delivered + e.buffered) as usize,
+            d.dropped + e.dropped,
+            e.evicted,
+        );
     }
 
     /// A notifier that waits for its turn while another waits on a full block channel must
@@ -737,6 +754,14 @@ mod stress_tests {
         let seqs = consumer.join().unwrap();
         assert_eq!(seqs.len(), 6 * n);
         assert!(seqs.iter().enumerate().all(|(k, q)| *q == k as u64));
+        eprintln!(
+            "[figures] ticket_order_with_block_subscriber_and_slow_consumer: events={} \
+             threads=7 faults=0 published={} delivered={} dropped=0 evicted=0 errors=0 lost=0 \
+             duplicated=0",
+            6 * n,
+            6 * n,
+            seqs.len()
+        );
     }
 
     /// clear_all racing with writers: the counters always agree with the data.

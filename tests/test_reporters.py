@@ -68,7 +68,7 @@ def test_everything_implements_the_protocol() -> None:
 # --- EventBusAdapter -----------------------------------------------------------------------
 
 
-def test_adapter_publishes_state_events_only_on_change() -> None:
+def test_adapter_publishes_state_events_only_when_the_snapshot_changes() -> None:
     bus, store = EventBus(), StateStore()
     adapter = EventBusAdapter(bus, store)
     assert adapter.get_event_bus() is bus and adapter.get_state_store() is store
@@ -76,12 +76,14 @@ def test_adapter_publishes_state_events_only_on_change() -> None:
     bus.subscribe(None, got.append)
     u1 = update("pf", S.STARTING, timestamp=100.0, caused_by="user_restart")
     adapter.report(u1)
-    adapter.report(update("pf", S.STARTING, pid=5))  # same state: stored, no event
+    adapter.report(update("pf", S.STARTING, pid=5))  # same state, new pid: an event
+    adapter.report(update("pf", S.STARTING, pid=5))  # identical re-report: no event
     u3 = update("pf", S.RUNNING)
     adapter.report(u3)
-    assert [(e.old_state, e.new_state) for e in got] == [
-        (S.UNKNOWN, S.STARTING),
-        (S.STARTING, S.RUNNING),
+    assert [(e.old_state, e.new_state, e.pid) for e in got] == [
+        (S.UNKNOWN, S.STARTING, 0),
+        (S.STARTING, S.STARTING, 5),
+        (S.STARTING, S.RUNNING, 0),
     ]
     e = got[0]
     assert isinstance(e, ServiceStateEvent)

@@ -737,6 +737,9 @@ class StateTransition:
     def changed(self) -> bool:
         """True when the service is new or its state differs."""
     @property
+    def updated(self) -> bool:
+        """True when the service is new or its snapshot changed in what subscribers see."""
+    @property
     def old_state(self) -> ServiceState:
         """State before (``UNKNOWN`` for a new service)."""
     @property

@@ -66,7 +66,9 @@ class EventBusAdapter:
 
     ``report`` applies the update atomically (old and new state from one transition) and
     publishes a ``ServiceStateEvent`` carrying the update's timestamp and ids when the state
-    changed. ``report_health`` publishes a ``HealthEvent``: ``health.recovery`` on an
+    changed, and also when only readiness, error, port or pid changed (old and new state then
+    equal), so that the event history alone rebuilds the store; an identical re-report
+    publishes nothing. ``report_health`` publishes a ``HealthEvent``: ``health.recovery`` on an
     unhealthy → healthy edge, else ``health.check`` / ``health.failure``.
     """
 
@@ -82,7 +84,7 @@ class EventBusAdapter:
     def report(self, update: ManagedServiceUpdate) -> None:
         """Applies ``update`` and publishes the state change, if any."""
         t = self.store.transition(update)
-        if t.changed:
+        if t.updated:
             self.bus.publish(ServiceStateEvent.from_update(update, t.old_state))
 
     def report_health(self, update: HealthStatusUpdate) -> None:
