@@ -840,6 +840,20 @@ mod stress_tests {
         }
     }
 
+    /// One line of figures, like the Python reliability suite's (`cargo test -- --nocapture`).
+    fn figures(test: &str, events: u64, threads: u64, s: &ChannelStats, extra: &str) {
+        eprintln!(
+            "[figures] {test}: events={events} threads={threads} faults=0 published={} \
+             delivered={} dropped={} evicted={} errors=0 lost={} duplicated=0 overflowed={}{extra}",
+            s.sent,
+            s.delivered,
+            s.dropped,
+            s.evicted,
+            s.sent - (s.delivered + s.dropped + s.evicted + s.buffered),
+            s.overflowed,
+        );
+    }
+
     /// Where each item ended up.
     #[derive(Default)]
     struct Tally {
@@ -875,7 +889,7 @@ mod stress_tests {
 
     /// 4 senders x 4 receivers for each strategy: each value ends up exactly once, counters
     /// match, and each receiver sees each sender's values in order.
-    fn mpmc(strategy: Strategy, capacity: usize) {
+    fn mpmc(name: &str, strategy: Strategy, capacity: usize) {
         const S: u64 = 4;
         const R: usize = 4;
         let per = size(50_000) as u64;
@@ -945,26 +959,32 @@ mod stress_tests {
         assert_eq!((s.dropped + s.evicted) as usize, back);
         assert_eq!(s.sent, s.delivered + s.dropped + s.evicted + s.buffered);
         assert_eq!(s.buffered, 0);
+        figures(name, S * per, S + R as u64, &s, "");
     }
 
     #[test]
     fn mpmc_block_exact() {
-        mpmc(Strategy::simple(BufferAction::Block), 8);
+        mpmc("mpmc_block_exact", Strategy::simple(BufferAction::Block), 8);
     }
 
     #[test]
     fn mpmc_drop_exact() {
-        mpmc(Strategy::simple(BufferAction::Drop), 64);
+        mpmc("mpmc_drop_exact", Strategy::simple(BufferAction::Drop), 64);
     }
 
     #[test]
     fn mpmc_evict_exact() {
-        mpmc(Strategy::simple(BufferAction::EvictOldest), 64);
+        mpmc(
+            "mpmc_evict_exact",
+            Strategy::simple(BufferAction::EvictOldest),
+            64,
+        );
     }
 
     #[test]
     fn mpmc_priority_exact() {
         mpmc(
+            "mpmc_priority_exact",
             Strategy::priority(BufferAction::EvictOldest, HashMap::new()),
             64,
         );
@@ -974,7 +994,11 @@ mod stress_tests {
     fn mpmc_priority_with_block_rule_exact() {
         let mut rules = HashMap::new();
         rules.insert(0, BufferAction::Block);
-        mpmc(Strategy::priority(BufferAction::Drop, rules), 16);
+        mpmc(
+            "mpmc_priority_with_block_rule_exact",
+            Strategy::priority(BufferAction::Drop, rules),
+            16,
+        );
     }
 
     /// Counts constructions and drops of items, to catch leaks and double drops.
@@ -1113,6 +1137,8 @@ mod stress_tests {
     #[test]
     fn seeded_random_interleavings() {
         let runs = if small() { 10 } else { scaled(200) };
+        let mut total = ChannelStats::default();
+        let mut items = 0u64;
         for seed in 1..=runs as u64 {
             let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
             let strategy = match rng.below(4) {
@@ -1203,7 +1229,20 @@ mod stress_tests {
             assert_eq!(s.delivered as usize, rec, "seed {seed}");
             assert_eq!((s.dropped + s.evicted) as usize, back, "seed {seed}");
             assert_eq!(s.buffered, 0, "seed {seed}");
+            total.sent += s.sent;
+            total.delivered += s.delivered;
+            total.dropped += s.dropped;
+            total.evicted += s.evicted;
+            total.overflowed += s.overflowed;
+            items += threads * per;
         }
+        figures(
+            "seeded_random_interleavings",
+            items,
+            0,
+            &total,
+            &format!(" runs={runs}"),
+        );
     }
 
     /// Priority under concurrent senders and a stalled consumer: nothing lost is more severe
