@@ -54,7 +54,13 @@ from .performance import (
     default_optimized_event_bus_config,
     performance_score,
 )
-from .reporters import ConsoleReporter, EventBusAdapter, ServiceReporter, TUIReporter, TUIReporterConfig
+from .reporters import (
+    ConsoleReporter,
+    EventBusAdapter,
+    ServiceReporter,
+    TUIReporter,
+    TUIReporterConfig,
+)
 from .trace import Trace, TraceNode, build_trace
 
 __all__ = [

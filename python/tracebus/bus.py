@@ -19,7 +19,9 @@ _tasks: set[asyncio.Task[None]] = set()
 H = TypeVar("H", bound=Callable[..., Any])
 
 
-def log_handler_error(exc: BaseException, event: _core.Event, subscription: _core.Subscription) -> None:
+def log_handler_error(
+    exc: BaseException, event: _core.Event, subscription: _core.Subscription
+) -> None:
     """Default handler-error hook: logs the error with the event and the subscription."""
     _log.error(
         "handler %r of subscription %s failed on %r",
@@ -80,7 +82,8 @@ class EventBus(_core.EventBus):
                 loop = asyncio.get_running_loop()
             except RuntimeError:
                 raise RuntimeError(
-                    "async handlers must be subscribed from a running event loop (the loop that will run them)"
+                    "async handlers must be subscribed from a running event loop "
+                    "(the loop that will run them)"
                 ) from None
             sub = self._subscribe(filter, handler, "async", buffer_size, strategy)
             task = loop.create_task(_aio.pump(sub, handler), name=f"tracebus-{sub.id}")

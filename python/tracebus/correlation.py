@@ -14,7 +14,13 @@ from contextlib import contextmanager
 
 from ._core import CorrelationContext, _correlation_var
 
-__all__ = ["CorrelationContext", "correlation", "current_correlation", "from_traceparent", "to_traceparent"]
+__all__ = [
+    "CorrelationContext",
+    "correlation",
+    "current_correlation",
+    "from_traceparent",
+    "to_traceparent",
+]
 
 _VAR = _correlation_var()
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
@@ -52,7 +58,9 @@ def current_correlation() -> CorrelationContext | None:
     return value if isinstance(value, CorrelationContext) else None
 
 
-def to_traceparent(correlation_id: str, parent_id: str | None = None, *, sampled: bool = True) -> str:
+def to_traceparent(
+    correlation_id: str, parent_id: str | None = None, *, sampled: bool = True
+) -> str:
     """W3C ``traceparent`` for a correlation (and the event id of the span's parent).
 
     A tracebus correlation id (``corr_`` + 16 hex) becomes the trace id left-padded with
@@ -63,7 +71,8 @@ def to_traceparent(correlation_id: str, parent_id: str | None = None, *, sampled
     hexpart = correlation_id.removeprefix("corr_").lower()
     if not re.fullmatch(r"[0-9a-f]{1,32}", hexpart):
         raise ValueError(
-            f"correlation_id must be 'corr_' + up to 32 hex characters to map to a trace id, got {correlation_id!r}"
+            "correlation_id must be 'corr_' + up to 32 hex characters to map to a trace id, "
+            f"got {correlation_id!r}"
         )
     trace_id = hexpart.rjust(32, "0")
     span = "0" * 16
@@ -86,7 +95,9 @@ def from_traceparent(traceparent: str, caused_by: str = "remote") -> Correlation
         raise TypeError(f"traceparent must be a str, got {type(traceparent).__name__}")
     m = _TRACEPARENT.match(traceparent.strip().lower())
     if not m:
-        raise ValueError(f"traceparent must look like '00-<32 hex>-<16 hex>-<2 hex>', got {traceparent!r}")
+        raise ValueError(
+            f"traceparent must look like '00-<32 hex>-<16 hex>-<2 hex>', got {traceparent!r}"
+        )
     trace_id, span_id, _flags = m.groups()
     if int(trace_id, 16) == 0 or int(span_id, 16) == 0:
         raise ValueError("traceparent has an all-zero trace id or span id")

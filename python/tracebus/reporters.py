@@ -114,7 +114,9 @@ class TUIReporterConfig:
     """TUI reporter settings (reference defaults: 1000 items, priority eviction)."""
 
     buffer_size: int = 1000
-    buffer_strategy: SimpleBufferStrategy | PriorityBufferStrategy = field(default_factory=_default_strategy)
+    buffer_strategy: SimpleBufferStrategy | PriorityBufferStrategy = field(
+        default_factory=_default_strategy
+    )
     state_store: StateStore | None = None
 
 
@@ -216,7 +218,9 @@ class ConsoleReporter:
     RETRYING → WARNING, STARTING/STOPPING → DEBUG, others INFO; unhealthy clusters → WARNING
     (ERROR with an error text)."""
 
-    def __init__(self, logger: logging.Logger | None = None, store: StateStore | None = None) -> None:
+    def __init__(
+        self, logger: logging.Logger | None = None, store: StateStore | None = None
+    ) -> None:
         if logger is not None and not isinstance(logger, logging.Logger):
             raise TypeError(f"logger must be a logging.Logger or None, got {type(logger).__name__}")
         self.logger = logger if logger is not None else logging.getLogger("tracebus.console")
@@ -238,7 +242,11 @@ class ConsoleReporter:
         """Logs a health update."""
         if not isinstance(update, HealthStatusUpdate):
             raise TypeError(f"update must be a HealthStatusUpdate, got {type(update).__name__}")
-        level = logging.INFO if update.is_healthy else (logging.ERROR if update.error else logging.WARNING)
+        level = (
+            logging.INFO
+            if update.is_healthy
+            else (logging.ERROR if update.error else logging.WARNING)
+        )
         self.logger.log(level, "%s", HealthEvent.from_update(update))
 
     def get_state_store(self) -> StateStore:

@@ -44,7 +44,9 @@ class Trace:
         for r in self.roots:
             for depth, node in r.walk():
                 e = node.event
-                lines.append(f"{'  ' * depth}{'└─ ' if depth else '● '}[{e.type}] {e}  ({e.caused_by})")
+                lines.append(
+                    f"{'  ' * depth}{'└─ ' if depth else '● '}[{e.type}] {e}  ({e.caused_by})"
+                )
         return "\n".join(lines)
 
     def __str__(self) -> str:
