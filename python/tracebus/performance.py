@@ -131,15 +131,15 @@ def performance_score(
 class PerformanceMetrics:
     """One sample of a ``PerformanceMonitor``.
 
-    Rates and the average latency are over the sample's interval (``interval_seconds``,
-    the real time since the previous sample); counters are totals since the bus (or
-    store) was created; p99 and max latency are over every sampled handler call since the
-    bus was created (the bus keeps one cumulative histogram; it times each subscription's
-    first 64 handler calls, then every 128th). ``memory_usage_bytes`` is the bus's
-    ``memory_bytes`` (history and buffered events at ~200 bytes an event plus slots, 256
-    bytes a subscription) plus the store's (service snapshots with their strings, and subscriber buffers), plus, for an
-    ``OptimizedEventBus``, its batch queue at the same ~208 bytes an event; Python objects
-    held elsewhere (handlers, your own references) are not counted.
+    Rates and the average latency are over the sample's interval (``interval_seconds``, the
+    real time since the previous sample); counters are totals since the bus (or store) was
+    created; p99 and max latency are over every sampled handler call since the bus was
+    created (the bus keeps one cumulative histogram; it times each subscription's first 64
+    handler calls, then every 128th). ``memory_usage_bytes`` is the bus's ``memory_bytes``
+    (history and buffered events at ~200 bytes an event plus slots, 256 bytes a
+    subscription) plus the store's (service snapshots with their strings, and subscriber
+    buffers), plus, for an ``OptimizedEventBus``, its batch queue at the same ~208 bytes an
+    event; Python objects held elsewhere (handlers, your own references) are not counted.
     """
 
     events_per_second: float = 0.0
