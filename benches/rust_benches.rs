@@ -57,6 +57,7 @@ fn header(type_id: u32, source: &str, severity: Severity) -> Header {
         caused_by: Arc::from("bench"),
         parent_id: None,
         timestamp: 0.0,
+        depth: 0,
     }
 }
 

@@ -13,4 +13,7 @@ pub struct Header {
     pub caused_by: Arc<str>,
     pub parent_id: Option<Arc<str>>,
     pub timestamp: f64,
+    /// Cascade depth: 0 for a root event, the parent's + 1 for an event created while its
+    /// parent is being handled (on any thread or task).
+    pub depth: u32,
 }

@@ -119,6 +119,7 @@ mod tests {
             caused_by: Arc::from("x"),
             parent_id: None,
             timestamp: 0.0,
+            depth: 0,
         }
     }
 

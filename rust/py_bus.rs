@@ -394,6 +394,13 @@ impl EventBus {
                 self.inner.max_depth
             )));
         }
+        let cascade = e.get().header.depth;
+        if cascade >= self.inner.max_depth {
+            return Err(PublishDepthError::new_err(format!(
+                "the event is {cascade} levels deep in its cascade (max_depth={}); handlers are probably re-publishing what they receive",
+                self.inner.max_depth
+            )));
+        }
         DEPTH.with(|d| d.set(depth + 1));
         // Restored on drop, so a panic in dispatch (it reaches Python as PanicException)
         // does not leave this thread's depth raised for good.
@@ -515,7 +522,9 @@ fn worker_loop(sub: Arc<Sub>, bus: Weak<BusInner>) {
 #[pymethods]
 impl EventBus {
     /// An event bus. `history_size` events are kept for `trace`/`history` (0 disables);
-    /// `max_depth` bounds handlers publishing from handlers; `on_error(exc, event,
+    /// `max_depth` bounds handlers publishing from handlers: both the nesting of publish
+    /// calls on one thread and the cascade depth of events (`Event.depth`, carried across
+    /// handler threads and async handlers); `on_error(exc, event,
     /// subscription)` receives handler errors (the Python `EventBus` logs them by default).
     #[new]
     #[pyo3(signature = (*, history_size=None, max_depth=None, on_error=None))]

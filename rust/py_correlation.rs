@@ -74,6 +74,8 @@ pub struct CorrelationContext {
     pub caused_by: Arc<str>,
     pub parent_id: Option<Arc<str>>,
     generation: u64,
+    /// Cascade depth of events created in this scope.
+    depth: u32,
 }
 
 #[pymethods]
@@ -114,6 +116,7 @@ impl CorrelationContext {
                 .unwrap_or_else(|| Arc::from("unknown")),
             parent_id: parent,
             generation: GENERATION.fetch_add(1, Ordering::Relaxed) + 1,
+            depth: inh.depth,
         })
     }
 
@@ -152,6 +155,7 @@ pub struct Inherited {
     pub correlation_id: Arc<str>,
     pub parent_id: Option<Arc<str>>,
     pub caused_by: Option<Arc<str>>,
+    pub depth: u32,
 }
 
 fn var(py: Python<'_>) -> PyResult<&Py<PyAny>> {
@@ -174,6 +178,7 @@ fn from_header(h: &Header) -> Inherited {
         correlation_id: h.correlation_id.clone(),
         parent_id: Some(Arc::from(ids::format_event_id(h.event_id))),
         caused_by: Some(kinds::event_type_name(h.type_id)),
+        depth: h.depth.saturating_add(1),
     }
 }
 
@@ -202,6 +207,7 @@ fn current_context(py: Python<'_>) -> PyResult<Option<(u64, Inherited)>> {
                 correlation_id: c.correlation_id.clone(),
                 parent_id: c.parent_id.clone(),
                 caused_by: Some(c.caused_by.clone()),
+                depth: c.depth,
             },
         )));
     }
@@ -211,30 +217,54 @@ fn current_context(py: Python<'_>) -> PyResult<Option<(u64, Inherited)>> {
     Ok(None)
 }
 
-/// Correlation inherited by something created now on this thread.
-pub fn inherit(py: Python<'_>) -> PyResult<Inherited> {
-    let ctx = current_context(py)?;
-    let from_delivery = CURRENT.with(|c| {
+/// `f` applied to the event being delivered on this thread, with its generation.
+fn delivering_with<T>(f: impl FnOnce(&Header) -> T) -> Option<(u64, T)> {
+    CURRENT.with(|c| {
         c.borrow().last().map(|d| {
             // SAFETY: the guard that pushed this entry borrows the header and pops the entry
             // before the borrow ends, so the pointer is live while it is on the stack.
-            (d.generation, from_header(unsafe { &*d.header }))
+            (d.generation, f(unsafe { &*d.header }))
         })
-    });
-    Ok(match (ctx, from_delivery) {
-        (Some((g, c)), d) if d.as_ref().is_none_or(|(dg, _)| g > *dg) => c,
-        (_, Some((_, d))) => d,
-        (Some((_, c)), None) => c,
-        (None, None) => Inherited {
-            correlation_id: Arc::from(ids::new_correlation_id()),
-            parent_id: None,
-            caused_by: None,
-        },
     })
 }
 
-/// Resolved (correlation_id, caused_by, parent_id).
-pub type Resolved = (Arc<str>, Arc<str>, Option<Arc<str>>);
+/// The newer of the context value and the delivery slot (see the module docs).
+fn newer<T>(ctx: Option<(u64, T)>, delivery: Option<(u64, T)>) -> Option<T> {
+    match (ctx, delivery) {
+        (Some((g, c)), Some((dg, _))) if g > dg => Some(c),
+        (_, Some((_, d))) => Some(d),
+        (c, None) => c.map(|(_, c)| c),
+    }
+}
+
+/// Correlation inherited by something created now on this thread.
+pub fn inherit(py: Python<'_>) -> PyResult<Inherited> {
+    let ctx = current_context(py)?;
+    Ok(
+        newer(ctx, delivering_with(from_header)).unwrap_or_else(|| Inherited {
+            correlation_id: Arc::from(ids::new_correlation_id()),
+            parent_id: None,
+            caused_by: None,
+            depth: 0,
+        }),
+    )
+}
+
+/// Cascade depth of something created now on this thread (as `inherit(py)?.depth`,
+/// without building ids).
+pub fn current_depth(py: Python<'_>) -> PyResult<u32> {
+    let ctx = current_context(py)?.map(|(g, i)| (g, i.depth));
+    Ok(newer(ctx, delivering_with(|h| h.depth.saturating_add(1))).unwrap_or(0))
+}
+
+/// Resolved correlation fields of a new event or update.
+pub struct Resolved {
+    pub correlation_id: Arc<str>,
+    pub caused_by: Arc<str>,
+    pub parent_id: Option<Arc<str>>,
+    /// Cascade depth, always from the context (explicit ids do not reset it).
+    pub depth: u32,
+}
 
 /// Resolves the correlation fields of a new event/update: explicit arguments win, then the
 /// inherited ones, then `default_cause`.
@@ -254,10 +284,6 @@ pub fn resolve(
     let corr = opt("correlation_id", correlation_id)?;
     let cause = opt("caused_by", caused_by)?;
     let parent = opt("parent_id", parent_id)?;
-    if let (Some(c), Some(cause)) = (&corr, &cause) {
-        // Fully explicit: no need to look at the context.
-        return Ok((c.clone(), cause.clone(), parent));
-    }
     let inh = inherit(py)?;
     let explicit_corr = corr.is_some();
     let corr = corr.unwrap_or(inh.correlation_id);
@@ -269,7 +295,12 @@ pub fn resolve(
     let cause = cause
         .or(inh.caused_by)
         .unwrap_or_else(|| Arc::from(default_cause));
-    Ok((corr, cause, parent))
+    Ok(Resolved {
+        correlation_id: corr,
+        caused_by: cause,
+        parent_id: parent,
+        depth: inh.depth,
+    })
 }
 
 /// A new correlation id: `corr_` + 16 hex characters.

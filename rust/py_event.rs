@@ -34,17 +34,17 @@ fn header(
     event_id: Option<&Bound<'_, PyAny>>,
     default_cause: &str,
 ) -> PyResult<Header> {
-    let (correlation_id, caused_by, parent_id) =
-        resolve(py, correlation_id, caused_by, parent_id, default_cause)?;
+    let r = resolve(py, correlation_id, caused_by, parent_id, default_cause)?;
     Ok(Header {
         type_id,
         source,
         severity,
         event_id: extract_event_id(event_id)?,
-        correlation_id,
-        caused_by,
-        parent_id,
+        correlation_id: r.correlation_id,
+        caused_by: r.caused_by,
+        parent_id: r.parent_id,
         timestamp: extract_timestamp(timestamp)?,
+        depth: r.depth,
     })
 }
 
@@ -221,6 +221,12 @@ impl Event {
     #[getter]
     fn parent_id(&self) -> Option<&str> {
         self.header.parent_id.as_deref()
+    }
+    /// Cascade depth: 0 for a root event, the parent's + 1 for an event created while its
+    /// parent was being handled. Publishing refuses events at `max_depth` or deeper.
+    #[getter]
+    fn depth(&self) -> u32 {
+        self.header.depth
     }
     /// Read-only metadata mapping.
     #[getter]
@@ -545,6 +551,7 @@ pub fn service_event_from_update(
         caused_by: u.caused_by.clone(),
         parent_id: u.parent_id.clone(),
         timestamp: u.timestamp,
+        depth: crate::py_correlation::current_depth(py)?,
     };
     Py::new(
         py,

@@ -126,8 +126,12 @@ impl ManagedServiceUpdate {
         };
         let timestamp = extract_timestamp(timestamp)?;
         let event_id = extract_event_id(event_id)?;
-        let (correlation_id, caused_by, parent_id) =
-            resolve(py, correlation_id, caused_by, parent_id, "unknown")?;
+        let crate::py_correlation::Resolved {
+            correlation_id,
+            caused_by,
+            parent_id,
+            ..
+        } = resolve(py, correlation_id, caused_by, parent_id, "unknown")?;
         Ok(ManagedServiceUpdate {
             data: Arc::new(UpdateData {
                 timestamp,
@@ -471,8 +475,12 @@ impl HealthStatusUpdate {
         }
         let error = extract_opt_text("error", error)?;
         let timestamp = extract_timestamp(timestamp)?;
-        let (correlation_id, caused_by, parent_id) =
-            resolve(py, correlation_id, caused_by, parent_id, "health_check")?;
+        let crate::py_correlation::Resolved {
+            correlation_id,
+            caused_by,
+            parent_id,
+            ..
+        } = resolve(py, correlation_id, caused_by, parent_id, "health_check")?;
         Ok(HealthStatusUpdate {
             data: Arc::new(HealthData {
                 timestamp,

@@ -366,6 +366,9 @@ class Event:
     def parent_id(self) -> str | None:
         """Event id of the direct parent, if any."""
     @property
+    def depth(self) -> int:
+        """Cascade depth: 0 for a root event, the parent's + 1 for its children."""
+    @property
     def metadata(self) -> MappingProxyType[str, Any]:
         """Read-only metadata mapping."""
     def with_correlation(

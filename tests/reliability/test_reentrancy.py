@@ -186,12 +186,6 @@ def test_handlers_mutate_subscriptions_and_store_from_threads(figures: Figures) 
     figures.extra["store_changes"] = len(changes)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="publish depth is a per-thread counter: a mode='thread' handler runs in its own "
-    "worker thread at depth 0, so a handler that re-publishes what it receives loops forever "
-    "instead of stopping at max_depth (the depth is not carried with the queued event)",
-)
 def test_depth_bound_holds_across_handler_threads(figures: Figures) -> None:
     errors: list[BaseException] = []
     bus = EventBus(history_size=0, max_depth=8, on_error=lambda exc, e, s: errors.append(exc))
