@@ -20,6 +20,8 @@ mod py_bus;
 #[cfg(feature = "python")]
 mod py_channel;
 #[cfg(feature = "python")]
+mod py_codec;
+#[cfg(feature = "python")]
 mod py_correlation;
 #[cfg(feature = "python")]
 mod py_errors;
@@ -47,6 +49,8 @@ mod _core {
     use crate::py_channel::{
         Channel, PriorityBufferStrategy, SimpleBufferStrategy, StateChangeEvent,
     };
+    #[pymodule_export]
+    use crate::py_codec::{_decode_event, _decode_rows, _encode_event, _encode_rows};
     #[pymodule_export]
     use crate::py_correlation::{
         _correlation_var, new_correlation_id, new_event_id, CorrelationContext,

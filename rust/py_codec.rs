@@ -442,21 +442,48 @@ impl<'a> Parser<'a> {
         Some(v)
     }
 
+    /// Moves `self.i` to the next byte that is `"`, `\\` or a control character (or the
+    /// end), eight bytes at a time.
+    fn skip_plain(&mut self) {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        while let Some(chunk) = self.b.get(self.i..self.i + 8) {
+            let x = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+            let quote = x ^ (ONES * u64::from(b'"'));
+            let slash = x ^ (ONES * u64::from(b'\\'));
+            // A byte of the mask is set for a zero byte of `quote`/`slash` or a byte below
+            // 0x20 of `x` (the lowest such byte is exact; that is the one we need).
+            let mask = (quote.wrapping_sub(ONES) & !quote
+                | slash.wrapping_sub(ONES) & !slash
+                | x.wrapping_sub(ONES * 0x20) & !x)
+                & HIGH;
+            if mask != 0 {
+                self.i += (mask.trailing_zeros() / 8) as usize;
+                return;
+            }
+            self.i += 8;
+        }
+        while let Some(&c) = self.b.get(self.i) {
+            if c == b'"' || c == b'\\' || c < 0x20 {
+                return;
+            }
+            self.i += 1;
+        }
+    }
+
     /// A string; `self.i` is at its opening quote.
     fn string(&mut self) -> Option<Cow<'a, str>> {
         self.i += 1;
         let start = self.i;
-        loop {
-            match *self.b.get(self.i)? {
-                b'"' => {
-                    let s = &self.s[start..self.i];
-                    self.i += 1;
-                    return Some(Cow::Borrowed(s));
-                }
-                b'\\' => break,
-                0..=0x1f => return None,
-                _ => self.i += 1,
+        self.skip_plain();
+        match *self.b.get(self.i)? {
+            b'"' => {
+                let s = &self.s[start..self.i];
+                self.i += 1;
+                return Some(Cow::Borrowed(s));
             }
+            b'\\' => {}
+            _ => return None,
         }
         let mut out = String::from(&self.s[start..self.i]);
         loop {
@@ -505,12 +532,7 @@ impl<'a> Parser<'a> {
                 0..=0x1f => return None,
                 _ => {
                     let run = self.i;
-                    while let Some(&c) = self.b.get(self.i) {
-                        if c == b'"' || c == b'\\' || c < 0x20 {
-                            break;
-                        }
-                        self.i += 1;
-                    }
+                    self.skip_plain();
                     out.push_str(&self.s[run..self.i]);
                 }
             }
@@ -519,7 +541,7 @@ impl<'a> Parser<'a> {
 
     fn array(&mut self, depth: u32) -> Option<Val<'a>> {
         self.i += 1;
-        let mut items = Vec::new();
+        let mut items = Vec::with_capacity(8);
         self.ws();
         if self.b.get(self.i) == Some(&b']') {
             self.i += 1;
@@ -541,7 +563,7 @@ impl<'a> Parser<'a> {
 
     fn object(&mut self, depth: u32) -> Option<Val<'a>> {
         self.i += 1;
-        let mut items = Vec::new();
+        let mut items = Vec::with_capacity(12);
         self.ws();
         if self.b.get(self.i) == Some(&b'}') {
             self.i += 1;
@@ -1019,6 +1041,17 @@ mod tests {
         }
         fn p(t: &str) -> Option<Val<'_>> {
             Parser::new(t).document()
+        }
+        // The eight-bytes-at-a-time scan finds a special byte at every position.
+        for n in 0..20 {
+            for special in ["\"", "\\", "\n", "\u{1}", "\u{1f}", "é", "\u{7f}"] {
+                let s = "x".repeat(n) + special + &"y".repeat(20 - n);
+                let text = enc_str(&s);
+                assert_eq!(p(&text), Some(Val::Str(Cow::Borrowed(s.as_str()))), "{s:?}");
+                let raw = format!("\"{s}\"");
+                let ok = matches!(special, "é" | "\u{7f}");
+                assert_eq!(p(&raw).is_some(), ok, "{raw:?}");
+            }
         }
         assert_eq!(p(r#""\ud83d\ude00\/""#), Some(Val::Str("😀/".into())));
         assert_eq!(p(r#""\ud83d""#), None); // lone surrogate
