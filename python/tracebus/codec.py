@@ -9,6 +9,11 @@ An encoded event is one JSON object::
 rebuilds it exactly (event id, correlation id, parent id, cause, timestamp, metadata). A
 Python subclass's instance attributes (``__dict__``) are stored under ``"state"``.
 
+The built-in kinds (exact classes, without metadata) are encoded and decoded natively
+(``_core._encode_event``/``_decode_event``): the same text, about ten times faster. Anything
+else, and any text the native parser does not accept exactly, takes the Python path below,
+which raises the errors described here.
+
 Payload values must be JSON values: str, int, float (finite), bool, None, lists and dicts
 with str keys. Tuples come back as lists. Anything else raises a ``TypeError`` naming the
 field, e.g. ``metadata['when']``.
@@ -24,6 +29,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._core import Event
+from ._core import _decode_event as _native_decode
+from ._core import _encode_event as _native_encode
 
 __all__ = ["class_path", "decode_event", "encode_event", "resolve_class"]
 
@@ -203,6 +210,9 @@ def encode_event(event: Event) -> str:
     >>> decode_event(encode_event(e)).event_id == e.event_id
     True
     """
+    text = _native_encode(event)
+    if text is not None:
+        return text
     return encode_parts(event, event_parts(event))
 
 
@@ -234,6 +244,10 @@ def decode_event(data: str | bytes | Mapping[str, Any]) -> Event:
     """Rebuilds an event from ``encode_event`` output (text, bytes or the parsed object).
     Malformed input raises ``ValueError``; an unknown class raises ``ValueError`` naming it
     (import the module that defines it first)."""
+    if isinstance(data, str):
+        event = _native_decode(data)
+        if event is not None:
+            return event
     if isinstance(data, (str, bytes, bytearray)):
         try:
             parts = json.loads(data)
