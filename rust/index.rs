@@ -21,6 +21,18 @@ pub struct Index<S> {
     all: Vec<Arc<S>>,
 }
 
+// Manual impl: cloning the index clones `Arc`s, it needs no `S: Clone`.
+impl<S> Clone for Index<S> {
+    fn clone(&self) -> Self {
+        Index {
+            by_type: self.by_type.clone(),
+            by_source: self.by_source.clone(),
+            scan: self.scan.clone(),
+            all: self.all.clone(),
+        }
+    }
+}
+
 impl<S> Default for Index<S> {
     fn default() -> Self {
         Index {
@@ -34,24 +46,57 @@ impl<S> Default for Index<S> {
 
 impl<S: Indexed> Index<S> {
     pub fn build(subs: Vec<Arc<S>>) -> Self {
-        let mut ix = Index {
-            all: subs,
-            ..Default::default()
-        };
-        for s in &ix.all {
-            if let Some(types) = s.filter().required_types() {
-                for t in types {
-                    ix.by_type.entry(t).or_default().push(s.clone());
-                }
-            } else if let Some(srcs) = s.filter().required_sources() {
-                for src in srcs {
-                    ix.by_source.entry(src).or_default().push(s.clone());
-                }
-            } else {
-                ix.scan.push(s.clone());
-            }
+        let mut ix = Index::default();
+        for s in subs {
+            ix.insert(s);
         }
         ix
+    }
+
+    /// Adds a subscription; its `seq` must be larger than every indexed one (subscription
+    /// order is kept by appending).
+    pub fn insert(&mut self, s: Arc<S>) {
+        if let Some(types) = s.filter().required_types() {
+            for t in types {
+                self.by_type.entry(t).or_default().push(s.clone());
+            }
+        } else if let Some(srcs) = s.filter().required_sources() {
+            for src in srcs {
+                self.by_source.entry(src).or_default().push(s.clone());
+            }
+        } else {
+            self.scan.push(s.clone());
+        }
+        self.all.push(s);
+    }
+
+    /// Removes the subscription with `seq`, returning it.
+    pub fn remove(&mut self, seq: u64) -> Option<Arc<S>> {
+        let pos = self.all.iter().position(|s| s.seq() == seq)?;
+        let s = self.all.remove(pos);
+        let drop_from = |v: &mut Vec<Arc<S>>| v.retain(|x| x.seq() != seq);
+        if let Some(types) = s.filter().required_types() {
+            for t in types {
+                if let Some(v) = self.by_type.get_mut(&t) {
+                    drop_from(v);
+                    if v.is_empty() {
+                        self.by_type.remove(&t);
+                    }
+                }
+            }
+        } else if let Some(srcs) = s.filter().required_sources() {
+            for src in srcs {
+                if let Some(v) = self.by_source.get_mut(&src) {
+                    drop_from(v);
+                    if v.is_empty() {
+                        self.by_source.remove(&src);
+                    }
+                }
+            }
+        } else {
+            drop_from(&mut self.scan);
+        }
+        Some(s)
     }
 
     pub fn all(&self) -> &[Arc<S>] {
@@ -146,6 +191,27 @@ mod tests {
         );
         let out = ix.candidates(&h(3, "b"), &mut scratch);
         assert_eq!(out.iter().map(|s| s.0).collect::<Vec<_>>(), vec![1]);
+    }
+
+    #[test]
+    fn insert_and_remove_keep_buckets_consistent() {
+        let mut ix: Index<S> = Index::default();
+        ix.insert(Arc::new(S(0, Filter::Types([1].into()))));
+        ix.insert(Arc::new(S(1, Filter::All)));
+        ix.insert(Arc::new(S(2, Filter::Types([1, 2].into()))));
+        ix.insert(Arc::new(S(3, Filter::Sources([Arc::from("a")].into()))));
+        let mut scratch = Vec::new();
+        let ids = |ix: &Index<S>, h: &Header, sc: &mut Vec<Arc<S>>| {
+            ix.candidates(h, sc).iter().map(|s| s.0).collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&ix, &h(1, "a"), &mut scratch), vec![0, 1, 2, 3]);
+        assert_eq!(ix.remove(2).map(|s| s.0), Some(2));
+        assert_eq!(ix.remove(2).map(|s| s.0), None);
+        assert_eq!(ids(&ix, &h(2, "b"), &mut scratch), vec![1]);
+        assert_eq!(ix.remove(1).map(|s| s.0), Some(1));
+        assert_eq!(ix.remove(3).map(|s| s.0), Some(3));
+        assert_eq!(ids(&ix, &h(1, "a"), &mut scratch), vec![0]);
+        assert_eq!(ix.len(), 1);
     }
 
     #[test]

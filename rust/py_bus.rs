@@ -249,13 +249,9 @@ impl BusInner {
     }
 
     fn remove(&self, py: Python<'_>, seq: u64) -> Option<Arc<Sub>> {
-        let ix = self.index.get(py);
-        let pos = ix.all().iter().position(|s| s.seq == seq)?;
-        let mut subs: Vec<Arc<Sub>> = ix.all().to_vec();
-        let sub = subs.remove(pos);
-        drop(ix);
-        let old = self.index.replace(py, Arc::new(Index::build(subs)));
-        drop(old);
+        // Copy-on-write: `make_mut` copies the index only while a publisher holds a snapshot
+        // (e.g. unsubscribing from a handler); otherwise it is changed in place.
+        let sub = self.index.with(py, |ix| Arc::make_mut(ix).remove(seq))?;
         sub.active.store(false, Ordering::Release);
         if let Some(ch) = &sub.channel {
             ch.close();
@@ -432,10 +428,10 @@ impl EventBus {
             errors: AtomicU64::new(0),
             worker: Mutex::new(None),
         });
-        let mut subs: Vec<Arc<Sub>> = self.inner.index.get(py).all().to_vec();
-        subs.push(sub.clone());
-        let old = self.inner.index.replace(py, Arc::new(Index::build(subs)));
-        drop(old);
+        // Copy-on-write as in `remove`: appending keeps subscription order.
+        self.inner
+            .index
+            .with(py, |ix| Arc::make_mut(ix).insert(sub.clone()));
         Ok(sub)
     }
 
