@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-import pytest
 from reliability_util import Figures, run_threads, scaled, wait_until
 
 from tracebus import (
