@@ -50,7 +50,10 @@ mod _core {
         Channel, PriorityBufferStrategy, SimpleBufferStrategy, StateChangeEvent,
     };
     #[pymodule_export]
-    use crate::py_codec::{_decode_event, _decode_rows, _encode_event, _encode_rows};
+    use crate::py_codec::{
+        _decode_event, _decode_rows, _encode_event, _encode_rows, _event_id_of_key, _event_key,
+        _number_rows,
+    };
     #[pymodule_export]
     use crate::py_correlation::{
         _correlation_var, new_correlation_id, new_event_id, CorrelationContext,

@@ -20,7 +20,7 @@ use crate::py_event::{
 use crate::py_update::LABEL_MAX;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyString, PyTuple};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -249,17 +249,80 @@ pub fn _encode_event(event: &Bound<'_, PyAny>) -> Option<String> {
     encode_native(event, &mut out).map(|_| out)
 }
 
-/// The event store's rows for `events`: `(event_id as signed 64-bit int, stream, type,
+// ---------------------------------------------------------------------------------------
+// Event-store keys
+// ---------------------------------------------------------------------------------------
+
+/// The multiplicative inverse of an odd number modulo 2^64 (Newton's iteration).
+const fn inverse(a: u64) -> u64 {
+    let mut x = a; // correct to 3 bits for odd `a`; each step doubles the correct bits
+    let mut i = 0;
+    while i < 5 {
+        x = x.wrapping_mul(2u64.wrapping_sub(a.wrapping_mul(x)));
+        i += 1;
+    }
+    x
+}
+
+const M1: u64 = 0xbf58_476d_1ce4_e5b9;
+const M2: u64 = 0x94d0_49bb_1331_11eb;
+
+/// `ids`' event-id mixer (splitmix64's finaliser), repeated here with its inverse.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(M1);
+    z = (z ^ (z >> 27)).wrapping_mul(M2);
+    z ^ (z >> 31)
+}
+
+/// The inverse of `mix`: an event id back to the counter value it was made from, so ids
+/// made one after another get consecutive keys.
+fn unmix(mut z: u64) -> u64 {
+    z ^= (z >> 31) ^ (z >> 62);
+    z = z.wrapping_mul(inverse(M2));
+    z ^= (z >> 27) ^ (z >> 54);
+    z = z.wrapping_mul(inverse(M1));
+    z ^ (z >> 30) ^ (z >> 60)
+}
+
+/// The event store's key of an event id: the id's 64 bits as a signed int (`counter`
+/// False, schema 1) or the counter value behind it (`counter` True, schema 2: ids made in
+/// sequence get neighbouring keys, so the unique index grows at its end instead of at
+/// random pages).
+fn event_key(id: u64, counter: bool) -> i64 {
+    (if counter { unmix(id) } else { id }) as i64
+}
+
+/// The event store's key of `event_id` (see `event_key`). A malformed id raises ValueError.
+#[pyfunction]
+pub fn _event_key(event_id: &str, counter: bool) -> PyResult<i64> {
+    ids::parse_event_id(event_id)
+        .map(|id| event_key(id, counter))
+        .ok_or_else(|| {
+            pyo3::exceptions::PyValueError::new_err(format!(
+                "event_id must look like 'evt_' + 16 hex characters, got {event_id:?}"
+            ))
+        })
+}
+
+/// The event id whose key is `key` (the inverse of `_event_key`).
+#[pyfunction]
+pub fn _event_id_of_key(key: i64, counter: bool) -> String {
+    let k = key as u64;
+    ids::format_event_id(if counter { mix(k) } else { k })
+}
+
+/// The event store's rows for `events`: `(event key (see `event_key`), stream, type,
 /// severity, correlation_id, timestamp, JSON text)`, `stream` defaulting to each event's
 /// source. Built-in events are encoded here; any other event is passed to `fallback`,
 /// which returns its row, or None to leave it out. A non-event raises `TypeError`
 /// naming its position.
 #[pyfunction]
-#[pyo3(signature = (events, stream, fallback))]
+#[pyo3(signature = (events, stream, fallback, counter_keys=false))]
 pub fn _encode_rows<'py>(
     events: &Bound<'py, PyAny>,
     stream: Option<&Bound<'py, PyString>>,
     fallback: &Bound<'py, PyAny>,
+    counter_keys: bool,
 ) -> PyResult<Bound<'py, PyList>> {
     let py = events.py();
     let rows = PyList::empty(py);
@@ -282,7 +345,9 @@ pub fn _encode_rows<'py>(
             let row = PyTuple::new(
                 py,
                 [
-                    (h.event_id as i64).into_pyobject(py)?.into_any(),
+                    event_key(h.event_id, counter_keys)
+                        .into_pyobject(py)?
+                        .into_any(),
                     stream_obj.into_any(),
                     PyString::new(py, &kinds::event_type_name(h.type_id)).into_any(),
                     PyString::new(py, h.severity.as_str()).into_any(),
@@ -300,6 +365,55 @@ pub fn _encode_rows<'py>(
         }
     }
     Ok(rows)
+}
+
+/// The event store's INSERT parameters for `rows` (from `_encode_rows`): `(seq, event_id,
+/// stream, version, type, severity, correlation_id, timestamp, data)` with `seq` counting
+/// from `first_seq` and each stream's version one past its last one. `versions` maps
+/// streams to their current version and is updated; a stream not in it is looked up with
+/// `current(stream)`. Returns the parameters and the total length of the JSON texts.
+#[pyfunction]
+pub fn _number_rows<'py>(
+    rows: &Bound<'py, PyList>,
+    first_seq: i64,
+    versions: &Bound<'py, PyDict>,
+    current: &Bound<'py, PyAny>,
+) -> PyResult<(Bound<'py, PyList>, usize)> {
+    let py = rows.py();
+    let out = PyList::empty(py);
+    let mut chars = 0usize;
+    for (seq, row) in (first_seq..).zip(rows.iter()) {
+        let row = row.cast_into::<PyTuple>()?;
+        if row.len() != 7 {
+            return Err(PyTypeError::new_err("an event store row has 7 fields"));
+        }
+        let stream = row.get_item(1)?;
+        let last: i64 = match versions.get_item(&stream)? {
+            Some(v) => v.extract()?,
+            None => current.call1((&stream,))?.extract()?,
+        };
+        let version = last + 1;
+        let version = version.into_pyobject(py)?;
+        versions.set_item(&stream, &version)?;
+        let data = row.get_item(6)?;
+        chars += data.len().unwrap_or(0);
+        let params = PyTuple::new(
+            py,
+            [
+                seq.into_pyobject(py)?.into_any(),
+                row.get_item(0)?,
+                stream,
+                version.into_any(),
+                row.get_item(2)?,
+                row.get_item(3)?,
+                row.get_item(4)?,
+                row.get_item(5)?,
+                data,
+            ],
+        )?;
+        out.append(params)?;
+    }
+    Ok((out, chars))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1001,6 +1115,28 @@ mod tests {
         let mut o = String::new();
         push_f64(&mut o, x);
         o
+    }
+
+    #[test]
+    fn keys_invert_the_id_mixer() {
+        assert_eq!(inverse(M1).wrapping_mul(M1), 1);
+        assert_eq!(inverse(M2).wrapping_mul(M2), 1);
+        for z in [
+            0u64,
+            1,
+            2,
+            0x8000_0000_0000_0000,
+            u64::MAX,
+            0x1234_5678_9abc_def0,
+        ] {
+            assert_eq!(unmix(mix(z)), z);
+            assert_eq!(mix(unmix(z)), z);
+        }
+        // Ids made one after another get increasing, neighbouring keys (other tests may
+        // take ids in between).
+        let (a, b) = (ids::next_id(), ids::next_id());
+        assert!((1..1_000_000).contains(&unmix(b).wrapping_sub(unmix(a))));
+        assert_eq!(event_key(a, false), a as i64);
     }
 
     #[test]

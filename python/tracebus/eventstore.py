@@ -49,6 +49,9 @@ from ._core import (
     TracebusError,
     _decode_rows,
     _encode_rows,
+    _event_id_of_key,
+    _event_key,
+    _number_rows,
 )
 from ._enums import EventType
 from .codec import _CLASSES, class_path, decode_json, encode_parts, resolve_class
@@ -64,7 +67,15 @@ __all__ = [
 
 _log = logging.getLogger("tracebus.eventstore")
 
-SCHEMA_VERSION = "1"
+# Schema 2 (new files) differs from 1 only in the event_id column: it holds the event's
+# key (`_core._event_key`: the id generator's counter value, so events made one after
+# another get neighbouring keys and the unique index grows at its end, ~10% faster appends
+# than random keys on a fresh file and more as the file grows) instead of the id's own bits.
+# New files also use 16 KiB pages (fewer pages touched per transaction: ~12% faster
+# appends than 4 KiB). Files of schema 1 stay readable and writable as they are.
+SCHEMA_VERSION = "2"
+_READABLE_SCHEMAS = ("1", "2")
+_PAGE_SIZE = 16384
 _SCHEMA = """
 CREATE TABLE tracebus_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE events (
@@ -132,26 +143,9 @@ class _Row(NamedTuple):
     data: str
 
 
-_I64 = 1 << 63
-
-
-def _id_to_int(event_id: str) -> int:
-    """``evt_<16 hex>`` as a signed 64-bit integer (a compact, fast index key)."""
-    try:
-        v = int(event_id[4:], 16)
-    except ValueError:
-        raise ValueError(
-            f"event_id must look like 'evt_' + 16 hex characters, got {event_id!r}"
-        ) from None
-    return v - (1 << 64) if v >= _I64 else v
-
-
-def _int_to_id(v: int) -> str:
-    return f"evt_{v & 0xFFFF_FFFF_FFFF_FFFF:016x}"
-
-
-def _encode_row(event: Event, stream: str | None) -> _Row:
-    """Query columns plus the event's full JSON encoding (``tracebus.codec``)."""
+def _encode_row(event: Event, stream: str | None, counter_keys: bool) -> _Row:
+    """Query columns plus the event's full JSON encoding (``tracebus.codec``): the Python
+    path, for events the native encoder (``_core._encode_rows``) leaves to it."""
     if not isinstance(event, Event):
         raise TypeError(f"event must be a tracebus Event, got {type(event).__name__}")
     args, kwargs = event.__getnewargs_ex__()
@@ -160,7 +154,7 @@ def _encode_row(event: Event, stream: str | None) -> _Row:
     if state:
         parts["state"] = state
     return _Row(
-        _id_to_int(kwargs.get("event_id") or event.event_id),
+        _event_key(kwargs.get("event_id") or event.event_id, counter_keys),
         event.source if stream is None else stream,
         str(event.type),
         str(event.severity),
@@ -227,6 +221,7 @@ class SqliteEventStore:
             raise EventStoreError(f"cannot create event store {self.path}: no directory {parent}")
         self._lock = threading.RLock()
         self._versions: dict[str, int] = {}
+        self._counter_keys = True  # event_id column holds counter keys (schema 2)
         self._next_seq: int | None = None
         self._data_version: int | None = None
         self._attached: _Attachment | None = None
@@ -272,12 +267,13 @@ class SqliteEventStore:
             row = c.execute(
                 "SELECT value FROM tracebus_meta WHERE key = 'schema_version'"
             ).fetchone()
-            if row is None or row[0] != SCHEMA_VERSION or "events" not in tables:
+            if row is None or row[0] not in _READABLE_SCHEMAS or "events" not in tables:
                 found = "none" if row is None else row[0]
                 raise EventStoreError(
-                    f"{self.path} has tracebus schema version {found}, this tracebus reads version "
-                    f"{SCHEMA_VERSION} (or the events table is missing)"
+                    f"{self.path} has tracebus schema version {found}, this tracebus reads "
+                    f"versions {' and '.join(_READABLE_SCHEMAS)} (or the events table is missing)"
                 )
+            self._counter_keys = row[0] != "1"
             return
         if tables:
             raise EventStoreError(
@@ -286,6 +282,8 @@ class SqliteEventStore:
             )
         if not create:
             raise EventStoreError(f"{self.path} is an empty database, not a tracebus event store")
+        # Only takes effect on a file with no pages yet (ignored if another process was first).
+        c.execute(f"PRAGMA page_size = {_PAGE_SIZE}")
         c.execute("BEGIN IMMEDIATE")
         try:
             # Another process may have created it while we waited for the lock.
@@ -299,7 +297,11 @@ class SqliteEventStore:
                 c.execute(
                     "INSERT INTO tracebus_meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
                 )
+            version = c.execute(
+                "SELECT value FROM tracebus_meta WHERE key = 'schema_version'"
+            ).fetchone()
             c.execute("COMMIT")
+            self._counter_keys = version is None or version[0] != "1"
         except BaseException:
             c.execute("ROLLBACK")
             raise
@@ -343,7 +345,10 @@ class SqliteEventStore:
             raise TypeError(f"stream must be a non-empty str or None, got {stream!r}")
         # Built-in events are encoded natively; others (and non-events, which raise
         # TypeError naming their position) through the Python codec.
-        rows: list[_Row] = _encode_rows(events, stream, lambda e: _encode_row(e, stream))
+        keys = self._counter_keys
+        rows: list[_Row] = _encode_rows(
+            events, stream, lambda e: _encode_row(e, stream, keys), keys
+        )
         expected = self._expected(rows, expected_version)
         if not rows:
             return []
@@ -355,7 +360,9 @@ class SqliteEventStore:
                 raise EventStoreError(
                     "the same event appears twice in one append_many call"
                 ) from None
-            which = next((_int_to_id(r[0]) for r in rows if r[0] in dup), "?")
+            which = next(
+                (_event_id_of_key(r[0], self._counter_keys) for r in rows if r[0] in dup), "?"
+            )
             raise EventStoreError(
                 f"event {which} is already stored; nothing of this append was stored"
             ) from None
@@ -414,22 +421,16 @@ class SqliteEventStore:
                         have = current(s)
                         if have != want:
                             raise ConcurrencyError(s, want, have)
-                seq = self._next_seq
-                first = seq
-                params = []
-                for r in rows:
-                    s = r[1]
-                    v = current(s) + 1
-                    versions[s] = v
-                    params.append((seq, r[0], s, v, *r[2:]))
-                    seq += 1
+                first = self._next_seq
+                params, nchars = _number_rows(rows, first, versions, current)
+                seq = first + len(params)
                 c.executemany(_INSERT, params)
                 c.execute("COMMIT")
             except BaseException:
                 self._rollback(c)
                 raise
             if self._checkpointer is not None:
-                self._checkpointer.poke(sum(len(r[6]) for r in rows) + 200 * len(rows))
+                self._checkpointer.poke(nchars + 200 * len(rows))
             self._next_seq = seq
             if len(self._versions) > 100_000:
                 self._versions.clear()
@@ -839,7 +840,9 @@ class _Attachment:
             self._cond.notify_all()
 
     def _persist(self, batch: list[Event]) -> None:
-        rows: list[_Row] = _encode_rows(batch, None, self._encode_or_skip)
+        rows: list[_Row] = _encode_rows(
+            batch, None, self._encode_or_skip, self.store._counter_keys
+        )
         try:
             self.persisted += self.store._append_deduped(rows)
         except (EventStoreError, sqlite3.Error) as err:
@@ -850,7 +853,7 @@ class _Attachment:
         """The Python-codec row of an event the native encoder declined; None (logged and
         counted as failed) if it cannot be encoded."""
         try:
-            return _encode_row(e, None)
+            return _encode_row(e, None, self.store._counter_keys)
         except (TypeError, ValueError) as err:
             self.failed += 1
             _log.error("event store: not persisting %r: %s", e, err)
