@@ -6,10 +6,10 @@ types and service types may also be custom (registered) plain strings.
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from types import MappingProxyType, TracebackType
-from typing import Any, Literal, Protocol, Self, TypeAlias, final
+from typing import Any, Literal, Protocol, Self, TypeAlias, TypeVar, final
 
 from typing_extensions import disjoint_base
 
@@ -25,6 +25,15 @@ _Rules: TypeAlias = (
 )
 _ErrorText: TypeAlias = str | BaseException | None
 _ErrorHook: TypeAlias = Callable[[BaseException, Event, Subscription], object]
+
+# An event store row: (event key (see ``_event_key``), stream, type, severity,
+# correlation_id, timestamp, JSON text).
+_StoreRow: TypeAlias = tuple[int, str, str, str, str, float, str]
+# INSERT parameters: (seq, event_id, stream, version, type, severity, correlation_id,
+# timestamp, JSON text).
+_InsertParams: TypeAlias = tuple[int, int, str, int, str, str, str, float, str]
+_T = TypeVar("_T")
+_SeqT = TypeVar("_SeqT", bound=Sequence[Any])
 
 class _PublishesMany(Protocol):
     """What ``EventBatchProcessor`` publishes to: an ``EventBus`` or a look-alike."""
@@ -60,6 +69,13 @@ __all__ = [
     "__version__",
     "_bind_enums",
     "_correlation_var",
+    "_decode_event",
+    "_decode_rows",
+    "_encode_event",
+    "_encode_rows",
+    "_event_id_of_key",
+    "_event_key",
+    "_number_rows",
     "_stop_all_batch_processors",
     "any_filter",
     "combine_filters",
@@ -946,3 +962,40 @@ class EventBatchProcessor:
 
 def _stop_all_batch_processors() -> None:
     """Stops every running ``EventBatchProcessor`` (registered with ``atexit``)."""
+
+# Native JSON codec (used by tracebus.codec and tracebus.eventstore)
+
+def _encode_event(event: object) -> str | None:
+    """JSON text of a built-in event (exact class, no metadata); None: use the Python codec."""
+
+def _decode_event(text: object) -> Event | None:
+    """The built-in event a JSON text describes; None: leave the text to the Python codec."""
+
+def _encode_rows(
+    events: Iterable[object],
+    stream: str | None,
+    fallback: Callable[[Event], _StoreRow | None],
+    counter_keys: bool = False,
+) -> list[_StoreRow]:
+    """Event store rows (plain tuples); events the native codec declines go to ``fallback``
+    (None leaves the event out). A non-event raises ``TypeError`` naming its position."""
+
+def _event_key(event_id: str, counter: bool) -> int:
+    """The event store's key of an event id: its bits as a signed 64-bit int, or with
+    ``counter`` the id generator's counter value behind it (schema 2)."""
+
+def _event_id_of_key(key: int, counter: bool) -> str:
+    """The event id whose key is ``key`` (inverse of ``_event_key``)."""
+
+def _number_rows(
+    rows: Sequence[_StoreRow],
+    first_seq: int,
+    versions: dict[str, int],
+    current: Callable[[str], int],
+) -> tuple[list[_InsertParams], int]:
+    """INSERT parameters numbered from ``first_seq`` (``versions`` updated); total JSON size."""
+
+def _decode_rows(
+    rows: list[_SeqT], column: int, fallback: Callable[[_SeqT], _T]
+) -> list[Event | _T]:
+    """Events of ``rows`` (JSON in item ``column``); rows declined go to ``fallback``."""

@@ -35,7 +35,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 from ._core import (
     Channel,
@@ -129,6 +129,10 @@ class StoredRecord(NamedTuple):
     stream: str
     version: int
     event: Event
+
+
+# What ``_core._encode_rows`` returns per event (plain tuples; ``_Row`` from the Python path).
+_RowTuple: TypeAlias = tuple[int, str, str, str, str, float, str]
 
 
 class _Row(NamedTuple):
@@ -346,9 +350,7 @@ class SqliteEventStore:
         # Built-in events are encoded natively; others (and non-events, which raise
         # TypeError naming their position) through the Python codec.
         keys = self._counter_keys
-        rows: list[_Row] = _encode_rows(
-            events, stream, lambda e: _encode_row(e, stream, keys), keys
-        )
+        rows = _encode_rows(events, stream, lambda e: _encode_row(e, stream, keys), keys)
         expected = self._expected(rows, expected_version)
         if not rows:
             return []
@@ -367,7 +369,7 @@ class SqliteEventStore:
                 f"event {which} is already stored; nothing of this append was stored"
             ) from None
 
-    def _expected(self, rows: list[_Row], expected_version: object) -> dict[str, int] | None:
+    def _expected(self, rows: list[_RowTuple], expected_version: object) -> dict[str, int] | None:
         if expected_version is None:
             return None
         if isinstance(expected_version, Mapping):
@@ -390,7 +392,7 @@ class SqliteEventStore:
             return None
         return {next(iter(streams)): v}
 
-    def _insert(self, rows: list[_Row], expected: Mapping[str, int] | None) -> list[int]:
+    def _insert(self, rows: list[_RowTuple], expected: Mapping[str, int] | None) -> list[int]:
         with self._db() as c:
             c.execute("BEGIN IMMEDIATE")
             try:
@@ -453,7 +455,7 @@ class SqliteEventStore:
                 found.update(r[0] for r in c.execute(q, part))
         return found
 
-    def _append_deduped(self, rows: list[_Row]) -> int:
+    def _append_deduped(self, rows: list[_RowTuple]) -> int:
         """Appends rows skipping events already stored (used by ``attach``). Returns how many
         were stored."""
         try:
@@ -571,7 +573,7 @@ class SqliteEventStore:
             if not bad and matches is None and remaining is None and not records:
                 yield from events
             else:
-                for row, event in zip(rows, events):
+                for row, event in zip(rows, events, strict=True):
                     if bad and isinstance(event, EventStoreError):
                         raise event
                     if matches is not None and not matches(event):
@@ -840,9 +842,7 @@ class _Attachment:
             self._cond.notify_all()
 
     def _persist(self, batch: list[Event]) -> None:
-        rows: list[_Row] = _encode_rows(
-            batch, None, self._encode_or_skip, self.store._counter_keys
-        )
+        rows = _encode_rows(batch, None, self._encode_or_skip, self.store._counter_keys)
         try:
             self.persisted += self.store._append_deduped(rows)
         except (EventStoreError, sqlite3.Error) as err:
