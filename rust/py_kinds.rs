@@ -140,7 +140,8 @@ pub fn extract_text(param: &str, v: &Bound<'_, PyAny>, max: usize) -> PyResult<A
     if s.contains('\0') {
         return Err(value_err(param, "must not contain NUL characters"));
     }
-    if s.chars().count() > max {
+    // Bytes bound characters from above: count characters only for long strings.
+    if s.len() > max && s.chars().count() > max {
         return Err(value_err(
             param,
             format!("must be at most {max} characters"),
