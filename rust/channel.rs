@@ -192,7 +192,7 @@ thread_local! {
 }
 
 /// A small unique number for the calling thread.
-fn thread_token() -> u64 {
+pub fn thread_token() -> u64 {
     THREAD_TOKEN.with(|t| *t)
 }
 
@@ -266,7 +266,7 @@ impl<T> Channel<T> {
     /// `WouldBlock` (uncounted), to be retried with `send_blocking` after releasing
     /// whatever the caller holds (the GIL).
     pub fn try_send(&self, item: T, severity: u8, type_id: u32) -> Result<Sent<T>, SendError<T>> {
-        self.send_inner(item, severity, type_id, None, false)
+        self.send_inner(item, severity, type_id, None, false, None)
     }
 
     /// Sends, waiting for room under the block action for at most `timeout` (forever if
@@ -278,7 +278,26 @@ impl<T> Channel<T> {
         type_id: u32,
         timeout: Option<Duration>,
     ) -> Result<Sent<T>, SendError<T>> {
-        self.send_inner(item, severity, type_id, timeout, true)
+        self.send_inner(item, severity, type_id, timeout, true, None)
+    }
+
+    /// Like `send_blocking` without a timeout, but while waiting it asks `consumer_stuck`
+    /// (every few milliseconds, with this channel's consumer token, no lock held) whether
+    /// the consumer is itself waiting on something this sender holds; if so the item is
+    /// admitted past capacity (counted in `overflowed`) instead of waiting forever.
+    pub fn send_blocking_unless(
+        &self,
+        item: T,
+        severity: u8,
+        type_id: u32,
+        consumer_stuck: &dyn Fn(u64) -> bool,
+    ) -> Result<Sent<T>, SendError<T>> {
+        self.send_inner(item, severity, type_id, None, true, Some(consumer_stuck))
+    }
+
+    /// Token of the thread registered as this channel's consumer (0: none yet).
+    pub fn consumer_token(&self) -> u64 {
+        self.consumer.load(Ordering::Relaxed)
     }
 
     fn send_inner(
@@ -288,6 +307,7 @@ impl<T> Channel<T> {
         type_id: u32,
         timeout: Option<Duration>,
         may_wait: bool,
+        consumer_stuck: Option<&dyn Fn(u64) -> bool>,
     ) -> Result<Sent<T>, SendError<T>> {
         let mut g = self.inner.lock();
         if g.closed {
@@ -342,6 +362,23 @@ impl<T> Channel<T> {
                 g.stats.blocked += 1;
                 let deadline = timeout.map(|t| Instant::now() + t);
                 while g.len >= self.capacity && !g.closed {
+                    if let Some(stuck) = consumer_stuck {
+                        let slice = Instant::now() + Duration::from_millis(5);
+                        if self.not_full.wait_until(&mut g, slice).timed_out()
+                            && g.len >= self.capacity
+                            && !g.closed
+                        {
+                            let token = self.consumer.load(Ordering::Relaxed);
+                            if parking_lot::MutexGuard::unlocked(&mut g, || stuck(token))
+                                && g.len >= self.capacity
+                                && !g.closed
+                            {
+                                g.stats.overflowed += 1;
+                                break;
+                            }
+                        }
+                        continue;
+                    }
                     match deadline {
                         Some(d) => {
                             if self.not_full.wait_until(&mut g, d).timed_out()

@@ -6,7 +6,7 @@
 //! in the order the store applied them, even when a block-strategy subscriber makes one
 //! notifier wait. Data reads never wait for notifications.
 
-use crate::channel::{Channel, SendError, Sent, Strategy};
+use crate::channel::{thread_token, Channel, SendError, Sent, Strategy};
 use crate::kinds::State;
 use crate::update::UpdateData;
 use parking_lot::{Condvar, Mutex};
@@ -78,9 +78,18 @@ pub struct StoreMetrics {
     pub by_state: Vec<(State, u64)>,
 }
 
+/// Whose turn it is to notify, and which threads wait for their turn (by channel thread
+/// token): a notifier blocked on a full block-strategy channel whose consumer is one of
+/// them overflows instead of waiting (the consumer waits for the notifier: a cycle).
+#[derive(Default)]
+struct Turn {
+    now: u64,
+    waiting: Vec<u64>,
+}
+
 pub struct StateStore {
     data: Mutex<Data>,
-    turn: Mutex<u64>,
+    turn: Mutex<Turn>,
     turn_cv: Condvar,
     state_changes: AtomicU64,
     operations: AtomicU64,
@@ -94,7 +103,7 @@ impl StateStore {
     pub fn new(default_buffer: usize) -> Self {
         StateStore {
             data: Mutex::new(Data::default()),
-            turn: Mutex::new(0),
+            turn: Mutex::new(Turn::default()),
             turn_cv: Condvar::new(),
             state_changes: AtomicU64::new(0),
             operations: AtomicU64::new(0),
@@ -260,19 +269,28 @@ impl StateStore {
     pub fn notify(&self, p: &mut Pending, may_block: bool) -> bool {
         {
             let mut turn = self.turn.lock();
-            while *turn != p.ticket {
+            if turn.now != p.ticket {
                 if !may_block {
                     return false;
                 }
-                self.turn_cv.wait(&mut turn);
+                let me = thread_token();
+                turn.waiting.push(me);
+                while turn.now != p.ticket {
+                    self.turn_cv.wait(&mut turn);
+                }
+                if let Some(i) = turn.waiting.iter().position(|t| *t == me) {
+                    turn.waiting.swap_remove(i);
+                }
             }
         }
+        let consumer_waits_for_turn =
+            |token: u64| token != 0 && self.turn.lock().waiting.contains(&token);
         while p.next < p.items.len() {
             let (ch, change) = &p.items[p.next];
             let sev = change.severity();
             let ty = change.new_state.event_type();
             let res = if may_block {
-                ch.send_blocking(change.clone(), sev, ty, None)
+                ch.send_blocking_unless(change.clone(), sev, ty, &consumer_waits_for_turn)
             } else {
                 ch.try_send(change.clone(), sev, ty)
             };
@@ -292,7 +310,7 @@ impl StateStore {
             p.next += 1;
         }
         let mut turn = self.turn.lock();
-        *turn += 1;
+        turn.now += 1;
         drop(turn);
         self.turn_cv.notify_all();
         true
@@ -526,6 +544,33 @@ mod tests {
                 .unwrap_or(State::Unknown);
             assert_eq!(prev, c.old_state);
         }
+    }
+
+    #[test]
+    fn block_subscriber_whose_consumer_writes_back_does_not_deadlock() {
+        let s = Arc::new(StateStore::new(1));
+        let sub = s.subscribe(None, 1, Strategy::simple(BufferAction::Block));
+        let s2 = s.clone();
+        let ch = sub.channel.clone();
+        // The consumer reacts to each Starting by writing Running back to the store.
+        let consumer = std::thread::spawn(move || {
+            let mut seen = 0;
+            while let Ok((_, c)) = ch.recv(Some(std::time::Duration::from_secs(5))) {
+                seen += 1;
+                if c.new_state == State::Starting {
+                    set(&s2, upd(&format!("{}-ack", c.label), State::Running));
+                }
+                if seen == 40 {
+                    break;
+                }
+            }
+            seen
+        });
+        for i in 0..20 {
+            set(&s, upd(&format!("svc{i}"), State::Starting));
+        }
+        assert_eq!(consumer.join().unwrap(), 40);
+        assert_eq!(s.len(), 40);
     }
 
     #[test]

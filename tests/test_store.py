@@ -488,13 +488,6 @@ def test_memory_metric_follows_contents(store: StateStore) -> None:
     assert store.get_metrics()["memory_bytes"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: with a block-strategy subscriber whose consumer writes back to the store, the "
-    "writer waits for the consumer to take a change while the consumer's write waits for its "
-    "notification turn behind that writer: every later writer hangs until the subscription "
-    "is closed",
-)
 def test_block_subscriber_that_writes_back_does_not_deadlock(store: StateStore) -> None:
     sub = store.subscribe(buffer_size=1, strategy=BufferAction.BLOCK)
 
