@@ -777,7 +777,8 @@ impl<'a> Parser<'a> {
 /// `extract_text`'s rule: non-empty, not only whitespace, no NUL, at most `max` characters.
 fn text(v: &Val<'_>, max: usize) -> Option<Arc<str>> {
     let Val::Str(s) = v else { return None };
-    if s.trim().is_empty() || s.contains('\0') || s.chars().count() > max {
+    // (A text of at most `max` bytes has at most `max` characters: no need to count.)
+    if s.trim().is_empty() || s.contains('\0') || (s.len() > max && s.chars().count() > max) {
         return None;
     }
     Some(Arc::from(&**s))
@@ -959,9 +960,10 @@ fn dispatch(
 }
 
 /// The usual layout, `{"class": ..., "args": [...], "kwargs": {...}}` in that order with at
-/// most 8 arguments and 16 keyword arguments, parsed into arrays on the stack (no tree, no
-/// allocation: a third faster than `Parser::document`). None when the text has another
-/// shape (then the general parser decides).
+/// most 7 arguments and 12 keyword arguments (the most a built-in kind has), parsed into
+/// arrays on the stack: no tree, no allocation (decoding ~10% faster than through
+/// `Parser::document`). None when the text has another shape (then the general parser
+/// decides).
 fn decode_usual(py: Python<'_>, text: &str) -> Option<PyResult<Option<Py<PyAny>>>> {
     let mut p = Parser::new(text);
     p.eat(b'{')?;
@@ -973,11 +975,11 @@ fn decode_usual(py: Python<'_>, text: &str) -> Option<PyResult<Option<Py<PyAny>>
     let class = p.string()?;
     p.eat(b',')?;
     p.key("args")?;
-    let mut args: [Val<'_>; 8] = std::array::from_fn(|_| Val::Null);
+    let mut args: [Val<'_>; 7] = std::array::from_fn(|_| Val::Null);
     let na = p.array_into(&mut args)?;
     p.eat(b',')?;
     p.key("kwargs")?;
-    let mut kw: [(Cow<'_, str>, Val<'_>); 16] =
+    let mut kw: [(Cow<'_, str>, Val<'_>); 12] =
         std::array::from_fn(|_| (Cow::Borrowed(""), Val::Null));
     let nk = p.object_into(&mut kw)?;
     p.eat(b'}')?;
