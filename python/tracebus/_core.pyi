@@ -988,7 +988,7 @@ def _event_id_of_key(key: int, counter: bool) -> str:
     """The event id whose key is ``key`` (inverse of ``_event_key``)."""
 
 def _number_rows(
-    rows: Sequence[_StoreRow],
+    rows: list[_StoreRow],
     first_seq: int,
     versions: dict[str, int],
     current: Callable[[str], int],
