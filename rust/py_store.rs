@@ -174,7 +174,10 @@ impl StateStore {
 
     /// Subscribes to changes of `label` (None = every service). Returns a `Channel` of
     /// `StateChangeEvent`s with per-subscription sequence numbers. Default buffer: the
-    /// store's `subscription_buffer`; default strategy: drop (as in the reference).
+    /// store's `subscription_buffer`; default strategy: drop (as in the reference). With the
+    /// block strategy, a writer never waits on a full watcher that only it would drain: the
+    /// watcher's consumer is the last thread that received from it (the subscribing thread
+    /// until then), and that thread's writes overflow the buffer (counted) instead.
     #[pyo3(signature = (label=None, *, buffer_size=None, strategy=None))]
     fn subscribe(
         &self,

@@ -360,6 +360,9 @@ impl StateStore {
             label,
             channel: Arc::new(Channel::new(capacity, strategy)),
         });
+        // Until another thread receives from it, the subscribing thread is taken for the
+        // consumer: its own writes then never wait on a watcher only it would drain.
+        sub.channel.register_consumer();
         self.data.lock().subs.push(sub.clone());
         sub
     }
@@ -547,6 +550,17 @@ mod tests {
     }
 
     #[test]
+    fn subscribing_thread_counts_as_consumer_until_another_receives() {
+        let s = StateStore::new(1);
+        let sub = s.subscribe(None, 1, Strategy::simple(BufferAction::Block));
+        for st in [State::Starting, State::Running, State::Failed] {
+            set(&s, upd("a", st)); // would wait forever for itself without the rule
+        }
+        let st = sub.channel.stats();
+        assert_eq!((st.buffered, st.overflowed), (3, 2));
+    }
+
+    #[test]
     fn block_subscriber_whose_consumer_writes_back_does_not_deadlock() {
         let s = Arc::new(StateStore::new(1));
         let sub = s.subscribe(None, 1, Strategy::simple(BufferAction::Block));
@@ -577,6 +591,11 @@ mod tests {
     fn block_subscriber_does_not_stall_reads() {
         let s = Arc::new(StateStore::new(1));
         let sub = s.subscribe(None, 1, Strategy::simple(BufferAction::Block));
+        // Another thread consumes (the subscriber would otherwise count as the consumer).
+        let ch = sub.channel.clone();
+        std::thread::spawn(move || ch.register_consumer())
+            .join()
+            .unwrap();
         set(&s, upd("a", State::Starting));
         let (_, mut p) = s.apply(upd("a", State::Running));
         assert!(!s.notify(&mut p, false)); // would block

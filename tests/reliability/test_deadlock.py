@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 
-import pytest
 from reliability_util import WAIT, Figures, run_threads, scaled, wait_until
 
 from tracebus import (
@@ -131,15 +130,6 @@ def test_gil_deadlock_hunt(figures: Figures) -> None:
     figures.extra["sub_unsub_cycles"] = churn[0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a StateStore watcher with the block strategy, consumed by the thread that sets "
-    "state, hangs that thread forever once its buffer is full: set_service_state waits "
-    "(GIL released, no timeout) for a consumer that can only run after it returns. Channels "
-    "overflow instead of waiting when the sender is a thread that has received from them "
-    "(or an async/thread handler's consumer), but this thread never received before filling "
-    "it, so nothing marks it as the consumer",
-)
 def test_store_setter_is_not_deadlocked_by_its_own_block_watcher(figures: Figures) -> None:
     # In a child process: the hang must not take the test run with it.
     code = (
