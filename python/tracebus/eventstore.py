@@ -15,9 +15,13 @@ WAL checkpoints run in a background thread once the WAL passes 16 MiB (and when 
 connection closes), so an append never waits for one.
 
 Speed (CPython 3.11, 2 vCPU, stdlib ``sqlite3``, transactions of 500; see
-``benches/test_eventstore_bench.py``): appending ~100-120k events/s and replaying
-~250-350k events/s, JSON encoding and decoding included. Most of the time is the
-Python-side JSON codec (~3 µs an event each way) and SQLite's three indexes.
+``benches/test_eventstore_bench.py``): appending ~260-275k events/s and replaying
+~0.9-1M events/s, JSON encoding and decoding included (about 3x and 5-6x the
+``eventsourcing`` library's SQLite recorder in the same run). The built-in event kinds are
+encoded and decoded natively (``_core._encode_rows``/``_decode_rows``: ~0.3 and ~0.55 µs
+an event); other classes take ``tracebus.codec``'s Python path. What remains is SQLite:
+~1 µs an event per index (event id, stream/version, correlation id) on top of ~1.5 µs for
+the row itself, and ~0.35 µs per row fetched.
 
 >>> store = SqliteEventStore("events.db")
 >>> store.attach(bus)               # persist everything the bus publishes, in batches
