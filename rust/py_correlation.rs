@@ -71,7 +71,9 @@ pub fn delivering_async(py: Python<'_>) -> PyResult<bool> {
 #[pyclass(frozen, module = "tracebus", name = "CorrelationContext")]
 pub struct CorrelationContext {
     pub correlation_id: Arc<str>,
-    pub caused_by: Arc<str>,
+    /// None when neither the scope nor what it joined named a cause: what is created
+    /// inside then keeps its own default cause (`health_check`, `user_action`, ...).
+    pub caused_by: Option<Arc<str>>,
     pub parent_id: Option<Arc<str>>,
     generation: u64,
     /// Cascade depth of events created in this scope.
@@ -111,9 +113,7 @@ impl CorrelationContext {
         };
         Ok(CorrelationContext {
             correlation_id: corr,
-            caused_by: caused_by
-                .or(inh.caused_by)
-                .unwrap_or_else(|| Arc::from("unknown")),
+            caused_by: caused_by.or(inh.caused_by),
             parent_id: parent,
             generation: GENERATION.fetch_add(1, Ordering::Relaxed) + 1,
             depth: inh.depth,
@@ -129,7 +129,7 @@ impl CorrelationContext {
     /// What started this operation.
     #[getter]
     fn caused_by(&self) -> &str {
-        &self.caused_by
+        self.caused_by.as_deref().unwrap_or("unknown")
     }
 
     /// Event id of the direct parent, if any.
@@ -142,7 +142,7 @@ impl CorrelationContext {
         format!(
             "CorrelationContext(correlation_id={:?}, caused_by={:?}, parent_id={})",
             &*self.correlation_id,
-            &*self.caused_by,
+            self.caused_by(),
             self.parent_id
                 .as_deref()
                 .map_or_else(|| "None".to_string(), |p| format!("{p:?}"))
@@ -206,7 +206,7 @@ fn current_context(py: Python<'_>) -> PyResult<Option<(u64, Inherited)>> {
             Inherited {
                 correlation_id: c.correlation_id.clone(),
                 parent_id: c.parent_id.clone(),
-                caused_by: Some(c.caused_by.clone()),
+                caused_by: c.caused_by.clone(),
                 depth: c.depth,
             },
         )));

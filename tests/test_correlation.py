@@ -274,3 +274,19 @@ def test_handled_event_wins_over_an_older_enclosing_scope() -> None:
         assert u.caused_by == "user.action"  # type: ignore[attr-defined]
     finally:
         bus.close()
+
+
+def test_scope_without_cause_keeps_each_kinds_default_cause() -> None:
+    with correlation() as ctx:
+        e = SystemEvent("api", "startup")
+        u = update("pf", "Running")
+        h = HealthStatusUpdate("ctx", "golem", True, True)
+    assert ctx.caused_by == "unknown"
+    assert e.correlation_id == u.correlation_id == h.correlation_id == ctx.correlation_id
+    assert (e.caused_by, u.caused_by, h.caused_by) == (
+        "system_operation",
+        "unknown",
+        "health_check",
+    )
+    with correlation("user_restart"):
+        assert SystemEvent("api", "startup").caused_by == "user_restart"

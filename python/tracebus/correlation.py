@@ -37,7 +37,8 @@ def correlation(
 
     Without ``correlation_id`` it joins the enclosing scope (or the event being handled) and
     otherwise starts a new correlation. ``caused_by`` becomes the cause of what is created
-    inside (default: inherited, else ``"unknown"``).
+    inside (default: inherited; with no cause anywhere, each event keeps its kind's default
+    cause, e.g. ``health_check``, and updates get ``"unknown"``).
 
     >>> with correlation("user_restart") as ctx:
     ...     update = ManagedServiceUpdate(ServiceType.PORT_FORWARD, "pf", ServiceState.STARTING)
