@@ -947,6 +947,11 @@ impl EventBus {
                     }
                 });
                 res?;
+                // Events buffered for thread/async handlers belong to the bus alone
+                // (a channel subscription's `Channel` object reports its own items).
+                if let (Mode::Thread | Mode::Async, Some(ch)) = (s.mode, &s.channel) {
+                    ch.try_for_each(|e| visit.call(e))?;
+                }
             }
         }
         // SAFETY: as above.

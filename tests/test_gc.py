@@ -250,3 +250,28 @@ def test_buffered_items_survive_collection() -> None:
     collect()
     assert ref() is not None
     assert ch.try_recv() is ref()
+
+
+def test_events_buffered_for_a_thread_handler_are_reported_to_the_gc() -> None:
+    import threading
+
+    gate = threading.Event()
+
+    class Holder:
+        bus: Any = None
+
+    bus = EventBus(history_size=0)
+    bus.subscribe(None, lambda e: gate.wait(WAIT), mode="thread", buffer_size=10)
+    bus.publish(Event(EventType.SYSTEM_STARTUP, "first"))  # the worker waits in the handler
+    assert wait_until(lambda: bus.get_metrics()["events_buffered"] == 0)
+    holder = Holder()
+    holder.bus = bus  # bus -> buffered event -> metadata -> holder -> bus: a cycle
+    for _ in range(2):
+        bus.publish(Event(EventType.SYSTEM_STARTUP, "cycle", metadata={"holder": holder}))
+    ref = weakref.ref(holder)
+    del bus, holder
+    try:
+        collect()
+        assert ref() is None  # found through the bus while the events are still buffered
+    finally:
+        gate.set()
