@@ -412,3 +412,24 @@ def test_damaged_row_raises_when_replay_reaches_it(tmp_path: Path) -> None:
             for e in s.replay():
                 got.append(e.event_id)
     assert got == [e.event_id for e in events[:3]]
+
+
+@pytest.mark.parametrize("records", [False, True])
+def test_damaged_row_in_a_later_chunk_names_its_sequence_number(
+    tmp_path: Path, records: bool
+) -> None:
+    path = tmp_path / "d.db"
+    events = [SystemEvent("c", "startup", str(i), metadata={"i": i}) for i in range(20)]
+    with SqliteEventStore(path) as s:
+        s.append_many(events)
+    c = sqlite3.connect(path)
+    c.execute("UPDATE events SET data = 'null' WHERE seq = 14")
+    c.commit()
+    c.close()
+    with SqliteEventStore(path, chunk_size=5) as s:
+        it = s.records() if records else s.replay()
+        got = []
+        with pytest.raises(EventStoreError, match="cannot decode event seq 14"):
+            for x in it:
+                got.append(x)
+        assert len(got) == 13
