@@ -16,12 +16,12 @@ connection closes), so an append never waits for one.
 
 Speed (CPython 3.11, 2 vCPU, stdlib ``sqlite3``, transactions of 500; see
 ``benches/test_eventstore_bench.py``): appending ~260-275k events/s and replaying
-~0.9-1M events/s, JSON encoding and decoding included (about 3x and 5-6x the
-``eventsourcing`` library's SQLite recorder in the same run). The built-in event kinds are
-encoded and decoded natively (``_core._encode_rows``/``_decode_rows``: ~0.3 and ~0.55 µs
-an event); other classes take ``tracebus.codec``'s Python path. What remains is SQLite:
-~1 µs an event per index (event id, stream/version, correlation id) on top of ~1.5 µs for
-the row itself, and ~0.35 µs per row fetched.
+~1M events/s, JSON encoding and decoding included (about 2.9x and 6x the
+``eventsourcing`` library's SQLite recorder in the same run, by the fastest rounds). The
+built-in event kinds are encoded and decoded natively (``_core._encode_rows`` and
+``_decode_rows``: ~0.3 and ~0.55 µs an event); other classes take ``tracebus.codec``'s
+Python path. What remains is SQLite: ~1 µs an event per index (event id, stream/version,
+correlation id) on top of ~1.5 µs for the row itself, and ~0.3 µs per row fetched.
 
 >>> store = SqliteEventStore("events.db")
 >>> store.attach(bus)               # persist everything the bus publishes, in batches
@@ -551,7 +551,7 @@ class SqliteEventStore:
             )
         else:
             # Plain replay fetches the data column alone and asks for the chunk's last
-            # sequence number separately, in the same read transaction (~20% less fetching
+            # sequence number separately, in the same read transaction (~15% less fetching
             # than with a sequence number per row). A row's own number is looked up only
             # if it cannot be decoded.
             query = f"SELECT data FROM events WHERE {cond} ORDER BY seq LIMIT ?"
