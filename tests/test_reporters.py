@@ -631,3 +631,15 @@ def test_tui_reporter_counts_updates_after_its_asyncio_loop_closed() -> None:
     check_counts(st)
     assert st["buffered"] == 0 and st["delivered"] == 3
     r.close()
+
+
+def test_tui_close_counts_updates_a_full_queue_never_took() -> None:
+    q: queue.Queue[object] = queue.Queue(maxsize=1)
+    reporter = TUIReporter(q)
+    for i in range(3):
+        reporter.report(update(f"svc{i}", S.RUNNING))
+    reporter.close(timeout=0.2)  # nobody reads q: 1 handed over, 2 could not be
+    stats = reporter.stats()
+    assert q.qsize() == 1
+    assert stats["forward_dropped"] == 2
+    assert stats["sent"] == 3 and stats["delivered"] == 3

@@ -138,6 +138,7 @@ class TUIReporter:
         self.config = cfg
         self.store = cfg.state_store if cfg.state_store is not None else StateStore()
         self._forward_dropped = 0
+        self._closing = threading.Event()
         self._thread: threading.Thread | None = None
         if isinstance(update_queue, Channel):
             self.channel = update_queue
@@ -164,7 +165,20 @@ class TUIReporter:
             self._start_forwarder(forward)
         elif isinstance(update_queue, queue.Queue):
             q: queue.Queue[object] = update_queue
-            self._start_forwarder(q.put)
+
+            def put_blocking(item: object) -> None:
+                # Waits for room, but not past a close() whose timeout ran out: what cannot
+                # be handed over then is counted, not silently left behind.
+                while True:
+                    try:
+                        q.put(item, timeout=0.05)
+                        return
+                    except queue.Full:
+                        if self._closing.is_set():
+                            self._forward_dropped += 1
+                            return
+
+            self._start_forwarder(put_blocking)
         else:
             raise TypeError(
                 "update_queue must be a tracebus Channel, a queue.Queue, an asyncio.Queue or None, "
@@ -207,10 +221,14 @@ class TUIReporter:
         return s
 
     def close(self, timeout: float = 5.0) -> None:
-        """Closes the buffer; the forwarder hands over what is buffered and stops."""
+        """Closes the buffer; the forwarder hands over what is buffered and stops. Updates a
+        full ``queue.Queue`` still refuses after ``timeout`` seconds count in
+        ``forward_dropped``."""
         self.channel.close()
         if self._thread is not None:
             self._thread.join(timeout)
+            self._closing.set()
+            self._thread.join()
 
 
 class ConsoleReporter:
