@@ -9,6 +9,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from . import _core
 from ._core import (
     Channel,
     ChannelClosed,
@@ -73,7 +74,7 @@ class EventBusAdapter:
     """
 
     def __init__(self, bus: EventBus | None = None, store: StateStore | None = None) -> None:
-        if bus is not None and not isinstance(bus, _EventBusBase):
+        if bus is not None and not isinstance(bus, _core.EventBus):
             raise TypeError(f"bus must be an EventBus or None, got {type(bus).__name__}")
         if store is not None and not isinstance(store, StateStore):
             raise TypeError(f"store must be a StateStore or None, got {type(store).__name__}")
@@ -100,9 +101,6 @@ class EventBusAdapter:
     def get_event_bus(self) -> EventBus:
         """The adapter's event bus."""
         return self.bus
-
-
-_EventBusBase = EventBus.__mro__[1]
 
 
 def _default_strategy() -> PriorityBufferStrategy:
