@@ -412,7 +412,6 @@ impl EventBus {
         handler: Option<Py<PyAny>>,
         channel: Option<Arc<Core<Py<PyAny>>>>,
     ) -> PyResult<Arc<Sub>> {
-        let _ = py;
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(BusClosedError::new_err("the event bus is closed"));
         }
@@ -908,7 +907,6 @@ impl EventBus {
     /// Approximate bytes held by the bus: history and channel buffers (8 bytes a slot plus
     /// the events themselves, ~200 bytes each), and subscriptions.
     fn memory_bytes(&self, py: Python<'_>) -> u64 {
-        let _ = py;
         const EVENT: u64 = 200;
         let ix = self.inner.index.get(py);
         let hist = self.inner.history.with(py, |h| h.len()) as u64;

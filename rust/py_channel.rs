@@ -364,7 +364,6 @@ enum Item {
 static ANEXT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 fn item_severity(
-    py: Python<'_>,
     item: &Bound<'_, PyAny>,
     severity: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<(u8, u32)> {
@@ -381,7 +380,6 @@ fn item_severity(
         let d = &u.get().data;
         return Ok((d.severity() as u8, d.state.event_type()));
     }
-    let _ = py;
     Ok((Severity::Info as u8, u32::MAX))
 }
 
@@ -421,7 +419,7 @@ impl Channel {
             return Err(PyTypeError::new_err("item must not be None"));
         }
         let timeout = extract_timeout(timeout)?;
-        let (sev, ty) = item_severity(py, item, severity)?;
+        let (sev, ty) = item_severity(item, severity)?;
         let obj = item.clone().unbind();
         let res = match ch.try_send(obj, sev, ty) {
             Err(SendError::WouldBlock(obj)) => {

@@ -132,8 +132,7 @@ impl Event {
         Ok(obj)
     }
 
-    pub fn describe(&self, py: Python<'_>) -> String {
-        let _ = py;
+    pub fn describe(&self) -> String {
         format!(
             "[{}] {}",
             crate::kinds::event_type_name(self.header.type_id),
@@ -307,7 +306,7 @@ impl Event {
     }
 
     fn __str__(slf: &Bound<'_, Self>) -> String {
-        slf.get().describe(slf.py())
+        slf.get().describe()
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
