@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from . import _core
 from ._core import (
@@ -550,7 +550,10 @@ def _sole_owner_refcount() -> int:
 _SOLE = _sole_owner_refcount() if hasattr(sys, "getrefcount") else -1
 
 
-class _Pool:
+_E = TypeVar("_E", bound=Event)
+
+
+class _Pool(Generic[_E]):
     __slots__ = (
         "_free",
         "_kind",
@@ -563,15 +566,15 @@ class _Pool:
         "reused",
     )
 
-    def __init__(self, kind: type[Event], make: Callable[[], Event], max_size: int) -> None:
+    def __init__(self, kind: type[_E], make: Callable[[], _E], max_size: int) -> None:
         self._kind = kind
         self._make = make
-        self._free: list[Event] = []
+        self._free: list[_E] = []
         self._lock = threading.Lock()
         self.created = self.reused = self.returned = self.discarded = 0
         self.max_size = max_size
 
-    def get(self) -> Event:
+    def get(self) -> _E:
         with self._lock:
             free = self._free
             while free:
@@ -585,7 +588,7 @@ class _Pool:
             self.created += 1
         return self._make()
 
-    def put(self, event: Event) -> None:
+    def put(self, event: _E) -> None:
         if not isinstance(event, self._kind):
             raise TypeError(f"event must be a {self._kind.__name__}, got {type(event).__name__}")
         with self._lock:
@@ -633,37 +636,42 @@ class EventPoolManager:
 
     def get_service_state_event(self) -> ServiceStateEvent:
         """A ServiceStateEvent placeholder (PortForward ``pooled``, Unknown → Unknown)."""
-        return self._service_state.get()  # type: ignore[return-value]
+        return self._service_state.get()
 
     def put_service_state_event(self, event: ServiceStateEvent) -> None:
+        """Returns a ServiceStateEvent to the pool (kept only while nothing else references it)."""
         self._service_state.put(event)
 
     def get_health_event(self) -> HealthEvent:
         """A HealthEvent placeholder (context ``pooled``, healthy, 0/0 nodes)."""
-        return self._health.get()  # type: ignore[return-value]
+        return self._health.get()
 
     def put_health_event(self, event: HealthEvent) -> None:
+        """Returns a HealthEvent to the pool (kept only while nothing else references it)."""
         self._health.put(event)
 
     def get_dependency_event(self) -> DependencyEvent:
         """A DependencyEvent placeholder (``pooled``, stop cascade affecting nothing)."""
-        return self._dependency.get()  # type: ignore[return-value]
+        return self._dependency.get()
 
     def put_dependency_event(self, event: DependencyEvent) -> None:
+        """Returns a DependencyEvent to the pool (kept only while nothing else references it)."""
         self._dependency.put(event)
 
     def get_user_action_event(self) -> UserActionEvent:
         """A UserActionEvent placeholder (action ``pooled`` on PortForward ``pooled``)."""
-        return self._user_action.get()  # type: ignore[return-value]
+        return self._user_action.get()
 
     def put_user_action_event(self, event: UserActionEvent) -> None:
+        """Returns a UserActionEvent to the pool (kept only while nothing else references it)."""
         self._user_action.put(event)
 
     def get_system_event(self) -> SystemEvent:
         """A SystemEvent placeholder (component ``pooled``, action ``startup``)."""
-        return self._system.get()  # type: ignore[return-value]
+        return self._system.get()
 
     def put_system_event(self, event: SystemEvent) -> None:
+        """Returns a SystemEvent to the pool (kept only while nothing else references it)."""
         self._system.put(event)
 
     def stats(self) -> dict[str, dict[str, int]]:
@@ -688,23 +696,23 @@ class EventPoolManager:
         return out
 
 
-def _placeholder_service_state() -> Event:
+def _placeholder_service_state() -> ServiceStateEvent:
     return ServiceStateEvent(
         ServiceType.PORT_FORWARD, "pooled", ServiceState.UNKNOWN, ServiceState.UNKNOWN
     )
 
 
-def _placeholder_health() -> Event:
+def _placeholder_health() -> HealthEvent:
     return HealthEvent("pooled", "pooled", False, True)
 
 
-def _placeholder_dependency() -> Event:
+def _placeholder_dependency() -> DependencyEvent:
     return DependencyEvent("pooled", ServiceType.PORT_FORWARD, [], "stop")
 
 
-def _placeholder_user_action() -> Event:
+def _placeholder_user_action() -> UserActionEvent:
     return UserActionEvent("pooled", ServiceType.PORT_FORWARD, "pooled")
 
 
-def _placeholder_system() -> Event:
+def _placeholder_system() -> SystemEvent:
     return SystemEvent("pooled", "startup")
