@@ -312,6 +312,7 @@ impl EventBatchProcessor {
         self.bus.clone_ref(py)
     }
 
+    /// Events per batch.
     #[getter]
     fn batch_size(&self) -> usize {
         self.core.batch_size()

@@ -202,10 +202,12 @@ class PerformanceMonitor:
 
     @property
     def bus(self) -> Any:
+        """The sampled event bus."""
         return self._bus
 
     @property
     def store(self) -> StateStore | None:
+        """The sampled state store, if any."""
         return self._store
 
     @property
@@ -505,6 +507,7 @@ class OptimizedEventBus(EventBus):
 
     @property
     def config(self) -> OptimizedEventBusConfig:
+        """The configuration the bus was built with."""
         return self._config
 
     @property
@@ -514,10 +517,12 @@ class OptimizedEventBus(EventBus):
 
     @property
     def batch_processor(self) -> EventBatchProcessor | None:
+        """The batch processor (None when batching is off)."""
         return self._batcher
 
     @property
     def performance_monitor(self) -> PerformanceMonitor | None:
+        """The performance monitor (None when monitoring is off)."""
         return self._monitor
 
     def __enter__(self) -> OptimizedEventBus:
