@@ -771,88 +771,81 @@ def _tb_batches(shared: _Batches, n: int) -> Trial:
     return Trial(len(batches) * _BATCH, len(batches) * _BATCH, run, close=bus.close)
 
 
-def _dict_batches(shared: _Batches, n: int) -> Trial:
-    batches = shared.batches[: max(n // _BATCH, 1)]
-    d = DictDispatcher()
-    buf: list[Any] = []
-    d.subscribe(shared.topic, buf.append)
-    publish_many, topic = d.publish_many, shared.topic
+def _drained_trial(
+    batches: list[list[Any]],
+    buf: list[Any],
+    publish_batch: Callable[[list[Any]], object],
+    close: Callable[[], object] | None = None,
+) -> Trial:
+    """A peer for (f): publish each batch into handlers appending to ``buf``, then take
+    everything out of ``buf`` (copy + clear), like ``drain()``."""
 
     def run() -> int:
         got = 0
         for b in batches:
-            publish_many(topic, b)
+            publish_batch(b)
             items = buf[:]
             buf.clear()
             got += len(items)
         return got
 
-    return Trial(len(batches) * _BATCH, len(batches) * _BATCH, run)
+    trial = Trial(len(batches) * _BATCH, len(batches) * _BATCH, run)
+    if close is not None:
+        trial.close = close
+    return trial
+
+
+def _dict_batches(shared: _Batches, n: int) -> Trial:
+    d = DictDispatcher()
+    buf: list[Any] = []
+    d.subscribe(shared.topic, buf.append)
+    publish_many, topic = d.publish_many, shared.topic
+    batches = shared.batches[: max(n // _BATCH, 1)]
+    return _drained_trial(batches, buf, lambda b: publish_many(topic, b))
 
 
 def _pyee_batches(shared: _Batches, n: int) -> Trial:
-    batches = shared.batches[: max(n // _BATCH, 1)]
     ee = _mod("pyee").EventEmitter()
     buf: list[Any] = []
     ee.on(shared.topic, buf.append)
     emit, topic = ee.emit, shared.topic
 
-    def run() -> int:
-        got = 0
-        for b in batches:
-            for e in b:
-                emit(topic, e)
-            items = buf[:]
-            buf.clear()
-            got += len(items)
-        return got
+    def publish_batch(b: list[Any]) -> None:
+        for e in b:
+            emit(topic, e)
 
-    return Trial(len(batches) * _BATCH, len(batches) * _BATCH, run)
+    return _drained_trial(shared.batches[: max(n // _BATCH, 1)], buf, publish_batch)
 
 
 def _blinker_batches(shared: _Batches, n: int) -> Trial:
-    batches = shared.batches[: max(n // _BATCH, 1)]
     sig = _mod("blinker").Signal()
     buf: list[Any] = []
     sig.connect(buf.append, weak=False)
     send = sig.send
 
-    def run() -> int:
-        got = 0
-        for b in batches:
-            for e in b:
-                send(e)
-            items = buf[:]
-            buf.clear()
-            got += len(items)
-        return got
+    def publish_batch(b: list[Any]) -> None:
+        for e in b:
+            send(e)
 
-    return Trial(len(batches) * _BATCH, len(batches) * _BATCH, run)
+    return _drained_trial(shared.batches[: max(n // _BATCH, 1)], buf, publish_batch)
 
 
 def _rx_batches(shared: _Batches, n: int) -> Trial:
-    batches = shared.batches[: max(n // _BATCH, 1)]
     subject = _mod("reactivex.subject").Subject()
     buf: list[Any] = []
     subject.subscribe(buf.append)
     on_next = subject.on_next
 
-    def run() -> int:
-        got = 0
-        for b in batches:
-            for e in b:
-                on_next(e)
-            items = buf[:]
-            buf.clear()
-            got += len(items)
-        return got
+    def publish_batch(b: list[Any]) -> None:
+        for e in b:
+            on_next(e)
 
-    return Trial(len(batches) * _BATCH, len(batches) * _BATCH, run, close=subject.dispose)
+    batches = shared.batches[: max(n // _BATCH, 1)]
+    return _drained_trial(batches, buf, publish_batch, close=subject.dispose)
 
 
 def _aiopubsub_batches(shared: _Batches, n: int) -> Trial:
     aps = _mod("aiopubsub")
-    batches = shared.batches[: max(n // _BATCH, 1)]
     hub = aps.Hub()
     buf: list[Any] = []
     append = buf.append
@@ -864,17 +857,11 @@ def _aiopubsub_batches(shared: _Batches, n: int) -> Trial:
     hub.add_subscriber(key, handler)
     publish = hub.publish
 
-    def run() -> int:
-        got = 0
-        for b in batches:
-            for e in b:
-                publish(key, e)
-            items = buf[:]
-            buf.clear()
-            got += len(items)
-        return got
+    def publish_batch(b: list[Any]) -> None:
+        for e in b:
+            publish(key, e)
 
-    return Trial(len(batches) * _BATCH, len(batches) * _BATCH, run)
+    return _drained_trial(shared.batches[: max(n // _BATCH, 1)], buf, publish_batch)
 
 
 # ---------------------------------------------------------- publisher -> consumer thread (g)
