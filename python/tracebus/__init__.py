@@ -54,6 +54,7 @@ from .performance import (
     default_optimized_event_bus_config,
     performance_score,
 )
+from .redis_bridge import BridgeError, RedisStreamBridge
 from .reporters import (
     ConsoleReporter,
     EventBusAdapter,
@@ -64,6 +65,7 @@ from .reporters import (
 from .trace import Trace, TraceNode, build_trace
 
 __all__ = [
+    "BridgeError",
     "BufferAction",
     "BusClosedError",
     "Channel",
@@ -90,6 +92,7 @@ __all__ = [
     "PriorityBufferStrategy",
     "PublishDepthError",
     "PublishTimeoutError",
+    "RedisStreamBridge",
     "ServiceReporter",
     "ServiceState",
     "ServiceStateEvent",

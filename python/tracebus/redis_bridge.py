@@ -1,0 +1,789 @@
+"""Distributed events: a Redis Streams bridge, so several processes share one event stream
+and one view of service states.
+
+``RedisStreamBridge(bus, url, stream)`` connects a local ``EventBus`` to a Redis stream
+(Redis >= 6.2; redis-py, installed with ``pip install 'tracebus[redis]'``):
+
+- **Outbound**: events published on the local bus that pass ``filter`` go through a
+  bounded channel (strategy *block*: a publisher waits rather than an event being lost) to
+  a writer thread, which appends them to the stream in batches of up to ``batch_size`` with
+  one pipelined round trip of ``XADD`` commands per batch (``MAXLEN ~ maxlen`` trimming if
+  ``maxlen`` is set). An event is *sent* (acknowledged by Redis) once its ``XADD`` returned;
+  ``flush()`` waits until every event published before the call was sent.
+- **Inbound**: a reader thread reads the stream (``XREADGROUP`` when ``group`` is set, plain
+  ``XREAD`` otherwise), decodes each entry and publishes the event on the local bus with its
+  original event id, correlation id, parent id, cause and timestamp, then ``XACK``s the
+  batch (group mode). Entries this bridge wrote itself are skipped; events received are
+  never sent back (no echo loops).
+- **At-least-once**: with a group, entries are acknowledged only after local delivery; a
+  restarted consumer (same ``consumer`` name) first re-reads its own pending entries, and
+  entries left pending by a crashed consumer for ``claim_min_idle_ms`` are taken over with
+  ``XAUTOCLAIM``. Duplicates (re-deliveries, replayed entries) are dropped by event id
+  within a window of the last ``dedupe_window`` ids.
+- **State**: with ``state_store``, ``ServiceStateEvent``s from other processes update it
+  (the update that produced the event, see ``eventstore.update_from_event``), last writer
+  wins by ``(timestamp, event_id)``, so every process converges to the same view.
+- **Reconnects**: both threads survive Redis restarts (exponential back-off from 50 ms,
+  capped at 2 s); a batch whose ``XADD`` failed is sent again (so a batch Redis applied
+  but did not confirm arrives twice: receivers drop the copy by event id).
+
+Stream entries have two fields: ``e``, the event's JSON (``tracebus.codec``; built-in kinds
+without metadata take the native path), and ``o``, the sending bridge's ``node_id``. The
+origin stays out of the event itself (as metadata it would push every event onto the slow
+Python codec path): ``bridge.origin(event)`` gives the node id of the bridge a received
+event came from, or None for local events (looked up in the dedupe window).
+
+>>> with RedisStreamBridge(bus, "redis://127.0.0.1:6379/0", group="workers") as bridge:
+...     bus.publish(event)          # other processes' buses receive it
+...     bridge.flush()              # every event published so far is in the stream
+...     print(bridge.metrics())
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import time
+import urllib.parse
+from collections import OrderedDict
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+from ._core import (
+    Channel,
+    ChannelClosed,
+    Event,
+    EventBus,
+    Filter,
+    ServiceStateEvent,
+    SimpleBufferStrategy,
+    StateStore,
+    TracebusError,
+    _decode_rows,
+)
+from .codec import decode_event, encode_event
+from .eventstore import update_from_event
+
+if TYPE_CHECKING:
+    import redis
+
+__all__ = ["BridgeError", "RedisStreamBridge"]
+
+_log = logging.getLogger("tracebus.redis")
+
+_BACKOFF_FIRST = 0.05
+_BACKOFF_CAP = 2.0
+# Stream entry fields: the event's JSON and the sending bridge's node id.
+_EVENT = "e"
+_ORIGIN = "o"
+
+
+class BridgeError(TracebusError):
+    """The Redis bridge cannot do what was asked: the server is unreachable at start, the
+    stream or group cannot be used, or the bridge was stopped."""
+
+
+def _import_redis() -> Any:
+    """redis-py, imported on first use (``import tracebus`` never imports it)."""
+    try:
+        import redis
+    except ImportError as e:
+        raise ImportError("RedisStreamBridge needs redis-py: pip install 'tracebus[redis]'") from e
+    return redis
+
+
+def _redact(url: str) -> str:
+    """``url`` without its password, for error messages."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def _check_url(url: object) -> str:
+    if not isinstance(url, str):
+        raise TypeError(f"url must be a str, got {type(url).__name__}")
+    from redis.connection import parse_url
+
+    try:
+        parse_url(url)  # type: ignore[no-untyped-call]
+    except ValueError as e:
+        raise ValueError(f"url {_redact(url)!r} is not a Redis URL: {e}") from None
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme in ("redis", "rediss"):
+        if not parts.hostname:
+            raise ValueError(f"url {_redact(url)!r} is not a Redis URL: it names no host")
+        db = parts.path.lstrip("/")
+        if db and not db.isdigit():
+            raise ValueError(
+                f"url {_redact(url)!r} is not a Redis URL: the database {db!r} must be a number"
+            )
+    return url
+
+
+def _check_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _check_name(name: str, value: object, optional: bool) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        allowed = "a str or None" if optional else "a str"
+        raise TypeError(f"{name} must be {allowed}, got {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{name} must not be empty")
+    return value
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    """A stream entry id ``ms-seq`` as a comparable pair."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class _Window:
+    """The ids of the last ``size`` events received, with the node each came from: drops
+    duplicates and answers ``origin``. Written by the reader thread only."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.ids: OrderedDict[str, str] = OrderedDict()
+
+    def add(self, event_id: str, origin: str) -> bool:
+        """Records ``event_id``; False if it is already in the window (a duplicate)."""
+        ids = self.ids
+        if event_id in ids:
+            return False
+        ids[event_id] = origin
+        if len(ids) > self.size:
+            ids.popitem(last=False)
+        return True
+
+
+class RedisStreamBridge:
+    """Connects ``bus`` to the Redis stream ``stream`` at ``url`` (see the module docstring).
+
+    - ``filter``: which local events are sent (None: all). Received events are published
+      locally whatever the filter.
+    - ``group``/``consumer``: read with ``XREADGROUP`` as ``consumer`` (default: a unique
+      name) of ``group`` (created at ``start_id`` if missing). Consumers of one group share
+      the entries (each goes to one of them); give each process that must see every event
+      its own group. Without a group, ``XREAD`` from ``start_id``.
+    - ``start_id``: where reading starts: ``"$"`` (default: entries added after ``start``)
+      or an entry id such as ``"0"`` (the whole stream). For a group it only applies when
+      the group is created.
+    - ``maxlen``: trim the stream to about this many entries (``MAXLEN ~``) on each XADD.
+    - ``batch_size``: events per XADD pipeline, entries per read. ``block_ms``: how long a
+      read waits for new entries (also bounds how long ``stop`` waits for the reader).
+    - ``state_store``: ``ServiceStateEvent``s received update it (last writer wins).
+    - ``node_id``: this bridge's name in the entries it writes (default: random).
+    - ``buffer_size``: events buffered between publishers and the writer; a publisher
+      waits while it is full (e.g. while Redis is down).
+    - ``claim_min_idle_ms``: group mode: entries pending that long for another consumer are
+      reclaimed. ``dedupe_window``: how many received event ids are remembered.
+    - ``connect_timeout``: seconds to wait for a connection.
+
+    ``start()`` connects (``BridgeError`` naming the URL if Redis does not answer) and
+    starts the threads; ``stop()`` flushes and stops them; usable as a context manager.
+    ``metrics()`` counts what happened.
+    """
+
+    def __init__(
+        self,
+        bus: EventBus,
+        url: str = "redis://127.0.0.1:6379/0",
+        stream: str = "tracebus:events",
+        *,
+        filter: Filter | None = None,
+        group: str | None = None,
+        consumer: str | None = None,
+        maxlen: int | None = None,
+        batch_size: int = 500,
+        block_ms: int = 100,
+        state_store: StateStore | None = None,
+        node_id: str | None = None,
+        start_id: str = "$",
+        buffer_size: int = 10_000,
+        claim_min_idle_ms: int = 30_000,
+        dedupe_window: int = 100_000,
+        connect_timeout: float = 2.0,
+    ) -> None:
+        self._redis = _import_redis()
+        if not isinstance(bus, EventBus):
+            raise TypeError(f"bus must be a tracebus EventBus, got {type(bus).__name__}")
+        self.url = _check_url(url)
+        self.stream: str = _check_name("stream", stream, False)  # type: ignore[assignment]
+        if filter is not None and not isinstance(filter, Filter):
+            raise TypeError(
+                f"filter must be a tracebus Filter or None, got {type(filter).__name__}"
+            )
+        self.group = _check_name("group", group, True)
+        consumer = _check_name("consumer", consumer, True)
+        if consumer is not None and self.group is None:
+            raise ValueError("consumer needs a group (consumer names exist only within a group)")
+        if maxlen is not None:
+            _check_int("maxlen", maxlen, 1)
+        if state_store is not None and not isinstance(state_store, StateStore):
+            raise TypeError(
+                f"state_store must be a StateStore or None, got {type(state_store).__name__}"
+            )
+        self.node_id: str = _check_name("node_id", node_id, True) or secrets.token_hex(6)
+        self.consumer = consumer or (
+            None if self.group is None else f"{os.getpid()}-{self.node_id}"
+        )
+        self.start_id: str = _check_name("start_id", start_id, False)  # type: ignore[assignment]
+        if start_id != "$":
+            try:
+                _id_key(start_id)
+            except ValueError:
+                raise ValueError(
+                    f"start_id must be '$' or a stream entry id like '0' or '1700000000000-0', "
+                    f"got {start_id!r}"
+                ) from None
+        if (
+            isinstance(connect_timeout, bool)
+            or not isinstance(connect_timeout, (int, float))
+            or not connect_timeout > 0
+        ):
+            raise ValueError(
+                f"connect_timeout must be a positive number of seconds, got {connect_timeout!r}"
+            )
+        self.bus = bus
+        self.filter = filter
+        self.maxlen = maxlen
+        self.batch_size = _check_int("batch_size", batch_size, 1)
+        self.block_ms = _check_int("block_ms", block_ms, 1)
+        self.state_store = state_store
+        self.buffer_size = _check_int("buffer_size", buffer_size, 1)
+        self.claim_min_idle_ms = _check_int("claim_min_idle_ms", claim_min_idle_ms, 1)
+        self.dedupe_window = _check_int("dedupe_window", dedupe_window, 1)
+        self.connect_timeout = float(connect_timeout)
+
+        self._client: redis.Redis | None = None
+        self._channel: Channel | None = None
+        self._writer: threading.Thread | None = None
+        self._reader: threading.Thread | None = None
+        self._state: Literal["new", "running", "stopped"] = "new"
+        self._stopping = threading.Event()  # set by stop(): the reader ends
+        self._give_up = threading.Event()  # set when stop()'s timeout passed: the writer ends
+        self._cond = threading.Condition()
+        self._window = _Window(self.dedupe_window)
+        # Ids of received events that pass ``filter``: the writer skips them when the
+        # outbound channel hands them back (and forgets them then).
+        self._echo: set[str] = set()
+        self._last_id = "0-0"  # XREAD position
+        # Counters; each is written by one thread only.
+        self._taken = 0  # writer: events taken from the channel and finished with
+        self._sent = 0
+        self._batches = 0
+        self._echo_skipped = 0
+        self._unsent = 0
+        self._encode_errors = 0
+        self._write_errors = 0
+        self._write_reconnects = 0
+        self._received = 0
+        self._acknowledged = 0
+        self._reclaimed = 0
+        self._deduplicated = 0
+        self._own_skipped = 0
+        self._decode_errors = 0
+        self._publish_errors = 0
+        self._read_errors = 0
+        self._read_reconnects = 0
+        self._state_applied = 0
+        self._trimmed_pending = 0
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> RedisStreamBridge:
+        """Connects and starts the writer and reader threads; returns the bridge. Raises
+        ``BridgeError`` naming the URL if Redis does not answer ``PING``. Does nothing if
+        already running; a stopped bridge cannot be started again."""
+        if self._state == "running":
+            return self
+        if self._state == "stopped":
+            raise BridgeError("this bridge was stopped; create a new RedisStreamBridge")
+        r = self._redis
+        client = r.Redis.from_url(
+            self.url,
+            decode_responses=True,
+            socket_connect_timeout=self.connect_timeout,
+            # Blocking reads wait up to block_ms; a server that stops answering is noticed.
+            socket_timeout=self.block_ms / 1000 + 10.0,
+            # The bridge retries itself (a pipeline retried inside redis-py would be sent
+            # twice without the bridge knowing).
+            retry=r.retry.Retry(r.backoff.NoBackoff(), 0),
+            health_check_interval=0,
+        )
+        try:
+            client.ping()
+            if self.group is not None:
+                self._create_group(client)
+            elif self.start_id == "$":
+                # Resolve "$" now, so entries added between start() and the first read
+                # are not missed.
+                top = client.xrevrange(self.stream, count=1)
+                self._last_id = top[0][0] if top else "0-0"
+            else:
+                self._last_id = self.start_id
+        except r.RedisError as e:
+            client.close()
+            raise BridgeError(
+                f"cannot use Redis at {_redact(self.url)} (stream {self.stream!r}): "
+                f"{type(e).__name__}: {e}"
+            ) from None
+        self._client = client
+        self._channel = self.bus.subscribe_channel(
+            self.filter, self.buffer_size, SimpleBufferStrategy("block")
+        )
+        self._state = "running"
+        self._writer = threading.Thread(
+            target=self._write_loop, name="tracebus-redis-writer", daemon=True
+        )
+        self._reader = threading.Thread(
+            target=self._read_loop, name="tracebus-redis-reader", daemon=True
+        )
+        self._writer.start()
+        self._reader.start()
+        return self
+
+    def _create_group(self, client: redis.Redis) -> None:
+        try:
+            client.xgroup_create(self.stream, self.group, id=self.start_id, mkstream=True)  # type: ignore[arg-type]
+        except self._redis.ResponseError as e:
+            if "BUSYGROUP" not in str(e):
+                raise
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        """Stops the bridge: sends what is still buffered (trying for up to ``timeout``
+        seconds while Redis is unreachable; what is left then counts as ``unsent``), then
+        ends both threads and closes the connection. Idempotent."""
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0
+        ):
+            raise ValueError(f"timeout must be a non-negative number or None, got {timeout!r}")
+        if self._state != "running":
+            self._state = "stopped"
+            return
+        self._state = "stopped"
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._stopping.set()
+        assert self._channel is not None and self._writer is not None
+        assert self._reader is not None and self._client is not None
+        self._reader.join(_left(deadline))
+        self._channel.close()
+        self._writer.join(_left(deadline))
+        if self._writer.is_alive():
+            self._give_up.set()
+            self._writer.join(5.0)
+        self._client.close()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Waits until every event published on the bus before the call (and passing the
+        filter) was appended to the stream (its ``XADD`` returned), up to ``timeout``
+        seconds; True if so. False at the timeout, e.g. while Redis is unreachable."""
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0
+        ):
+            raise ValueError(f"timeout must be a non-negative number or None, got {timeout!r}")
+        ch = self._channel
+        if ch is None:
+            return True
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while True:
+                s = ch.stats()
+                # ``delivered`` counts items the writer took; ``_taken`` those it finished.
+                if s["buffered"] == 0 and self._taken >= s["delivered"]:
+                    return True
+                if self._writer is None or not self._writer.is_alive():
+                    return False
+                left = _left(deadline)
+                if left is not None and left <= 0:
+                    return False
+                self._cond.wait(0.005 if left is None else min(0.005, left))
+
+    def __enter__(self) -> RedisStreamBridge:
+        """Starts the bridge."""
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stops the bridge (flushing)."""
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        """Whether the bridge was started and not stopped."""
+        return self._state == "running"
+
+    def origin(self, event: Event) -> str | None:
+        """The ``node_id`` of the bridge a received event came from; None for events
+        published locally (or received longer ago than the last ``dedupe_window`` ids)."""
+        return self._window.ids.get(event.event_id)
+
+    def metrics(self) -> dict[str, int]:
+        """Counters:
+
+        - ``sent``: events appended to the stream (XADD returned); ``batches``: pipelines.
+        - ``received``: events from other bridges published on the local bus.
+        - ``acknowledged``: entries XACKed (group mode; own and duplicate entries included).
+        - ``reclaimed``: entries taken over from other consumers with XAUTOCLAIM.
+        - ``deduplicated``: entries dropped because their event id was already received.
+        - ``own_skipped``: entries this bridge wrote, read back and skipped.
+        - ``echo_skipped``: received events the writer did not send back.
+        - ``errors``: connection errors, events that could not be encoded or decoded,
+          failed publishes and abandoned events; ``reconnects``: connections regained.
+        - ``unsent``: events given up at ``stop`` (Redis unreachable until the timeout).
+        - ``buffered``: events waiting for the writer; ``state_applied``: service states
+          written to ``state_store``; ``trimmed_pending``: pending entries trimmed from the
+          stream before they could be reclaimed.
+        """
+        ch = self._channel
+        return {
+            "sent": self._sent,
+            "batches": self._batches,
+            "received": self._received,
+            "acknowledged": self._acknowledged,
+            "reclaimed": self._reclaimed,
+            "deduplicated": self._deduplicated,
+            "own_skipped": self._own_skipped,
+            "echo_skipped": self._echo_skipped,
+            "errors": self._write_errors
+            + self._read_errors
+            + self._encode_errors
+            + self._decode_errors
+            + self._publish_errors
+            + self._unsent,
+            "encode_errors": self._encode_errors,
+            "decode_errors": self._decode_errors,
+            "publish_errors": self._publish_errors,
+            "connection_errors": self._write_errors + self._read_errors,
+            "reconnects": self._write_reconnects + self._read_reconnects,
+            "unsent": self._unsent,
+            "buffered": 0 if ch is None else ch.stats()["buffered"],
+            "state_applied": self._state_applied,
+            "trimmed_pending": self._trimmed_pending,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"RedisStreamBridge({_redact(self.url)!r}, stream={self.stream!r}, "
+            f"group={self.group!r}, node_id={self.node_id!r}, state={self._state})"
+        )
+
+    # -- outbound ----------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        ch = self._channel
+        assert ch is not None
+        while True:
+            try:
+                first = ch.recv()
+            except ChannelClosed:
+                break
+            batch = [first, *ch.drain(self.batch_size - 1)]
+            try:
+                self._send(batch)
+            except BaseException:
+                self._unsent += len(batch)
+                _log.exception("redis bridge: lost a batch of %d events", len(batch))
+            finally:
+                with self._cond:
+                    self._taken += len(batch)
+                    self._cond.notify_all()
+            if self._give_up.is_set():
+                # stop() timed out: count what is still buffered and leave.
+                rest = ch.drain()
+                self._unsent += len(rest)
+                with self._cond:
+                    self._taken += len(rest)
+                    self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def _send(self, batch: list[Event]) -> None:
+        echo = self._echo
+        texts: list[str] = []
+        for e in batch:
+            if echo:
+                eid = e.event_id
+                if eid in echo:
+                    echo.discard(eid)
+                    self._echo_skipped += 1
+                    continue
+            try:
+                texts.append(encode_event(e))
+            except (TypeError, ValueError) as err:
+                self._encode_errors += 1
+                _log.error("redis bridge: cannot send %r: %s", e, err)
+        if not texts:
+            return
+        client = self._client
+        assert client is not None
+        stream, node, maxlen = self.stream, self.node_id, self.maxlen
+        delay = _BACKOFF_FIRST
+        failed = False
+        while True:
+            pipe = client.pipeline(transaction=False)
+            for t in texts:
+                pipe.xadd(stream, {_EVENT: t, _ORIGIN: node}, maxlen=maxlen, approximate=True)
+            try:
+                pipe.execute()
+                break
+            except (self._redis.ConnectionError, self._redis.TimeoutError) as err:
+                self._write_errors += 1
+                failed = True
+                _log.warning(
+                    "redis bridge: sending %d events to %s failed (%s); retrying in %.2f s",
+                    len(texts),
+                    _redact(self.url),
+                    err,
+                    delay,
+                )
+                if self._give_up.wait(delay):
+                    self._unsent += len(texts)
+                    _log.error(
+                        "redis bridge: stopped before Redis came back; %d events not sent",
+                        len(texts),
+                    )
+                    return
+                delay = min(delay * 2, _BACKOFF_CAP)
+        if failed:
+            self._write_reconnects += 1
+        self._sent += len(texts)
+        self._batches += 1
+
+    # -- inbound -----------------------------------------------------------------------
+
+    def _read_loop(self) -> None:
+        client = self._client
+        assert client is not None
+        errors = self._redis.ConnectionError, self._redis.TimeoutError
+        group = self.group
+        delay = _BACKOFF_FIRST
+        failed = False
+        # Group mode: first this consumer's own pending entries (a restarted consumer
+        # left them unacknowledged), then new ones, with XAUTOCLAIM every claim_every s.
+        own_pending = group is not None
+        claim_every = min(max(self.claim_min_idle_ms / 2000, 0.05), 5.0)
+        next_claim = time.monotonic()
+        while not self._stopping.is_set():
+            try:
+                if failed:
+                    client.ping()
+                    self._reconnected(client)
+                    failed = False
+                    own_pending = group is not None
+                    delay = _BACKOFF_FIRST
+                if group is None:
+                    self._read_plain(client)
+                    continue
+                if own_pending:
+                    own_pending = self._read_group(client, "0") > 0
+                    continue
+                if time.monotonic() >= next_claim:
+                    self._claim(client)
+                    next_claim = time.monotonic() + claim_every
+                self._read_group(client, ">")
+            except errors as err:
+                self._read_errors += 1
+                if not failed:
+                    _log.warning(
+                        "redis bridge: lost the connection to %s (%s); reconnecting",
+                        _redact(self.url),
+                        err,
+                    )
+                failed = True
+                if self._stopping.wait(delay):
+                    break
+                delay = min(delay * 2, _BACKOFF_CAP)
+            except self._redis.ResponseError as err:
+                if group is not None and "NOGROUP" in str(err):
+                    # The stream or group vanished (a restart without persistence).
+                    _log.warning("redis bridge: group %r missing; creating it again", group)
+                    self._read_errors += 1
+                    try:
+                        self._create_group(client)
+                    except self._redis.RedisError:
+                        failed = True
+                    continue
+                self._read_errors += 1
+                _log.error("redis bridge: reading %r failed: %s", self.stream, err)
+                if self._stopping.wait(delay):
+                    break
+                delay = min(delay * 2, _BACKOFF_CAP)
+            except _BusGone:
+                break
+
+    def _reconnected(self, client: redis.Redis) -> None:
+        self._read_reconnects += 1
+        if self.group is None:
+            # After a restart that lost data, our position may lie beyond the stream's end.
+            top: Any = client.xrevrange(self.stream, count=1)
+            if not top or _id_key(top[0][0]) < _id_key(self._last_id):
+                _log.warning(
+                    "redis bridge: stream %r is behind our position %s after a reconnect; "
+                    "reading from its start",
+                    self.stream,
+                    self._last_id,
+                )
+                self._last_id = "0-0"
+
+    def _read_plain(self, client: redis.Redis) -> None:
+        reply: Any = client.xread({self.stream: self._last_id}, self.batch_size, self.block_ms)
+        if reply:
+            entries = reply[0][1]
+            if entries:
+                self._deliver(entries)
+                self._last_id = entries[-1][0]
+
+    def _read_group(self, client: redis.Redis, position: str) -> int:
+        assert self.group is not None and self.consumer is not None
+        reply: Any = client.xreadgroup(
+            self.group,
+            self.consumer,
+            {self.stream: position},
+            self.batch_size,
+            None if position == "0" else self.block_ms,
+        )
+        if not reply:
+            return 0
+        entries = reply[0][1]
+        if not entries:
+            return 0
+        self._deliver(entries)
+        self._ack(client, [eid for eid, _ in entries])
+        return len(entries)
+
+    def _claim(self, client: redis.Redis) -> None:
+        assert self.group is not None and self.consumer is not None
+        cursor = "0-0"
+        while not self._stopping.is_set():
+            reply: Any = client.xautoclaim(
+                self.stream,
+                self.group,
+                self.consumer,
+                self.claim_min_idle_ms,
+                cursor,
+                count=self.batch_size,
+            )
+            cursor, entries = reply[0], reply[1]
+            if len(reply) > 2 and reply[2]:
+                self._trimmed_pending += len(reply[2])
+                _log.error(
+                    "redis bridge: %d pending entries were trimmed from %r before delivery",
+                    len(reply[2]),
+                    self.stream,
+                )
+            if entries:
+                self._reclaimed += len(entries)
+                self._deliver(entries)
+                self._ack(client, [eid for eid, _ in entries])
+            if cursor == "0-0":
+                return
+
+    def _ack(self, client: redis.Redis, ids: list[str]) -> None:
+        assert self.group is not None
+        self._acknowledged += int(client.xack(self.stream, self.group, *ids))
+
+    def _deliver(self, entries: list[tuple[str, dict[str, str] | None]]) -> None:
+        """Decodes the entries and publishes the new ones on the bus (state first)."""
+        node = self.node_id
+        rows: list[tuple[str, str, str]] = []
+        for entry_id, fields in entries:
+            if not fields:
+                continue
+            origin = fields.get(_ORIGIN, "")
+            if origin == node:
+                self._own_skipped += 1
+                continue
+            text = fields.get(_EVENT)
+            if text is None:
+                self._decode_errors += 1
+                _log.error("redis bridge: entry %s of %r has no event", entry_id, self.stream)
+                continue
+            rows.append((entry_id, text, origin))
+        if not rows:
+            return
+        events = _decode_rows(rows, 1, self._decode_or_none)
+        window, echo, flt = self._window, self._echo, self.filter
+        fresh: list[Event] = []
+        for row, e in zip(rows, events, strict=True):
+            if e is None:
+                continue
+            eid = e.event_id
+            if not window.add(eid, row[2]):
+                self._deduplicated += 1
+                continue
+            if flt is None or flt.matches(e):
+                echo.add(eid)
+            fresh.append(e)
+        self._publish(fresh)
+
+    def _decode_or_none(self, row: tuple[str, str, str]) -> Event | None:
+        try:
+            return decode_event(row[1])
+        except (TypeError, ValueError) as err:
+            self._decode_errors += 1
+            _log.error("redis bridge: cannot decode entry %s of %r: %s", row[0], self.stream, err)
+            return None
+
+    def _publish(self, events: list[Event]) -> None:
+        store = self.state_store
+        run: list[Event] = []
+        for e in events:
+            if store is not None and isinstance(e, ServiceStateEvent):
+                # Each state is applied before its event is published (as EventBusAdapter
+                # does), so a handler sees the store already updated.
+                self._publish_run(run)
+                run = []
+                self._apply_state(store, e)
+                self._publish_run([e])
+            else:
+                run.append(e)
+        self._publish_run(run)
+
+    def _publish_run(self, events: list[Event]) -> None:
+        if not events:
+            return
+        try:
+            self.bus.publish_many(events)
+        except TracebusError as err:
+            if self.bus.closed:
+                self._publish_errors += len(events)
+                _log.error("redis bridge: the bus is closed; %d events not delivered", len(events))
+                raise _BusGone from None
+            self._publish_errors += len(events)
+            _log.error("redis bridge: publishing %d received events failed: %s", len(events), err)
+            return
+        self._received += len(events)
+
+    def _apply_state(self, store: StateStore, e: ServiceStateEvent) -> None:
+        snap = store.get_service_state(e.source)
+        if snap is None or (e.timestamp, e.event_id) > (snap.last_updated, snap.event_id):
+            store.set_service_state(update_from_event(e))
+            self._state_applied += 1
+
+
+class _BusGone(Exception):
+    """The local bus was closed: the reader stops."""
+
+
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
