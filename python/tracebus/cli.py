@@ -1,7 +1,8 @@
 """The ``tracebus`` command line (also ``python -m tracebus``).
 
 Commands: ``demo``, ``bench``, ``trace``, ``replay``, ``stats``, ``watch``; ``--help`` on each.
-Bad arguments and missing or foreign files print one line on stderr and exit non-zero.
+Bad arguments, missing or foreign files, a missing redis-py and an unreachable or bad Redis
+URL print one line on stderr and exit non-zero.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, NoReturn, TextIO
 
 from . import __version__
@@ -103,6 +105,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--db", default="tracebus-demo.db", help="SQLite event store (default ./tracebus-demo.db)"
     )
     d.add_argument("--plain", action="store_true", help="one line per event even on a terminal")
+    d.add_argument(
+        "--redis",
+        metavar="URL",
+        help="also publish every event to a Redis stream at this URL, e.g. "
+        "redis://127.0.0.1:6379/0 (needs redis-py); tracebus watch --redis URL shows it",
+    )
+    d.add_argument(
+        "--stream",
+        metavar="NAME",
+        help="the Redis stream's key with --redis (default tracebus:events)",
+    )
 
     sub.add_parser(
         "bench",
@@ -172,20 +185,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser(
         "watch",
-        help="follow an event store another process writes",
-        description="Follows an event store that another process is writing: the live view "
-        "on a terminal, else one line per event. Ctrl-C stops.",
+        help="follow an event store or Redis stream another process writes",
+        description="Follows what another process publishes — an event store it writes "
+        "(--db) or a Redis stream its RedisStreamBridge sends to (--redis) — as the live view "
+        "on a terminal, else one line per event (number, severity, type, text, correlation). "
+        "With --redis the stream is read from its start (what the stream keeps), so the table "
+        "shows the current state at once; lines are numbered in arrival order. Ctrl-C stops.",
     )
-    w.add_argument("--db", required=True, help="SQLite event store")
+    src = w.add_mutually_exclusive_group(required=True)
+    src.add_argument("--db", help="SQLite event store")
+    src.add_argument(
+        "--redis",
+        metavar="URL",
+        help="Redis server whose stream to follow, e.g. redis://127.0.0.1:6379/0 (needs redis-py)",
+    )
+    w.add_argument(
+        "--stream",
+        metavar="NAME",
+        help="the stream's key with --redis (default tracebus:events)",
+    )
     w.add_argument(
         "--duration", type=_number("--duration"), default=None, help="stop after this many seconds"
+    )
+    w.add_argument(
+        "--count",
+        type=_positive_int("--count"),
+        default=None,
+        metavar="N",
+        help="stop after N events",
     )
     w.add_argument(
         "--since",
         type=_positive_int("--since", 0),
         default=None,
         metavar="SEQ",
-        help="start after this sequence number (default: the current end)",
+        help="with --db: start after this sequence number (default: the current end)",
     )
     w.add_argument("--plain", action="store_true", help="one line per event even on a terminal")
     return p
@@ -235,9 +269,30 @@ def _event_json(e: Any, **extra: Any) -> str:
     )
 
 
+@contextmanager
+def _redis_errors(url: str | None) -> Iterator[None]:
+    """With a Redis ``url``: a missing redis-py and Redis errors (unreachable server, bad
+    URL) become one-line ``CliError``s."""
+    if url is None:
+        yield
+        return
+    try:
+        import redis
+    except ImportError:
+        raise CliError("--redis needs redis-py: pip install redis") from None
+    try:
+        yield
+    except redis.RedisError as e:  # (the bridge reports an unreachable server itself)
+        raise CliError(f"redis {url}: {e}") from None
+    except ValueError as e:  # e.g. not a Redis URL
+        raise CliError(f"--redis: {e}") from None
+
+
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     from .demo import DemoConfig, run_demo
 
+    if args.stream is not None and args.redis is None:
+        raise CliError("--stream needs --redis URL")
     cfg = DemoConfig(
         services=args.services,
         duration=args.duration,
@@ -245,12 +300,15 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         seed=args.seed,
         db=args.db,
         plain=args.plain,
+        redis=args.redis,
+        stream=args.stream,
     )
     try:
         cfg.validate()
     except (TypeError, ValueError) as e:
         raise CliError(str(e)) from None
-    return run_demo(cfg, out)
+    with _redis_errors(args.redis):
+        return run_demo(cfg, out)
 
 
 def cmd_trace(args: argparse.Namespace, out: TextIO) -> int:
@@ -303,11 +361,26 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
-    from .live import watch
+    from .live import watch, watch_redis
 
+    live = not args.plain and out.isatty()
+    if args.redis is not None:
+        if args.since is not None:
+            raise CliError("--since works with --db only (--redis reads the stream from its start)")
+        with _redis_errors(args.redis):
+            watch_redis(
+                args.redis,
+                out,
+                stream=args.stream,
+                duration=args.duration,
+                live=live,
+                count=args.count,
+            )
+        return 0
+    if args.stream is not None:
+        raise CliError("--stream needs --redis URL")
     with _open_store(args.db) as store:
-        live = not args.plain and out.isatty()
-        watch(store, out, duration=args.duration, live=live, since=args.since)
+        watch(store, out, duration=args.duration, live=live, since=args.since, count=args.count)
     return 0
 
 

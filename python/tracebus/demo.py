@@ -6,7 +6,8 @@ port-forwards, plus a health monitor checking the management cluster and the wor
 clusters. Services report through an ``EventBusAdapter`` (state store + bus) and a
 ``TUIReporter`` (the live view); bus handlers react to events and publish follow-ups, so
 each cascade (startup, failure, recovery, user restart) is one correlation tree. Every
-event is persisted to a ``SqliteEventStore``.
+event is persisted to a ``SqliteEventStore`` and, with ``redis`` set, also published to a
+Redis stream by a ``RedisStreamBridge`` (``tracebus watch --redis URL`` shows it live).
 
 Scripted scenario, with ``D`` the duration in simulated seconds:
 
@@ -69,6 +70,8 @@ class DemoConfig:
     seed: int | None = None
     db: str = "tracebus-demo.db"
     plain: bool = False
+    redis: str | None = None  # a Redis URL: also publish every event to a stream there
+    stream: str | None = None  # the stream's key (None: the bridge's default)
     max_tree_lines: int = 40
     max_table_rows: int = 40
 
@@ -90,6 +93,12 @@ class DemoConfig:
             raise ValueError(
                 f"speed must be a non-negative number (0 = no waiting), got {self.speed!r}"
             )
+        for name in ("redis", "stream"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, str) or not v):
+                raise ValueError(f"{name} must be a non-empty string or None, got {v!r}")
+        if self.stream is not None and self.redis is None:
+            raise ValueError("stream needs redis (the URL of the server to publish to)")
 
 
 @dataclass
@@ -463,7 +472,19 @@ def run_demo(config: DemoConfig, out: TextIO | None = None, *, live: bool | None
     )
     env = DemoEnvironment(config, tui=tui)
     db_path = os.path.abspath(config.db)
-    es = SqliteEventStore(db_path)
+    bridge: Any = None
+    if config.redis is not None:
+        # Started first: an unreachable server fails the demo before anything runs.
+        from .redis_bridge import RedisStreamBridge
+
+        kw: dict[str, Any] = {} if config.stream is None else {"stream": config.stream}
+        bridge = RedisStreamBridge(env.bus, config.redis, **kw).start()
+    try:
+        es = SqliteEventStore(db_path)
+    except BaseException:
+        if bridge is not None:
+            bridge.stop()
+        raise
     start_seq = es.last_seq()
     es.attach(env.bus)
     feed = env.bus.subscribe_channel(None, 1_000_000)
@@ -520,12 +541,28 @@ def run_demo(config: DemoConfig, out: TextIO | None = None, *, live: bool | None
         if view is None:
             pump_plain()
         persisted = es.detach()
+        redis_ok = True
+        if bridge is not None:
+            redis_ok = bridge.flush(timeout=30.0)
+            bridge.stop()
     elapsed = time.perf_counter() - wall0
     _summary(env, es, out, start_seq, persisted, elapsed, db_path, monitor.sample())
+    if bridge is not None:
+        m = bridge.metrics()
+        # The bridge also publishes on the demo's bus what other processes send to the
+        # stream (they are not sent back).
+        own = env.bus.get_metrics()["events_published"] - m["received"]
+        received = f", {m['received']} received from other processes" if m["received"] else ""
+        out.write(
+            f"  redis: {m['sent']} of {own} events sent to stream {bridge.stream} at "
+            f"{config.redis}, errors {m['errors']}{received}"
+            f"{'' if redis_ok else ' — NOT ALL SENT (flush timed out)'}\n"
+            f"  try: tracebus watch --redis {config.redis} --stream {bridge.stream}\n"
+        )
     es.close()
     if tui is not None:
         tui.close()
-    return 0
+    return 0 if redis_ok else 1
 
 
 def _summary(

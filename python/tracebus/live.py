@@ -1,6 +1,7 @@
 """The live terminal view (``rich``): a table of services, a scrolling event feed and a
 footer with the bus's figures. Used by ``tracebus demo`` (fed by a ``TUIReporter`` and a bus
-channel) and ``tracebus watch`` (following an event store another process writes).
+channel) and ``tracebus watch`` (following an event store another process writes, or a
+Redis stream other processes' bridges send to).
 
 The demo's footer shows a ``PerformanceMonitor`` sample: events/s, p99 handler latency,
 drops, and the performance score (the reference's formula with capped penalties; healthy
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -28,10 +29,11 @@ from ._core import (
     HealthStatusUpdate,
     ManagedServiceUpdate,
     ServiceStateEvent,
+    StateStore,
 )
 from .performance import PerformanceMetrics, PerformanceMonitor
 
-__all__ = ["DemoLiveView", "LiveModel", "footer_text", "render", "watch"]
+__all__ = ["DemoLiveView", "LiveModel", "follow", "footer_text", "render", "watch", "watch_redis"]
 
 STATE_STYLES = {
     "Running": "bold green",
@@ -283,6 +285,62 @@ class DemoLiveView:
         self.live.stop()
 
 
+def follow(
+    poll: Callable[[int], list[tuple[int, Event]]],
+    out: TextIO,
+    *,
+    title: str,
+    status: Callable[[], str],
+    model: LiveModel | None = None,
+    duration: float | None = None,
+    interval: float = 0.25,
+    live: bool = True,
+    count: int | None = None,
+) -> int:
+    """Shows what ``poll(limit)`` returns — at most ``limit`` ``(number, event)`` pairs,
+    oldest first, nothing when idle — until ``duration`` seconds have passed (None: until
+    Ctrl-C) or ``count`` events were shown: the live view (``title``; the footer ends with
+    ``status()``) when ``live``, else one line per event, ``number severity type text
+    [correlation]``. ``model`` may already hold known state. Waits ``interval`` seconds
+    after an empty poll. Returns how many events were shown. Used by ``tracebus watch
+    --db`` and ``--redis``."""
+    model = LiveModel() if model is None else model
+    deadline = None if duration is None else time.monotonic() + duration
+    shown = 0
+    console = Console(file=out, force_terminal=True) if live else None
+    view = (
+        Live(console=console, auto_refresh=False, transient=False) if console is not None else None
+    )
+    if view is not None:
+        view.start()
+    try:
+        while (deadline is None or time.monotonic() < deadline) and (
+            count is None or shown < count
+        ):
+            batch = poll(10_000 if count is None else min(10_000, count - shown))
+            shown += len(batch)
+            if view is not None and console is not None:
+                model.consume((e for _, e in batch), apply_state=True)
+                foot = f" events/s {model.rate():,.0f} │ shown {shown:,} │ {status()}"
+                view.update(
+                    render(model, title, foot, console.size.height, console.size.width),
+                    refresh=True,
+                )
+            else:
+                for n, e in batch:
+                    sev = str(e.severity).upper()
+                    out.write(f"{n:>8} {sev:5} {e.type!s:17} {e}  [{e.correlation_id}]\n")
+                out.flush()
+            if not batch:
+                time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if view is not None:
+            view.stop()
+    return shown
+
+
 def watch(
     store: Any,
     out: TextIO,
@@ -291,11 +349,12 @@ def watch(
     interval: float = 0.25,
     live: bool = True,
     since: int | None = None,
+    count: int | None = None,
 ) -> int:
     """Follows an event store that another process writes: the live view on a terminal,
-    else one line per event. Stops after ``duration`` seconds (None: until Ctrl-C).
-    Starts after the events already stored unless ``since`` is given. Returns how many
-    events were shown."""
+    else one line per event (numbered by sequence). Stops after ``duration`` seconds (None:
+    until Ctrl-C) or ``count`` events. Starts after the events already stored unless
+    ``since`` is given. Returns how many events were shown."""
     pos = store.last_seq() if since is None else since
     model = LiveModel()
     # Services already known: their latest state from the history (cheap: one pass).
@@ -306,42 +365,80 @@ def watch(
                 model.on_event(r.event, apply_state=True)
         model.events = 0
         model.feed.clear()
-    deadline = None if duration is None else time.monotonic() + duration
-    shown = 0
-    title = f"tracebus watch {store.path}"
-    console = Console(file=out, force_terminal=True) if live else None
-    view = (
-        Live(console=console, auto_refresh=False, transient=False) if console is not None else None
+
+    def poll(limit: int) -> list[tuple[int, Event]]:
+        nonlocal pos
+        batch = [(r.seq, r.event) for r in store.records(pos, limit=limit)]
+        if batch:
+            pos = batch[-1][0]
+        return batch
+
+    return follow(
+        poll,
+        out,
+        title=f"tracebus watch {store.path}",
+        status=lambda: f"last seq {pos:,} │ db {store.path}",
+        model=model,
+        duration=duration,
+        interval=interval,
+        live=live,
+        count=count,
     )
-    if view is not None:
-        view.start()
+
+
+def watch_redis(
+    url: str,
+    out: TextIO,
+    *,
+    stream: str | None = None,
+    duration: float | None = None,
+    interval: float = 0.1,
+    live: bool = True,
+    count: int | None = None,
+) -> int:
+    """Follows the Redis stream that other processes' ``RedisStreamBridge``s send to (see
+    ``tracebus demo --redis``): a local bus and ``StateStore`` fed by a bridge's inbound
+    side, shown like ``watch`` (the live view, else one line per event, numbered in arrival
+    order). The stream is read from its start — what it keeps (``maxlen``) — so the table
+    shows the current state at once. Stops after ``duration`` seconds (None: until Ctrl-C)
+    or ``count`` events. Returns how many events were shown. Needs redis-py; raises
+    ``BridgeError`` if the server does not answer, ``ValueError`` for a bad URL."""
+    from .bus import EventBus
+    from .redis_bridge import RedisStreamBridge
+
+    bus = EventBus(history_size=0)
+    state = StateStore()
+    feed = bus.subscribe_channel(None, 1_000_000)
+    kw: dict[str, Any] = {} if stream is None else {"stream": stream}
+    # start_id "0": the whole stream, so the state is known at once.
+    bridge = RedisStreamBridge(bus, url, state_store=state, start_id="0", **kw)
+    received = 0
+
+    def poll(limit: int) -> list[tuple[int, Event]]:
+        nonlocal received
+        batch = feed.drain(limit)
+        first = received + 1
+        received += len(batch)
+        return list(enumerate(batch, first))
+
+    def status() -> str:
+        m = bridge.metrics()
+        return (
+            f"services {len(state.get_all_service_states()):,} │ errors {m['errors']} │ "
+            f"view drops {feed.stats()['dropped']} │ {url} {bridge.stream}"
+        )
+
     try:
-        while deadline is None or time.monotonic() < deadline:
-            batch = list(store.records(pos, limit=10_000))
-            if batch:
-                pos = batch[-1].seq
-                shown += len(batch)
-            if view is not None and console is not None:
-                model.consume((r.event for r in batch), apply_state=True)
-                foot = (
-                    f" events/s {model.rate():,.0f} │ shown {shown:,} │ "
-                    f"last seq {pos:,} │ db {store.path}"
-                )
-                view.update(
-                    render(model, title, foot, console.size.height, console.size.width),
-                    refresh=True,
-                )
-            else:
-                for r in batch:
-                    e = r.event
-                    sev = str(e.severity).upper()
-                    out.write(f"{r.seq:>8} {sev:5} {e.type!s:17} {e}  [{e.correlation_id}]\n")
-                out.flush()
-            if not batch:
-                time.sleep(interval)
-    except KeyboardInterrupt:
-        pass
+        with bridge.start():
+            return follow(
+                poll,
+                out,
+                title=f"tracebus watch {url} {bridge.stream}",
+                status=status,
+                duration=duration,
+                interval=interval,
+                live=live,
+                count=count,
+            )
     finally:
-        if view is not None:
-            view.stop()
-    return shown
+        bus.close()
