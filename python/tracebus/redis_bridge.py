@@ -48,7 +48,6 @@ import secrets
 import threading
 import time
 import urllib.parse
-from collections import OrderedDict
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -169,21 +168,28 @@ def _id_key(entry_id: str) -> tuple[int, int]:
 
 
 class _Window:
-    """The ids of the last ``size`` events received, with the node each came from: drops
-    duplicates and answers ``origin``. Written by the reader thread only."""
+    """The ids of recently received events, with the node each came from: drops duplicates
+    and answers ``origin``. Two generations of ``size`` ids each (the older one is dropped
+    when the newer fills up), so at least the last ``size`` ids are remembered, at the cost
+    of two dict look-ups per event. Written by the reader thread only."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.ids: OrderedDict[str, str] = OrderedDict()
+        self.new: dict[str, str] = {}
+        self.old: dict[str, str] = {}
+
+    def get(self, event_id: str) -> str | None:
+        """The origin of ``event_id`` if it is remembered."""
+        return self.new.get(event_id) or self.old.get(event_id)
 
     def add(self, event_id: str, origin: str) -> bool:
-        """Records ``event_id``; False if it is already in the window (a duplicate)."""
-        ids = self.ids
-        if event_id in ids:
+        """Records ``event_id``; False if it is already remembered (a duplicate)."""
+        new = self.new
+        if event_id in new or event_id in self.old:
             return False
-        ids[event_id] = origin
-        if len(ids) > self.size:
-            ids.popitem(last=False)
+        new[event_id] = origin
+        if len(new) >= self.size:
+            self.old, self.new = new, {}
         return True
 
 
@@ -207,7 +213,7 @@ class RedisStreamBridge:
     - ``buffer_size``: events buffered between publishers and the writer; a publisher
       waits while it is full (e.g. while Redis is down).
     - ``claim_min_idle_ms``: group mode: entries pending that long for another consumer are
-      reclaimed. ``dedupe_window``: how many received event ids are remembered.
+      reclaimed. ``dedupe_window``: how many received event ids are remembered (at least).
     - ``connect_timeout``: seconds to wait for a connection.
 
     ``start()`` connects (``BridgeError`` naming the URL if Redis does not answer) and
@@ -300,6 +306,7 @@ class RedisStreamBridge:
         # outbound channel hands them back (and forgets them then).
         self._echo: set[str] = set()
         self._last_id = "0-0"  # XREAD position
+        self._unacked: list[str] = []  # delivered entries whose XACK goes with the next read
         # Counters; each is written by one thread only.
         self._taken = 0  # writer: events taken from the channel and finished with
         self._sent = 0
@@ -342,7 +349,12 @@ class RedisStreamBridge:
             # twice without the bridge knowing).
             retry=r.retry.Retry(r.backoff.NoBackoff(), 0),
             health_check_interval=0,
+            protocol=2,
         )
+        for command in ("XREAD", "XREADGROUP", "XAUTOCLAIM"):
+            # Entries stay [id, [field, value, ...]] lists (redis-py would build a dict per
+            # entry in Python: ~0.5 us an event).
+            client.set_response_callback(command, _raw_reply)
         try:
             client.ping()
             if self.group is not None:
@@ -452,8 +464,8 @@ class RedisStreamBridge:
 
     def origin(self, event: Event) -> str | None:
         """The ``node_id`` of the bridge a received event came from; None for events
-        published locally (or received longer ago than the last ``dedupe_window`` ids)."""
-        return self._window.ids.get(event.event_id)
+        published locally (or received before the last ``dedupe_window`` received ids)."""
+        return self._window.get(event.event_id)
 
     def metrics(self) -> dict[str, int]:
         """Counters:
@@ -625,6 +637,9 @@ class RedisStreamBridge:
                 self._read_group(client, ">")
             except errors as err:
                 self._read_errors += 1
+                # Unacknowledged entries stay pending; re-read after the reconnect (own
+                # pending first), they are dropped as duplicates and acknowledged then.
+                self._unacked = []
                 if not failed:
                     _log.warning(
                         "redis bridge: lost the connection to %s (%s); reconnecting",
@@ -652,6 +667,13 @@ class RedisStreamBridge:
                 delay = min(delay * 2, _BACKOFF_CAP)
             except _BusGone:
                 break
+        if self._unacked:
+            try:
+                self._ack(client, self._unacked)
+            except self._redis.RedisError as err:
+                self._read_errors += 1
+                _log.warning("redis bridge: last XACK failed (entries stay pending): %s", err)
+            self._unacked = []
 
     def _reconnected(self, client: redis.Redis) -> None:
         self._read_reconnects += 1
@@ -676,21 +698,29 @@ class RedisStreamBridge:
                 self._last_id = entries[-1][0]
 
     def _read_group(self, client: redis.Redis, position: str) -> int:
+        """Reads and delivers one batch; its XACK goes out with the next read (XACK first,
+        in one round trip). Returns the number of entries read."""
         assert self.group is not None and self.consumer is not None
-        reply: Any = client.xreadgroup(
-            self.group,
-            self.consumer,
-            {self.stream: position},
-            self.batch_size,
-            None if position == "0" else self.block_ms,
-        )
+        group, consumer = self.group, self.consumer
+        streams: dict[Any, Any] = {self.stream: position}
+        count, block = self.batch_size, None if position == "0" else self.block_ms
+        reply: Any
+        if self._unacked:
+            pipe = client.pipeline(transaction=False)
+            pipe.xack(self.stream, self.group, *self._unacked)
+            pipe.xreadgroup(group, consumer, streams, count, block)
+            acked, reply = pipe.execute()
+            self._acknowledged += int(acked)
+            self._unacked = []
+        else:
+            reply = client.xreadgroup(group, consumer, streams, count, block)
         if not reply:
             return 0
         entries = reply[0][1]
         if not entries:
             return 0
         self._deliver(entries)
-        self._ack(client, [eid for eid, _ in entries])
+        self._unacked = [entry[0] for entry in entries]
         return len(entries)
 
     def _claim(self, client: redis.Redis) -> None:
@@ -724,33 +754,33 @@ class RedisStreamBridge:
         assert self.group is not None
         self._acknowledged += int(client.xack(self.stream, self.group, *ids))
 
-    def _deliver(self, entries: list[tuple[str, dict[str, str] | None]]) -> None:
-        """Decodes the entries and publishes the new ones on the bus (state first)."""
+    def _deliver(self, entries: list[list[Any]]) -> None:
+        """Decodes raw entries (``[id, [field, value, ...]]``) and publishes the new events
+        on the bus (states applied first)."""
         node = self.node_id
-        rows: list[tuple[str, str, str]] = []
-        for entry_id, fields in entries:
-            if not fields:
-                continue
-            origin = fields.get(_ORIGIN, "")
-            if origin == node:
+        # Rows for _decode_rows: [_EVENT, json, _ORIGIN, origin] (the JSON at index 1).
+        rows: list[list[str]] = []
+        for entry in entries:
+            f = entry[1]
+            if not (f and len(f) == 4 and f[0] == _EVENT and f[2] == _ORIGIN):
+                f = self._normalise(entry)
+                if f is None:
+                    continue
+            if f[3] == node:
                 self._own_skipped += 1
                 continue
-            text = fields.get(_EVENT)
-            if text is None:
-                self._decode_errors += 1
-                _log.error("redis bridge: entry %s of %r has no event", entry_id, self.stream)
-                continue
-            rows.append((entry_id, text, origin))
+            rows.append(f)
         if not rows:
             return
         events = _decode_rows(rows, 1, self._decode_or_none)
         window, echo, flt = self._window, self._echo, self.filter
         fresh: list[Event] = []
+        add = window.add
         for row, e in zip(rows, events, strict=True):
             if e is None:
                 continue
             eid = e.event_id
-            if not window.add(eid, row[2]):
+            if not add(eid, row[3]):
                 self._deduplicated += 1
                 continue
             if flt is None or flt.matches(e):
@@ -758,12 +788,26 @@ class RedisStreamBridge:
             fresh.append(e)
         self._publish(fresh)
 
-    def _decode_or_none(self, row: tuple[str, str, str]) -> Event | None:
+    def _normalise(self, entry: list[Any]) -> list[str] | None:
+        """The ``[_EVENT, json, _ORIGIN, origin]`` row of an entry not written by a bridge
+        (other field order, no origin); None (counted) if it has no event or was deleted."""
+        f = entry[1]
+        if not f:  # an entry deleted from the stream while pending
+            return None
+        fields = dict(zip(f[::2], f[1::2], strict=False))
+        text = fields.get(_EVENT)
+        if text is None:
+            self._decode_errors += 1
+            _log.error("redis bridge: entry %s of %r has no event", entry[0], self.stream)
+            return None
+        return [_EVENT, text, _ORIGIN, fields.get(_ORIGIN, "")]
+
+    def _decode_or_none(self, row: list[str]) -> Event | None:
         try:
             return decode_event(row[1])
         except (TypeError, ValueError) as err:
             self._decode_errors += 1
-            _log.error("redis bridge: cannot decode entry %s of %r: %s", row[0], self.stream, err)
+            _log.error("redis bridge: cannot decode an entry of %r: %s", self.stream, err)
             return None
 
     def _publish(self, events: list[Event]) -> None:
@@ -805,6 +849,10 @@ class RedisStreamBridge:
 
 class _BusGone(Exception):
     """The local bus was closed: the reader stops."""
+
+
+def _raw_reply(response: Any, **options: Any) -> Any:
+    return response
 
 
 def _left(deadline: float | None) -> float | None:
