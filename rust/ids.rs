@@ -73,6 +73,16 @@ pub fn parse_event_id(s: &str) -> Option<u64> {
     u64::from_str_radix(hex, 16).ok()
 }
 
+/// Parses a generated correlation id, `corr_` + exactly 16 lower-case hex digits, back to
+/// its number. Strict (no upper case, no sign), so distinct strings never share a number.
+pub fn parse_correlation_id(s: &str) -> Option<u64> {
+    let hex = s.strip_prefix("corr_")?;
+    if hex.len() != 16 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +100,23 @@ mod tests {
             }
         }
         assert_eq!(seen.len(), 40_000);
+    }
+
+    #[test]
+    fn correlation_ids_parse_strictly() {
+        let id = new_correlation_id();
+        let n = parse_correlation_id(&id).expect("a generated id parses");
+        assert_eq!(prefixed_hex("corr_", n), id);
+        assert_eq!(parse_correlation_id("corr_00000000000000ff"), Some(255));
+        for bad in [
+            "corr_00000000000000FF",
+            "corr_+0000000000000ff",
+            "corr_ff",
+            "evt_00000000000000ff",
+            "user_restart",
+        ] {
+            assert_eq!(parse_correlation_id(bad), None, "{bad}");
+        }
     }
 
     #[test]

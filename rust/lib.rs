@@ -51,8 +51,8 @@ mod _core {
     };
     #[pymodule_export]
     use crate::py_codec::{
-        _decode_event, _decode_rows, _encode_event, _encode_rows, _event_id_of_key, _event_key,
-        _number_rows,
+        _correlation_key, _decode_event, _decode_rows, _encode_event, _encode_rows,
+        _event_id_of_key, _event_key, _number_rows,
     };
     #[pymodule_export]
     use crate::py_correlation::{

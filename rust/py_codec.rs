@@ -292,6 +292,25 @@ fn event_key(id: u64, counter: bool) -> i64 {
     (if counter { unmix(id) } else { id }) as i64
 }
 
+/// The event store's correlation column value (schema 3) for a generated correlation id
+/// (`corr_` + 16 lower-case hex digits): the counter value behind it, like `event_key`, so
+/// a cascade's events and the cascades after it get neighbouring keys and the correlation
+/// index grows at its end instead of at random pages. Other ids are stored as their text.
+fn correlation_key(correlation_id: &str) -> Option<i64> {
+    ids::parse_correlation_id(correlation_id).map(|id| event_key(id, true))
+}
+
+/// The correlation column value of `correlation_id`: an int key for a generated id, else
+/// the string itself (see `correlation_key`).
+#[pyfunction]
+pub fn _correlation_key<'py>(correlation_id: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>> {
+    let py = correlation_id.py();
+    Ok(match correlation_key(correlation_id.to_str()?) {
+        Some(k) => k.into_pyobject(py)?.into_any(),
+        None => correlation_id.clone().into_any(),
+    })
+}
+
 /// The event store's key of `event_id` (see `event_key`). A malformed id raises ValueError.
 #[pyfunction]
 pub fn _event_key(event_id: &str, counter: bool) -> PyResult<i64> {
@@ -312,17 +331,15 @@ pub fn _event_id_of_key(key: i64, counter: bool) -> String {
 }
 
 /// The event store's rows for `events`: `(event key (see `event_key`), stream, type,
-/// severity, correlation_id, timestamp, JSON text)`, `stream` defaulting to each event's
-/// source. Built-in events are encoded here; any other event is passed to `fallback`,
-/// which returns its row, or None to leave it out. A non-event raises `TypeError`
-/// naming its position.
+/// severity, correlation (see `correlation_key`), timestamp, JSON text)`, `stream`
+/// defaulting to each event's source. Built-in events are encoded here; any other event is
+/// passed to `fallback`, which returns its row, or None to leave it out. A non-event raises
+/// `TypeError` naming its position.
 #[pyfunction]
-#[pyo3(signature = (events, stream, fallback, counter_keys=false))]
 pub fn _encode_rows<'py>(
     events: &Bound<'py, PyAny>,
     stream: Option<&Bound<'py, PyString>>,
     fallback: &Bound<'py, PyAny>,
-    counter_keys: bool,
 ) -> PyResult<Bound<'py, PyList>> {
     let py = events.py();
     let rows = PyList::empty(py);
@@ -345,13 +362,14 @@ pub fn _encode_rows<'py>(
             let row = PyTuple::new(
                 py,
                 [
-                    event_key(h.event_id, counter_keys)
-                        .into_pyobject(py)?
-                        .into_any(),
+                    event_key(h.event_id, true).into_pyobject(py)?.into_any(),
                     stream_obj.into_any(),
                     PyString::new(py, &kinds::event_type_name(h.type_id)).into_any(),
                     PyString::new(py, h.severity.as_str()).into_any(),
-                    PyString::new(py, &h.correlation_id).into_any(),
+                    match correlation_key(&h.correlation_id) {
+                        Some(k) => k.into_pyobject(py)?.into_any(),
+                        None => PyString::new(py, &h.correlation_id).into_any(),
+                    },
                     h.timestamp.into_pyobject(py)?.into_any(),
                     PyString::new(py, &buf).into_any(),
                 ],
@@ -367,50 +385,61 @@ pub fn _encode_rows<'py>(
     Ok(rows)
 }
 
-/// The event store's INSERT parameters for `rows` (from `_encode_rows`): `(seq, event_id,
-/// stream, version, type, severity, correlation_id, timestamp, data)` with `seq` counting
-/// from `first_seq` and each stream's version one past its last one. `versions` maps
-/// streams to their current version and is updated; a stream not in it is looked up with
-/// `current(stream)`. Returns the parameters and the total length of the JSON texts.
+/// The event store's INSERT parameters for `rows` (from `_encode_rows`), for multi-row
+/// INSERT statements of up to `rows_per_statement` rows: one flat list of parameters per
+/// statement, 10 per row: `seq, event_id, stream, version, prev_seq, type, severity,
+/// correlation, timestamp, data`, with `seq` counting from `first_seq`, each stream's
+/// version one past its last one and `prev_seq` the sequence number of the stream's
+/// previous event (None for its first). `heads` maps streams to `(version, last seq)` and
+/// is updated; a stream not in it is looked up with `current(stream)`, which returns the
+/// same pair. Returns the parameter lists and the total length of the JSON texts.
 #[pyfunction]
 pub fn _number_rows<'py>(
     rows: &Bound<'py, PyList>,
     first_seq: i64,
-    versions: &Bound<'py, PyDict>,
+    heads: &Bound<'py, PyDict>,
     current: &Bound<'py, PyAny>,
+    rows_per_statement: usize,
 ) -> PyResult<(Bound<'py, PyList>, usize)> {
     let py = rows.py();
     let out = PyList::empty(py);
+    let mut params = PyList::empty(py);
     let mut chars = 0usize;
-    for (seq, row) in (first_seq..).zip(rows.iter()) {
+    let per = rows_per_statement.max(1);
+    for (i, (seq, row)) in (first_seq..).zip(rows.iter()).enumerate() {
+        if i > 0 && i % per == 0 {
+            out.append(std::mem::replace(&mut params, PyList::empty(py)))?;
+        }
         let row = row.cast_into::<PyTuple>()?;
         if row.len() != 7 {
             return Err(PyTypeError::new_err("an event store row has 7 fields"));
         }
         let stream = row.get_item(1)?;
-        let last: i64 = match versions.get_item(&stream)? {
-            Some(v) => v.extract()?,
+        let (last, prev): (i64, Option<i64>) = match heads.get_item(&stream)? {
+            Some(h) => h.extract()?,
             None => current.call1((&stream,))?.extract()?,
         };
-        let version = last + 1;
-        let version = version.into_pyobject(py)?;
-        versions.set_item(&stream, &version)?;
+        let version = (last + 1).into_pyobject(py)?;
+        let seq = seq.into_pyobject(py)?;
+        heads.set_item(&stream, (&version, &seq))?;
         let data = row.get_item(6)?;
         chars += data.len().unwrap_or(0);
-        let params = PyTuple::new(
-            py,
-            [
-                seq.into_pyobject(py)?.into_any(),
-                row.get_item(0)?,
-                stream,
-                version.into_any(),
-                row.get_item(2)?,
-                row.get_item(3)?,
-                row.get_item(4)?,
-                row.get_item(5)?,
-                data,
-            ],
-        )?;
+        for value in [
+            seq.into_any(),
+            row.get_item(0)?,
+            stream,
+            version.into_any(),
+            prev.into_pyobject(py)?,
+            row.get_item(2)?,
+            row.get_item(3)?,
+            row.get_item(4)?,
+            row.get_item(5)?,
+            data,
+        ] {
+            params.append(value)?;
+        }
+    }
+    if !params.is_empty() {
         out.append(params)?;
     }
     Ok((out, chars))

@@ -29,8 +29,10 @@ from tracebus import (
     codec,
     decode_event,
     encode_event,
+    new_correlation_id,
 )
 from tracebus._core import (
+    _correlation_key,
     _decode_event,
     _decode_rows,
     _encode_event,
@@ -263,6 +265,18 @@ def test_duplicate_keys_are_left_to_python() -> None:
     assert decode_event(dup).caused_by == "later"  # json: the last one wins
 
 
+def test_correlation_key_is_an_int_only_for_generated_ids() -> None:
+    a, b = new_correlation_id(), new_correlation_id()
+    ka, kb = _correlation_key(a), _correlation_key(b)
+    assert isinstance(ka, int) and isinstance(kb, int)
+    assert 0 < kb - ka < 1_000_000  # made one after another: neighbouring keys
+    # Anything else stays text, so distinct ids never share a key.
+    for other in ["user_restart", a.upper(), "corr_+" + a[6:], a[:-1], "123"]:
+        assert _correlation_key(other) == other
+    row = _encode_rows([SystemEvent("c", "startup", correlation_id=a)], None, lambda e: None)
+    assert row[0][4] == ka
+
+
 def test_encode_rows_and_decode_rows() -> None:
     events = builtin_events()
     seen: list[Event] = []
@@ -276,19 +290,18 @@ def test_encode_rows_and_decode_rows() -> None:
     assert seen == [meta] and len(rows) == len(events)
     for e, row in zip(events, rows, strict=True):
         key, stream, type_, severity, corr, ts, data = row
-        assert key == _event_key(e.event_id, False)
-        assert _event_id_of_key(key, False) == e.event_id
+        assert key == _event_key(e.event_id, True)
+        assert _event_id_of_key(key, True) == e.event_id
         assert (stream, type_, severity, corr, ts) == (
             e.source,
             str(e.type),
             str(e.severity),
-            e.correlation_id,
+            _correlation_key(e.correlation_id),
             e.timestamp,
         )
         assert data == python_text(e)
-    keyed = _encode_rows(events, "s", fallback, True)
-    assert [r[1] for r in keyed] == ["s"] * len(events)
-    assert [_event_id_of_key(r[0], True) for r in keyed] == [e.event_id for e in events]
+    streamed = _encode_rows(events, "s", fallback)
+    assert [r[1] for r in streamed] == ["s"] * len(events)
     with pytest.raises(TypeError, match=r"events\[1\] must be a tracebus Event, got int"):
         _encode_rows([events[0], 5], None, fallback)
 
@@ -316,7 +329,7 @@ def test_event_keys() -> None:
 
 # -- the event store with rows of both paths and both schemas ---------------------------
 
-_SCHEMA_1 = """
+_OLD_SCHEMA = """
 CREATE TABLE tracebus_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE events (
     seq INTEGER PRIMARY KEY, event_id INTEGER NOT NULL, stream TEXT NOT NULL,
@@ -326,24 +339,30 @@ CREATE TABLE events (
 CREATE UNIQUE INDEX events_event_id ON events (event_id);
 CREATE UNIQUE INDEX events_stream_version ON events (stream, version);
 CREATE INDEX events_correlation ON events (correlation_id);
-INSERT INTO tracebus_meta VALUES ('schema_version', '1');
+INSERT INTO tracebus_meta VALUES ('schema_version', 'SCHEMA');
 """
 
 
-def _old_store(path: Path, events: Sequence[Event]) -> None:
-    """A schema-1 file as the Python codec wrote it (signed id bits as the key)."""
+def _old_store(path: Path, events: Sequence[Event], schema: str) -> None:
+    """A schema-1 or -2 file as an older tracebus wrote it: schema 1 has the id's bits as
+    a signed int for the key, schema 2 the counter key."""
     c = sqlite3.connect(path)
-    c.executescript(_SCHEMA_1)
+    c.executescript(_OLD_SCHEMA.replace("SCHEMA", schema))
+    versions: dict[str, int] = {}
     for seq, e in enumerate(events, 1):
         bits = int(e.event_id[4:], 16)
-        key = bits - (1 << 64) if bits >= 1 << 63 else bits
+        if schema == "1":
+            key = bits - (1 << 64) if bits >= 1 << 63 else bits
+        else:
+            key = _event_key(e.event_id, True)
+        versions[e.source] = versions.get(e.source, 0) + 1
         c.execute(
             "INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)",
             (
                 seq,
                 key,
                 e.source,
-                seq,
+                versions[e.source],
                 str(e.type),
                 str(e.severity),
                 e.correlation_id,
@@ -355,11 +374,28 @@ def _old_store(path: Path, events: Sequence[Event]) -> None:
     c.close()
 
 
-def test_schema_1_file_keeps_working(tmp_path: Path) -> None:
+def _columns(path: Path) -> list[tuple[Any, ...]]:
+    c = sqlite3.connect(path)
+    try:
+        return c.execute(
+            "SELECT seq, event_id, stream, version, prev_seq, correlation_id FROM events"
+            " ORDER BY seq"
+        ).fetchall()
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("old", ["1", "2"])
+def test_old_schema_file_is_upgraded_to_schema_3(tmp_path: Path, old: str) -> None:
+    """A file written by an older tracebus (schema 1: the id's bits as the key; schema 2:
+    counter keys; both with a (stream, version) index and correlation ids as text) is
+    rewritten as schema 3 when opened, and everything keeps working."""
     path = tmp_path / "old.db"
+    gen = new_correlation_id()
     events = [SystemEvent("c", "startup", f"n{i}", correlation_id="corr_a") for i in range(5)]
+    events += [SystemEvent("d", "startup", f"g{i}", correlation_id=gen) for i in range(3)]
     events.append(SystemEvent("c", "error", metadata={"why": "x"}))
-    _old_store(path, events)
+    _old_store(path, events, old)
     with SqliteEventStore(path) as s:
         assert [e.event_id for e in s.replay()] == [e.event_id for e in events]
         for a, b in zip(events, s.replay(), strict=True):
@@ -367,19 +403,35 @@ def test_schema_1_file_keeps_working(tmp_path: Path) -> None:
         with pytest.raises(EventStoreError, match="already stored"):
             s.append(events[2])
         new = SystemEvent("c", "shutdown", correlation_id="corr_a")
-        assert s.append(new) == 7
+        assert s.append(new) == 10
         assert [r.event.event_id for r in s.records(correlation_id="corr_a")] == [
             *(e.event_id for e in events[:5]),
             new.event_id,
         ]
-        c = sqlite3.connect(path)
-        assert c.execute("SELECT value FROM tracebus_meta").fetchone()[0] == "1"
-        key = c.execute("SELECT event_id FROM events WHERE seq = 7").fetchone()[0]
-        assert key == _event_key(new.event_id, False)
-        c.close()
+        assert [r.event.event_id for r in s.records(correlation_id=gen)] == [
+            e.event_id for e in events[5:8]
+        ]
+        assert s.stream_version("c") == 7 and s.stream_version("d") == 3
+        assert [r.version for r in s.records(stream="c")] == list(range(1, 8))
+        assert s.append(SystemEvent("d", "startup"), expected_version=3) == 11
+        assert s.integrity_check() == "ok"
+    c = sqlite3.connect(path)
+    assert c.execute("SELECT value FROM tracebus_meta").fetchone()[0] == "3"
+    assert c.execute("SELECT * FROM streams ORDER BY stream").fetchall() == [
+        ("c", 7, 10),
+        ("d", 4, 11),
+    ]
+    c.close()
+    rows = _columns(path)
+    assert [r[1] for r in rows[:10]] == [_event_key(e.event_id, True) for e in [*events, new]]
+    # prev_seq links each event to its stream's previous one
+    assert [r[4] for r in rows] == [None, 1, 2, 3, 4, None, 6, 7, 5, 9, 8]
+    # generated correlation ids became int keys, others stayed text
+    assert [r[5] for r in rows[:8]] == ["corr_a"] * 5 + [_correlation_key(gen)] * 3
+    assert isinstance(rows[5][5], int)
 
 
-def test_new_file_is_schema_2_with_counter_keys(tmp_path: Path) -> None:
+def test_new_file_is_schema_3(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
     events = builtin_events()
     with SqliteEventStore(path) as s:
@@ -391,10 +443,14 @@ def test_new_file_is_schema_2_with_counter_keys(tmp_path: Path) -> None:
         assert len(s) == len(events)
     c = sqlite3.connect(path)
     assert c.execute("PRAGMA page_size").fetchone()[0] == 16384
-    assert c.execute("SELECT value FROM tracebus_meta").fetchone()[0] == "2"
-    keys = [r[0] for r in c.execute("SELECT event_id FROM events ORDER BY seq")]
-    assert keys == [_event_key(e.event_id, True) for e in events]
+    assert c.execute("SELECT value FROM tracebus_meta").fetchone()[0] == "3"
+    # no index on streams: appends in many streams would write to random index pages
+    indexes = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert not any("stream" in i for i in indexes), indexes
     c.close()
+    rows = _columns(path)
+    assert [r[1] for r in rows] == [_event_key(e.event_id, True) for e in events]
+    assert [r[5] for r in rows] == [_correlation_key(e.correlation_id) for e in events]
 
 
 def test_damaged_row_raises_when_replay_reaches_it(tmp_path: Path) -> None:

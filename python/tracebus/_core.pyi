@@ -28,10 +28,9 @@ _ErrorHook: TypeAlias = Callable[[BaseException, Event, Subscription], object]
 
 # An event store row: (event key (see ``_event_key``), stream, type, severity,
 # correlation_id, timestamp, JSON text).
-_StoreRow: TypeAlias = tuple[int, str, str, str, str, float, str]
+_StoreRow: TypeAlias = tuple[int, str, str, str, int | str, float, str]
 # INSERT parameters: (seq, event_id, stream, version, type, severity, correlation_id,
 # timestamp, JSON text).
-_InsertParams: TypeAlias = tuple[int, int, str, int, str, str, str, float, str]
 _T = TypeVar("_T")
 _SeqT = TypeVar("_SeqT", bound=Sequence[Any])
 
@@ -73,6 +72,7 @@ __all__ = [
     "_decode_rows",
     "_encode_event",
     "_encode_rows",
+    "_correlation_key",
     "_event_id_of_key",
     "_event_key",
     "_number_rows",
@@ -975,7 +975,6 @@ def _encode_rows(
     events: Iterable[object],
     stream: str | None,
     fallback: Callable[[Event], _StoreRow | None],
-    counter_keys: bool = False,
 ) -> list[_StoreRow]:
     """Event store rows (plain tuples); events the native codec declines go to ``fallback``
     (None leaves the event out). A non-event raises ``TypeError`` naming its position."""
@@ -984,16 +983,24 @@ def _event_key(event_id: str, counter: bool) -> int:
     """The event store's key of an event id: its bits as a signed 64-bit int, or with
     ``counter`` the id generator's counter value behind it (schema 2)."""
 
+def _correlation_key(correlation_id: str) -> int | str:
+    """The event store's correlation column value: the counter value behind a generated
+    correlation id (``corr_`` + 16 lower-case hex digits), else the id itself."""
+
 def _event_id_of_key(key: int, counter: bool) -> str:
     """The event id whose key is ``key`` (inverse of ``_event_key``)."""
 
 def _number_rows(
     rows: list[_StoreRow],
     first_seq: int,
-    versions: dict[str, int],
-    current: Callable[[str], int],
-) -> tuple[list[_InsertParams], int]:
-    """INSERT parameters numbered from ``first_seq`` (``versions`` updated); total JSON size."""
+    heads: dict[str, tuple[int, int | None]],
+    current: Callable[[str], tuple[int, int | None]],
+    rows_per_statement: int,
+) -> tuple[list[list[int | str | float | None]], int]:
+    """Flat INSERT parameter lists (10 per row, up to ``rows_per_statement`` rows each),
+    numbered from ``first_seq``: stream versions and previous sequence numbers from
+    ``heads`` (stream → (version, last seq); updated) or ``current(stream)``; and the
+    total JSON size."""
 
 def _decode_rows(
     rows: list[_SeqT], column: int, fallback: Callable[[_SeqT], _T]
