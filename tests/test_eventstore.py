@@ -12,6 +12,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,7 @@ from tracebus import (
     new_correlation_id,
     rebuild_state,
 )
+from tracebus.eventstore import StoredRecord
 
 
 @pytest.fixture
@@ -137,6 +139,51 @@ def test_explicit_stream(es: SqliteEventStore) -> None:
     assert es.stream_version("order-1") == 3
     assert es.stream_version("x") == 0
     assert [r.version for r in es.records(stream="order-1")] == [1, 2, 3]
+
+
+def test_stream_reads_follow_each_streams_chain(db: Path) -> None:
+    """A stream is read by walking its events' links back from its head: interleaved
+    streams, ``since`` inside a stream, chunks smaller than the stream, other conditions
+    and ``limit`` all give what a full scan would."""
+
+    def key(records: Iterable[StoredRecord]) -> list[tuple[int, str, int, str]]:
+        return [(r.seq, r.stream, r.version, r.event.event_id) for r in records]
+
+    rng = random.Random(7)
+    with SqliteEventStore(db, chunk_size=3) as s:
+        events = [ev(rng.choice("abc"), i) for i in range(60)]
+        for i in range(0, 60, 7):
+            s.append_many(events[i : i + 7])
+        s.append(ev("a", 99, EventType.USER_ACTION), stream="b")  # explicit stream
+        everything = list(s.records())
+        for stream in ["a", "b", "c", "nobody"]:
+            for since in [0, 1, 17, 40, 61]:
+                want = [r for r in everything if r.stream == stream and r.seq > since]
+                got = list(s.records(since, stream=stream))
+                assert key(got) == key(want), (stream, since)
+                if got:  # contiguous versions up to the stream's head
+                    assert [r.version for r in got] == list(
+                        range(got[0].version, s.stream_version(stream) + 1)
+                    )
+                assert [e.event_id for e in s.records(since, stream=stream, _records=False)] == [
+                    r.event.event_id for r in want
+                ]
+        # combined with a filter, a correlation and a limit
+        b_user = [r for r in everything if r.stream == "b" and r.event.type == "user.action"]
+        assert len(b_user) == 1
+        by_type = s.records(stream="b", filter=filter_by_type(EventType.USER_ACTION))
+        assert key(by_type) == key(b_user)
+        r5 = everything[5]
+        same_corr = [
+            r
+            for r in everything
+            if r.stream == r5.stream and r.event.correlation_id == r5.event.correlation_id
+        ]
+        assert key(s.records(stream=r5.stream, correlation_id=r5.event.correlation_id)) == key(
+            same_corr
+        )
+        a = [r for r in everything if r.stream == "a"]
+        assert key(s.records(stream="a", limit=4)) == key(a[:4])
 
 
 def test_expected_version_accepts_and_rejects(es: SqliteEventStore) -> None:
