@@ -12,14 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
+from redis_support import RedisServer
 from test_cli import assert_one_line_error, run_main
 from test_live import last_frame, run_in_pty
+from test_redis_bridge import _require_redis_server
 
 import tracebus
 from tracebus.cli import main
-
-pytest.importorskip("redis")
-from redis_support import RedisServer  # needs redis-py
 
 DEMO = ["demo", "--seed", "4", "--speed", "0", "--duration", "16", "--plain"]
 
@@ -36,6 +36,8 @@ def watch_args(server: RedisServer, stream: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[RedisServer]:
+    """One redis-server for the module (a missing one fails unless TRACEBUS_NO_REDIS=1)."""
+    _require_redis_server()
     with RedisServer() as s:
         yield s
 
@@ -69,8 +71,6 @@ def test_demo_reports_what_it_sent(server: RedisServer, demo_run: tuple[Path, st
     assert f"try: tracebus watch --redis {server.url} --stream {stream}" in out
     # Everything else the demo does is still there.
     assert "state rebuilt from the event store equals the live state: yes" in out
-    import redis
-
     client = redis.Redis.from_url(server.url)
     try:
         assert client.xlen(stream) == n

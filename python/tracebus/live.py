@@ -10,6 +10,7 @@ above 70).
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -304,6 +305,8 @@ def follow(
     [correlation]``. ``model`` may already hold known state. Waits ``interval`` seconds
     after an empty poll. Returns how many events were shown. Used by ``tracebus watch
     --db`` and ``--redis``."""
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+        raise ValueError(f"count must be a positive int or None, got {count!r}")
     model = LiveModel() if model is None else model
     deadline = None if duration is None else time.monotonic() + duration
     shown = 0
@@ -430,7 +433,7 @@ def watch_redis(
 
     try:
         with bridge.start():
-            return follow(
+            shown = follow(
                 poll,
                 out,
                 title=f"tracebus watch {url} {bridge.stream}",
@@ -442,3 +445,7 @@ def watch_redis(
             )
     finally:
         bus.close()
+    dropped = feed.stats()["dropped"]
+    if dropped:  # the view fell a million events behind: say so, not only in the footer
+        sys.stderr.write(f"tracebus watch: {dropped} events arrived faster than shown, skipped\n")
+    return shown
