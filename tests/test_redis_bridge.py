@@ -509,6 +509,19 @@ def test_stop_while_redis_is_down_counts_unsent_events() -> None:
     bus.close()
 
 
+def test_interpreter_exit_flushes_a_bridge_not_stopped(
+    server: RedisServer, stream: str, client: redis.Redis
+) -> None:
+    code = (
+        "import sys, tracebus as tb\n"
+        "bus = tb.EventBus()\n"
+        "tb.RedisStreamBridge(bus, sys.argv[1], sys.argv[2]).start()\n"
+        "bus.publish_many([tb.SystemEvent('c', 'startup', str(i)) for i in range(2000)])\n"
+    )
+    subprocess.run([sys.executable, "-c", code, server.url, stream], check=True, timeout=30)
+    assert client.xlen(stream) == 2000
+
+
 def test_bad_urls_and_unreachable_servers_give_clear_errors() -> None:
     bus = tb.EventBus()
     for url in ("http://127.0.0.1:6379", "", "redis://127.0.0.1:notaport/0", "redis:///0"):
