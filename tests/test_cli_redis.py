@@ -138,6 +138,16 @@ def test_watch_shows_what_arrives_later(server: RedisServer, tmp_path: Path) -> 
     assert [ln.split("[")[-1].rstrip("]") for ln in lines] == [e.correlation_id for e in first]
 
 
+def test_watch_db_count_stops_after_n_events(
+    capsys: pytest.CaptureFixture[str], demo_run: tuple[Path, str, str]
+) -> None:
+    """--count works with --db too (the same follow loop)."""
+    db = str(demo_run[0])
+    rc, out, _ = run_main(capsys, "watch", "--db", db, "--since", "0", "--count", "5", "--plain")
+    assert rc == 0
+    assert [ln.split()[0] for ln in out.splitlines()] == ["1", "2", "3", "4", "5"]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
