@@ -744,6 +744,9 @@ class RedisStreamBridge:
 
     def _claim(self, client: redis.Redis) -> None:
         assert self.group is not None and self.consumer is not None
+        if self._unacked:  # else XAUTOCLAIM could hand this consumer its own entries again
+            self._ack(client, self._unacked)
+            self._unacked = []
         cursor = "0-0"
         while not self._stopping.is_set():
             reply: Any = client.xautoclaim(
