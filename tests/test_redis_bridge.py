@@ -572,6 +572,18 @@ def test_arguments_are_validated() -> None:
     bus.close()
 
 
+def test_a_key_that_is_not_a_stream_fails_at_start(
+    server: RedisServer, stream: str, client: redis.Redis
+) -> None:
+    client.set(stream, "a string")
+    bus = tb.EventBus()
+    for group in (None, "g"):
+        bridge = RedisStreamBridge(bus, server.url, stream, group=group)
+        with pytest.raises(BridgeError, match="WRONGTYPE"):
+            bridge.start()
+    bus.close()
+
+
 def test_a_stopped_bridge_cannot_restart(server: RedisServer, stream: str) -> None:
     bus = tb.EventBus()
     bridge = RedisStreamBridge(bus, server.url, stream)

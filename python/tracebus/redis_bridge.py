@@ -371,6 +371,7 @@ class RedisStreamBridge:
             client.set_response_callback(command, _raw_reply)
         try:
             client.ping()
+            client.script_load(_APPEND_LUA)  # a server refusing scripts fails here, clearly
             if self.group is not None:
                 self._create_group(client)
             elif self.start_id == "$":
@@ -686,6 +687,14 @@ class RedisStreamBridge:
                 delay = min(delay * 2, _BACKOFF_CAP)
             except _BusGone:
                 break
+            except Exception:
+                # Not expected (a bug, a failing state store): logged and counted; the
+                # reader carries on after a pause rather than dying silently.
+                self._read_errors += 1
+                _log.exception("redis bridge: the reader failed; carrying on")
+                if self._stopping.wait(delay):
+                    break
+                delay = min(delay * 2, _BACKOFF_CAP)
         if self._unacked:
             try:
                 self._ack(client, self._unacked)
@@ -699,7 +708,7 @@ class RedisStreamBridge:
         if self.group is None:
             # After a restart that lost data, our position may lie beyond the stream's end.
             top: Any = client.xrevrange(self.stream, count=1)
-            if not top or _id_key(top[0][0]) < _id_key(self._last_id):
+            if _id_key(top[0][0] if top else "0-0") < _id_key(self._last_id):
                 _log.warning(
                     "redis bridge: stream %r is behind our position %s after a reconnect; "
                     "reading from its start",
