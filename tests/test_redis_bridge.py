@@ -309,6 +309,50 @@ def test_consumer_killed_mid_batch_is_reclaimed_by_another(
     bus.close()
 
 
+def test_restarted_consumer_gets_its_own_pending_entries_first(
+    server: RedisServer, stream: str, client: redis.Redis
+) -> None:
+    n, batch = 100, 50
+    producer_bus = tb.EventBus()
+    with RedisStreamBridge(producer_bus, server.url, stream, node_id="producer") as producer:
+        client.xgroup_create(stream, "workers", id="0", mkstream=True)
+        events = [_action("p", i) for i in range(n)]
+        producer_bus.publish_many(events)
+        assert producer.flush(20)
+    a = Peer(
+        server.url,
+        stream,
+        "a",
+        *("--group", "workers", "--consumer", "a", "--batch-size", str(batch)),
+        *("--handler-sleep", "0.05", "--print-handled", "--expect-remote", str(n)),
+    )
+    try:
+        a.ready()
+        a.go()
+        while not a.line().startswith("handled "):
+            pass
+        os.kill(a.proc.pid, signal.SIGKILL)
+        a.proc.wait(10)
+    finally:
+        a.kill()
+    assert client.xpending(stream, "workers")["pending"] == batch
+    # The same consumer name again, reclaiming nothing from others (an idle time of a
+    # minute): its own pending entries come back first, then the rest.
+    bus = tb.EventBus()
+    seen: list[str] = []
+    bus.subscribe(None, lambda e: seen.append(e.event_id))
+    with RedisStreamBridge(
+        bus, server.url, stream, group="workers", consumer="a", claim_min_idle_ms=60_000
+    ) as again:
+        assert _wait(lambda: len(seen) >= n)
+        time.sleep(0.2)
+        m = again.metrics()
+    assert seen == [e.event_id for e in events]  # in order, each once
+    assert (m["received"], m["acknowledged"], m["reclaimed"]) == (n, n, 0)
+    assert client.xpending(stream, "workers")["pending"] == 0
+    bus.close()
+
+
 def test_redis_restart_with_aof_loses_no_acknowledged_event() -> None:
     _require_redis_server()
     n = 3000
@@ -414,14 +458,14 @@ def test_no_echo_loop_between_bridges_in_one_process(
     # received is sent back, so the stream holds exactly the published events.
     n = 50
     buses = [tb.EventBus(), tb.EventBus()]
-    seen: list[list[str]] = [[], []]
+    seen: list[list[tb.Event]] = [[], []]
     bridges = [
         RedisStreamBridge(b, server.url, stream, node_id=f"node{k}") for k, b in enumerate(buses)
     ]
 
     def make_handler(k: int) -> Callable[[tb.Event], None]:
         def handler(e: tb.Event) -> None:
-            seen[k].append(e.event_id)
+            seen[k].append(e)
             if bridges[k].origin(e) is not None and isinstance(e, tb.UserActionEvent):
                 buses[k].publish(tb.SystemEvent(f"reply{k}", "config_change", e.event_id))
 
@@ -430,18 +474,28 @@ def test_no_echo_loop_between_bridges_in_one_process(
     for k, b in enumerate(buses):
         b.subscribe(None, make_handler(k))
     with bridges[0], bridges[1]:
-        buses[0].publish_many([_action("a", i) for i in range(n)])
-        buses[1].publish_many([_action("b", i) for i in range(n)])
+        actions = [[_action("a", i) for i in range(n)], [_action("b", i) for i in range(n)]]
+        buses[0].publish_many(actions[0])
+        buses[1].publish_many(actions[1])
         # Each side: n own + n remote actions, n own replies + n remote replies.
         assert _wait(lambda: len(seen[0]) == 4 * n and len(seen[1]) == 4 * n)
         assert bridges[0].flush(10) and bridges[1].flush(10)
         time.sleep(0.3)
         metrics = [b.metrics() for b in bridges]
-    assert len(seen[0]) == len(set(seen[0])) == 4 * n
-    assert set(seen[0]) == set(seen[1])
+    ids = [[e.event_id for e in s] for s in seen]
+    assert len(ids[0]) == len(set(ids[0])) == 4 * n
+    assert set(ids[0]) == set(ids[1])
     assert client.xlen(stream) == 4 * n
     for m in metrics:
         assert (m["sent"], m["received"], m["echo_skipped"]) == (2 * n, 2 * n, 2 * n)
+    # A reply made in the other process joined its action's cascade: same correlation,
+    # the action as parent.
+    by_id = {a.event_id: a for a in actions[0]}
+    replies = [e for e in seen[0] if e.source == "reply1"]
+    assert len(replies) == n
+    for r in replies:
+        assert r.parent_id in by_id
+        assert r.correlation_id == by_id[r.parent_id].correlation_id
     for b in buses:
         b.close()
 
