@@ -534,6 +534,19 @@ def test_received_events_keep_ids_and_carry_their_origin(
     rx_bus.close()
 
 
+def test_dedupe_window_is_bounded_and_keeps_the_latest_ids() -> None:
+    from tracebus.redis_bridge import _Window
+
+    w = _Window(10)
+    for i in range(1000):
+        assert w.add(f"evt_{i}", "n")
+        assert not w.add(f"evt_{i}", "n")  # a duplicate
+        assert len(w.new) + len(w.old) <= 20
+        # The latest 10 ids are always remembered, with their origin.
+        assert all(w.get(f"evt_{j}") == "n" for j in range(max(0, i - 9), i + 1))
+    assert w.get("evt_0") is None and w.add("evt_0", "n")  # long forgotten
+
+
 def test_maxlen_trims_the_stream(server: RedisServer, stream: str, client: redis.Redis) -> None:
     bus = tb.EventBus()
     with RedisStreamBridge(bus, server.url, stream, maxlen=100, batch_size=100) as bridge:

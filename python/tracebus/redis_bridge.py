@@ -227,7 +227,9 @@ class RedisStreamBridge:
     - ``buffer_size``: events buffered between publishers and the writer; a publisher
       waits while it is full (e.g. while Redis is down).
     - ``claim_min_idle_ms``: group mode: entries pending that long for another consumer are
-      reclaimed. ``dedupe_window``: how many received event ids are remembered (at least).
+      reclaimed. ``dedupe_window``: how many received event ids are remembered (at least;
+      up to twice as many, ~110 bytes each: ~4 MB at the default 20,000). Raise it to drop
+      replays of older entries too.
     - ``connect_timeout``: seconds to wait for a connection.
 
     ``start()`` connects (``BridgeError`` naming the URL if Redis does not answer) and
@@ -252,7 +254,7 @@ class RedisStreamBridge:
         start_id: str = "$",
         buffer_size: int = 10_000,
         claim_min_idle_ms: int = 30_000,
-        dedupe_window: int = 100_000,
+        dedupe_window: int = 20_000,
         connect_timeout: float = 2.0,
     ) -> None:
         self._redis = _import_redis()
