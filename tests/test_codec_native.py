@@ -442,7 +442,7 @@ def test_new_file_is_schema_3(tmp_path: Path) -> None:
             s.append_many([SystemEvent("c", "startup"), events[3]])
         assert len(s) == len(events)
     c = sqlite3.connect(path)
-    assert c.execute("PRAGMA page_size").fetchone()[0] == 16384
+    assert c.execute("PRAGMA page_size").fetchone()[0] == 4096
     assert c.execute("SELECT value FROM tracebus_meta").fetchone()[0] == "3"
     # no index on streams: appends in many streams would write to random index pages
     indexes = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}

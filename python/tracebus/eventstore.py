@@ -14,14 +14,15 @@ transactions before an operating-system crash or power loss may be lost. Pass
 WAL checkpoints run in a background thread once the WAL passes 16 MiB (and when the last
 connection closes), so an append never waits for one.
 
-Speed (CPython 3.11, 2 vCPU, stdlib ``sqlite3``, transactions of 500; see
-``benches/test_eventstore_bench.py``): appending ~260-275k events/s and replaying
-~1M events/s, JSON encoding and decoding included (about 2.9x and 6x the
-``eventsourcing`` library's SQLite recorder in the same run, by the fastest rounds). The
-built-in event kinds are encoded and decoded natively (``_core._encode_rows`` and
-``_decode_rows``: ~0.3 and ~0.55 µs an event); other classes take ``tracebus.codec``'s
-Python path. What remains is SQLite: ~1 µs an event per index (event id, stream/version,
-correlation id) on top of ~1.5 µs for the row itself, and ~0.3 µs per row fetched.
+Speed (CPython 3.11, 2 vCPU, stdlib ``sqlite3``, transactions of 500, 20k events in 100
+streams; ``benches/test_eventstore_bench.py``): appending ~470k events/s and replaying
+~1.1M events/s, JSON encoding and decoding included (4.7x and 6.6-6.8x the
+``eventsourcing`` library's SQLite recorder in the same run, medians). The built-in event
+kinds are encoded and decoded natively (``_core._encode_rows`` and ``_decode_rows``: ~0.3
+and ~0.6 µs an event); other classes take ``tracebus.codec``'s Python path. What remains
+is SQLite (~1.6 µs an event appended, ~0.4 µs fetched): see the schema notes below for what
+made appends cheap. Appends leave copying the WAL into the database to the background
+checkpoints; timing the final checkpoint too (``close()``) gives ~3x.
 
 >>> store = SqliteEventStore("events.db")
 >>> store.attach(bus)               # persist everything the bus publishes, in batches
@@ -88,11 +89,13 @@ _log = logging.getLogger("tracebus.eventstore")
 #   stream is read by walking that chain back from its head.
 # Measured on 20k events in 100 streams (benches/test_eventstore_bench.py): a (stream,
 # version) index and a correlation index on the ids' text cost ~1.4 µs of the ~3.7 µs an
-# event took with schema 2. New files use 16 KiB pages (~12% faster appends than 4 KiB).
+# event took with schema 2. Pages are 4 KiB: with no index taking random entries, 4 KiB
+# pages appended ~15% faster than 16 KiB (the best size for schema 2) and replayed ~3%
+# slower (20k events: 41-42 vs 48-49 ms, 18.4 vs 17.8 ms).
 # Files of schemas 1 and 2 are upgraded to 3 when opened (one transaction).
 SCHEMA_VERSION = "3"
 _OLD_SCHEMAS = ("1", "2")
-_PAGE_SIZE = 16384
+_PAGE_SIZE = 4096
 _EVENTS_TABLE = """
 CREATE TABLE {name} (
     seq INTEGER PRIMARY KEY,
