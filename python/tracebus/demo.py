@@ -7,7 +7,8 @@ clusters. Services report through an ``EventBusAdapter`` (state store + bus) and
 ``TUIReporter`` (the live view); bus handlers react to events and publish follow-ups, so
 each cascade (startup, failure, recovery, user restart) is one correlation tree. Every
 event is persisted to a ``SqliteEventStore`` and, with ``redis`` set, also published to a
-Redis stream by a ``RedisStreamBridge`` (``tracebus watch --redis URL`` shows it live).
+Redis stream by a send-only ``RedisStreamBridge`` (``tracebus watch --redis URL`` shows it
+live; what other processes write to the stream does not reach the demo's bus).
 
 Scripted scenario, with ``D`` the duration in simulated seconds:
 
@@ -478,7 +479,9 @@ def run_demo(config: DemoConfig, out: TextIO | None = None, *, live: bool | None
         from .redis_bridge import RedisStreamBridge
 
         kw: dict[str, Any] = {} if config.stream is None else {"stream": config.stream}
-        bridge = RedisStreamBridge(env.bus, config.redis, **kw).start()
+        # Send-only: events other processes write to the stream stay out of the demo's
+        # bus, store and handlers.
+        bridge = RedisStreamBridge(env.bus, config.redis, inbound=False, **kw).start()
     try:
         es = SqliteEventStore(db_path)
     except BaseException:
@@ -549,13 +552,10 @@ def run_demo(config: DemoConfig, out: TextIO | None = None, *, live: bool | None
     _summary(env, es, out, start_seq, persisted, elapsed, db_path, monitor.sample())
     if bridge is not None:
         m = bridge.metrics()
-        # The bridge also publishes on the demo's bus what other processes send to the
-        # stream (they are not sent back).
-        own = env.bus.get_metrics()["events_published"] - m["received"]
-        received = f", {m['received']} received from other processes" if m["received"] else ""
+        published = env.bus.get_metrics()["events_published"]
         out.write(
-            f"  redis: {m['sent']} of {own} events sent to stream {bridge.stream} at "
-            f"{config.redis}, errors {m['errors']}{received}"
+            f"  redis: {m['sent']} of {published} events sent to stream {bridge.stream} at "
+            f"{config.redis}, errors {m['errors']}"
             f"{'' if redis_ok else ' — NOT ALL SENT (flush timed out)'}\n"
             f"  try: tracebus watch --redis {config.redis} --stream {bridge.stream}\n"
         )

@@ -46,7 +46,6 @@ from typing import Any, NamedTuple, TypeAlias
 
 from ._core import (
     Channel,
-    ChannelClosed,
     Event,
     Filter,
     ManagedServiceUpdate,
@@ -61,6 +60,7 @@ from ._core import (
     _event_key,
     _number_rows,
 )
+from ._drain import Drain, check_int
 from ._enums import EventType
 from .codec import _CLASSES, class_path, decode_json, encode_parts, resolve_class
 from .trace import Trace, build_trace
@@ -224,14 +224,6 @@ def _check_filter(filter: Filter | None) -> None:
         raise TypeError(f"filter must be a tracebus Filter or None, got {type(filter).__name__}")
 
 
-def _check_int(name: str, value: object, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
 class SqliteEventStore:
     """An append-only event store in a SQLite file (WAL mode), safe to share between
     threads; several processes may open the same file.
@@ -263,7 +255,7 @@ class SqliteEventStore:
             )
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
             raise ValueError(f"timeout must be a non-negative number of seconds, got {timeout!r}")
-        self.chunk_size = _check_int("chunk_size", chunk_size, 1)
+        self.chunk_size = check_int("chunk_size", chunk_size, 1)
         self.path = os.fspath(path)
         self.synchronous = synchronous.upper()
         memory = self.path == ":memory:" or self.path.startswith("file::memory:")
@@ -474,9 +466,9 @@ class SqliteEventStore:
                     raise TypeError(
                         f"expected_version keys must be stream names (str), got {type(k).__name__}"
                     )
-                out[k] = _check_int(f"expected_version[{k!r}]", v)
+                out[k] = check_int(f"expected_version[{k!r}]", v)
             return out
-        v = _check_int("expected_version", expected_version)
+        v = check_int("expected_version", expected_version)
         streams = {r[1] for r in rows}
         if len(streams) > 1:
             raise ValueError(
@@ -602,10 +594,10 @@ class SqliteEventStore:
         Lazy: rows are fetched ``chunk_size`` at a time. (A stream is found by walking its
         chain of events back from its head first, which keeps 8 bytes per event of the
         stream in memory.)"""
-        _check_int("since", since)
+        check_int("since", since)
         _check_filter(filter)
         if limit is not None:
-            _check_int("limit", limit)
+            check_int("limit", limit)
         if stream is not None and not isinstance(stream, str):
             raise TypeError(f"stream must be a str or None, got {type(stream).__name__}")
         where = []
@@ -869,8 +861,8 @@ class SqliteEventStore:
         if not callable(getattr(bus, "subscribe_channel", None)):
             raise TypeError(f"bus must be a tracebus EventBus, got {type(bus).__name__}")
         _check_filter(filter)
-        _check_int("batch_size", batch_size, 1)
-        _check_int("buffer_size", buffer_size, 1)
+        check_int("batch_size", batch_size, 1)
+        check_int("buffer_size", buffer_size, 1)
         with self._lock:
             if self._closed:
                 raise EventStoreError(f"the event store {self.path} is closed")
@@ -979,37 +971,14 @@ class _Checkpointer:
 
 
 class _Attachment:
-    """The writer thread of ``SqliteEventStore.attach``."""
+    """The writer of ``SqliteEventStore.attach``: a ``Drain`` thread storing batches."""
 
     def __init__(self, store: SqliteEventStore, channel: Channel, batch_size: int) -> None:
         self.store = store
-        self.channel = channel
-        self.batch_size = batch_size
         self.persisted = 0
         self.failed = 0
-        self.done = 0
-        self._cond = threading.Condition()
-        self.thread = threading.Thread(
-            target=self._run, name="tracebus-eventstore-writer", daemon=True
-        )
-        self.thread.start()
-
-    def _run(self) -> None:
-        ch = self.channel
-        while True:
-            try:
-                first = ch.recv()
-            except ChannelClosed:
-                break
-            batch = [first, *ch.drain(self.batch_size - 1)]
-            try:
-                self._persist(batch)
-            finally:
-                with self._cond:
-                    self.done += len(batch)
-                    self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
+        self.drain = Drain(channel, batch_size, self._persist, name="tracebus-eventstore-writer")
+        self.drain.start()
 
     def _persist(self, batch: list[Event]) -> None:
         rows = _encode_rows(batch, None, self._encode_or_skip)
@@ -1030,26 +999,10 @@ class _Attachment:
             return None
 
     def flush(self, timeout: float | None) -> bool:
-        import time
-
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            while True:
-                s = self.channel.stats()
-                # The channel's `delivered` counts items the writer took (counted as it
-                # takes them): everything taken and nothing buffered means all stored.
-                if s["buffered"] == 0 and self.done >= s["delivered"]:
-                    return True
-                if not self.thread.is_alive():
-                    return s["buffered"] == 0
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return False
-                self._cond.wait(0.005 if left is None else min(0.005, left))
+        return self.drain.flush(timeout)
 
     def stop(self, timeout: float | None) -> None:
-        self.channel.close()
-        self.thread.join(timeout)
+        self.drain.stop(timeout)
 
 
 def update_from_event(event: ServiceStateEvent) -> ManagedServiceUpdate:

@@ -400,8 +400,8 @@ def watch_redis(
     count: int | None = None,
 ) -> int:
     """Follows the Redis stream that other processes' ``RedisStreamBridge``s send to (see
-    ``tracebus demo --redis``): a local bus and ``StateStore`` fed by a bridge's inbound
-    side, shown like ``watch`` (the live view, else one line per event, numbered in arrival
+    ``tracebus demo --redis``): a local bus and ``StateStore`` fed by a receive-only bridge,
+    shown like ``watch`` (the live view, else one line per event, numbered in arrival
     order). The stream is read from its start — what it keeps (``maxlen``) — so the table
     shows the current state at once. Stops after ``duration`` seconds (None: until Ctrl-C)
     or ``count`` events. Returns how many events were shown. Needs redis-py; raises
@@ -413,8 +413,9 @@ def watch_redis(
     state = StateStore()
     feed = bus.subscribe_channel(None, 1_000_000)
     kw: dict[str, Any] = {} if stream is None else {"stream": stream}
-    # start_id "0": the whole stream, so the state is known at once.
-    bridge = RedisStreamBridge(bus, url, state_store=state, start_id="0", **kw)
+    # start_id "0": the whole stream, so the state is known at once. Receive-only: what it
+    # receives is not handed to a writer only to be dropped as an echo.
+    bridge = RedisStreamBridge(bus, url, state_store=state, start_id="0", outbound=False, **kw)
     received = 0
 
     def poll(limit: int) -> list[tuple[int, Event]]:

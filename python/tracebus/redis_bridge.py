@@ -5,20 +5,25 @@ and one view of service states.
 (Redis >= 6.2; redis-py with hiredis, installed by ``pip install 'tracebus[redis]'``;
 hiredis parses replies in C: reading runs ~3x faster with it, measured):
 
-- **Outbound**: events published on the local bus that pass ``filter`` go through a
-  bounded channel (strategy *block*: a publisher waits rather than an event being lost, e.g.
-  while Redis is down and the channel is full) to a writer thread, which appends them to
-  the stream in batches of up to ``batch_size``, one round trip per batch: a server-side
-  script (``EVALSHA``) runs one ``XADD`` per event (``MAXLEN ~ maxlen`` trimming if
-  ``maxlen`` is set). That is 2.2x the rate of the same XADDs pipelined through redis-py
-  (whose per-command Python cost dominates), and a batch is applied whole or not at all.
-  An event is *sent* (acknowledged by Redis) once the call that appended it returned;
+- **Outbound** (unless ``outbound=False``): events published on the local bus that pass
+  ``filter`` go through a bounded channel (strategy *block*: a publisher waits rather than
+  an event being lost, e.g. while Redis is down and the channel is full) to a writer thread,
+  which appends them to the stream in batches of up to ``batch_size``, one round trip per
+  batch: a server-side script (``EVALSHA``) runs one ``XADD`` per event (``MAXLEN ~ maxlen``
+  trimming if ``maxlen`` is set). That is 2.2x the rate of the same XADDs pipelined through
+  redis-py (whose per-command Python cost dominates), and a batch is applied whole or not at
+  all. An event is *sent* (acknowledged by Redis) once the call that appended it returned;
   ``flush()`` waits until every event published before the call was sent.
-- **Inbound**: a reader thread reads the stream (``XREADGROUP`` when ``group`` is set, plain
-  ``XREAD`` otherwise), decodes each entry and publishes the event on the local bus with its
-  original event id, correlation id, parent id, cause and timestamp (events of one sender
-  arrive in the order it published them). Entries this bridge wrote itself are skipped;
-  events received are never sent back (no echo loops).
+- **Inbound** (unless ``inbound=False``): a reader thread reads the stream (``XREADGROUP``
+  when ``group`` is set, plain ``XREAD`` otherwise), decodes each entry and publishes the
+  event on the local bus with its original event id, correlation id, parent id, cause and
+  timestamp (events of one sender arrive in the order it published them). Entries this
+  bridge wrote itself are skipped; events received are never sent back (no echo loops).
+- **One direction only**: ``inbound=False`` gives a send-only bridge (a publisher such as
+  ``tracebus demo --redis``: what other processes write to the stream never reaches its
+  bus, and it does not read back its own entries only to skip them); ``outbound=False`` a
+  receive-only one (a viewer such as ``tracebus watch --redis``: no writer thread, no
+  channel on its bus).
 - **At-least-once** (group mode): a batch is acknowledged (``XACK``, sent together with the
   next read) only after it was published locally; a restarted consumer (same ``consumer``
   name) first re-reads its own pending entries, and entries left pending by a crashed
@@ -66,8 +71,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._core import (
-    Channel,
-    ChannelClosed,
     Event,
     EventBus,
     Filter,
@@ -77,6 +80,7 @@ from ._core import (
     TracebusError,
     _decode_rows,
 )
+from ._drain import Drain, check_int
 from .codec import decode_event, encode_event
 from .eventstore import update_from_event
 
@@ -156,14 +160,6 @@ def _check_url(url: object) -> str:
     return url
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
 def _check_name(name: str, value: object, optional: bool) -> str | None:
     if value is None and optional:
         return None
@@ -173,6 +169,34 @@ def _check_name(name: str, value: object, optional: bool) -> str | None:
     if not value:
         raise ValueError(f"{name} must not be empty")
     return value
+
+
+def _check_directions(
+    outbound: object,
+    inbound: object,
+    reading: dict[str, object],
+    sending: dict[str, object],
+) -> tuple[bool, bool]:
+    """Checks ``outbound``/``inbound`` and that no argument of a switched-off side
+    (``reading``/``sending``: name -> value, None when not given) was given."""
+    for name, value in (("outbound", outbound), ("inbound", inbound)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    if not outbound and not inbound:
+        raise ValueError(
+            "outbound and inbound are both False: the bridge would neither send nor receive"
+        )
+    for on, switch, what, args in (
+        (inbound, "inbound", "reading", reading),
+        (outbound, "outbound", "sending", sending),
+    ):
+        given = [name for name, value in args.items() if value is not None]
+        if not on and given:
+            raise ValueError(
+                f"{', '.join(given)} only concern{'s' if len(given) == 1 else ''} {what} "
+                f"the stream: not allowed with {switch}=False"
+            )
+    return bool(outbound), bool(inbound)
 
 
 def _id_key(entry_id: str) -> tuple[int, int]:
@@ -231,6 +255,13 @@ class RedisStreamBridge:
       up to twice as many, ~110 bytes each: ~4 MB at the default 20,000). Raise it to drop
       replays of older entries too.
     - ``connect_timeout``: seconds to wait for a connection.
+    - ``outbound``/``inbound`` (default both True): ``outbound=False`` makes a
+      receive-only bridge (no channel on the bus, no writer thread: nothing is sent,
+      ``flush()`` returns True at once); ``inbound=False`` a send-only one (no reader
+      thread: the stream is never read, no group is created). Not both False. Arguments
+      of the side switched off are refused (``ValueError``): ``filter`` and ``maxlen``
+      with ``outbound=False``; ``group``, ``consumer``, ``start_id`` (other than ``"$"``)
+      and ``state_store`` with ``inbound=False``.
 
     ``start()`` connects (``BridgeError`` naming the URL if Redis does not answer) and
     starts the threads; ``stop()`` flushes and stops them; usable as a context manager.
@@ -256,6 +287,8 @@ class RedisStreamBridge:
         claim_min_idle_ms: int = 30_000,
         dedupe_window: int = 20_000,
         connect_timeout: float = 2.0,
+        outbound: bool = True,
+        inbound: bool = True,
     ) -> None:
         self._redis = _import_redis()
         if not isinstance(bus, EventBus):
@@ -271,7 +304,7 @@ class RedisStreamBridge:
         if consumer is not None and self.group is None:
             raise ValueError("consumer needs a group (consumer names exist only within a group)")
         if maxlen is not None:
-            _check_int("maxlen", maxlen, 1)
+            check_int("maxlen", maxlen, 1)
         if state_store is not None and not isinstance(state_store, StateStore):
             raise TypeError(
                 f"state_store must be a StateStore or None, got {type(state_store).__name__}"
@@ -300,23 +333,31 @@ class RedisStreamBridge:
         self.bus = bus
         self.filter = filter
         self.maxlen = maxlen
-        self.batch_size = _check_int("batch_size", batch_size, 1)
-        self.block_ms = _check_int("block_ms", block_ms, 1)
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.block_ms = check_int("block_ms", block_ms, 1)
         self.state_store = state_store
-        self.buffer_size = _check_int("buffer_size", buffer_size, 1)
-        self.claim_min_idle_ms = _check_int("claim_min_idle_ms", claim_min_idle_ms, 1)
-        self.dedupe_window = _check_int("dedupe_window", dedupe_window, 1)
+        self.buffer_size = check_int("buffer_size", buffer_size, 1)
+        self.claim_min_idle_ms = check_int("claim_min_idle_ms", claim_min_idle_ms, 1)
+        self.dedupe_window = check_int("dedupe_window", dedupe_window, 1)
         self.connect_timeout = float(connect_timeout)
+        self.outbound, self.inbound = _check_directions(
+            outbound,
+            inbound,
+            reading={
+                "group": group,
+                "consumer": consumer,
+                "start_id": None if start_id == "$" else start_id,
+                "state_store": state_store,
+            },
+            sending={"filter": filter, "maxlen": maxlen},
+        )
 
         self._client: redis.Redis | None = None
         self._append: Any = None  # the registered _APPEND_LUA script
-        self._channel: Channel | None = None
-        self._writer: threading.Thread | None = None
+        self._drain: Drain | None = None  # the writer (outbound)
         self._reader: threading.Thread | None = None
         self._state: Literal["new", "running", "stopped"] = "new"
         self._stopping = threading.Event()  # set by stop(): the reader ends
-        self._give_up = threading.Event()  # set when stop()'s timeout passed: the writer ends
-        self._cond = threading.Condition()
         self._window = _Window(self.dedupe_window)
         # Ids of received events that pass ``filter``: the writer skips them when the
         # outbound channel hands them back (and forgets them then).
@@ -324,7 +365,6 @@ class RedisStreamBridge:
         self._last_id = "0-0"  # XREAD position
         self._unacked: list[str] = []  # delivered entries whose XACK goes with the next read
         # Counters; each is written by one thread only.
-        self._taken = 0  # writer: events taken from the channel and finished with
         self._sent = 0
         self._batches = 0
         self._echo_skipped = 0
@@ -347,7 +387,8 @@ class RedisStreamBridge:
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> RedisStreamBridge:
-        """Connects and starts the writer and reader threads; returns the bridge. Raises
+        """Connects and starts the writer (``outbound``) and reader (``inbound``) threads;
+        returns the bridge. Raises
         ``BridgeError`` naming the URL if Redis does not answer ``PING``. Does nothing if
         already running; a stopped bridge cannot be started again."""
         if self._state == "running":
@@ -373,16 +414,10 @@ class RedisStreamBridge:
             client.set_response_callback(command, _raw_reply)
         try:
             client.ping()
-            client.script_load(_APPEND_LUA)  # a server refusing scripts fails here, clearly
-            if self.group is not None:
-                self._create_group(client)
-            elif self.start_id == "$":
-                # Resolve "$" now, so entries added between start() and the first read
-                # are not missed.
-                top = client.xrevrange(self.stream, count=1)
-                self._last_id = top[0][0] if top else "0-0"
-            else:
-                self._last_id = self.start_id
+            if self.outbound:
+                client.script_load(_APPEND_LUA)  # a server refusing scripts fails here
+            if self.inbound:
+                self._prepare_read(client)
         except r.RedisError as e:
             client.close()
             raise BridgeError(
@@ -390,21 +425,40 @@ class RedisStreamBridge:
                 f"{type(e).__name__}: {e}"
             ) from None
         self._client = client
-        self._append = client.register_script(_APPEND_LUA)
-        self._channel = self.bus.subscribe_channel(
-            self.filter, self.buffer_size, SimpleBufferStrategy("block")
-        )
         self._state = "running"
-        self._writer = threading.Thread(
-            target=self._write_loop, name="tracebus-redis-writer", daemon=True
-        )
-        self._reader = threading.Thread(
-            target=self._read_loop, name="tracebus-redis-reader", daemon=True
-        )
-        self._writer.start()
-        self._reader.start()
+        if self.outbound:
+            self._append = client.register_script(_APPEND_LUA)
+            channel = self.bus.subscribe_channel(
+                self.filter, self.buffer_size, SimpleBufferStrategy("block")
+            )
+            # (assigned before the thread starts: _send watches its give_up)
+            self._drain = Drain(
+                channel,
+                self.batch_size,
+                self._write_batch,
+                name="tracebus-redis-writer",
+                abandon=self._abandon,
+            )
+            self._drain.start()
+        if self.inbound:
+            self._reader = threading.Thread(
+                target=self._read_loop, name="tracebus-redis-reader", daemon=True
+            )
+            self._reader.start()
         _running.add(self)
         return self
+
+    def _prepare_read(self, client: redis.Redis) -> None:
+        """Creates the group, or fixes the XREAD position."""
+        if self.group is not None:
+            self._create_group(client)
+        elif self.start_id == "$":
+            # Resolve "$" now, so entries added between start() and the first read are
+            # not missed.
+            top: Any = client.xrevrange(self.stream, count=1)
+            self._last_id = top[0][0] if top else "0-0"
+        else:
+            self._last_id = self.start_id
 
     def _create_group(self, client: redis.Redis) -> None:
         try:
@@ -416,7 +470,7 @@ class RedisStreamBridge:
     def stop(self, timeout: float | None = 10.0) -> None:
         """Stops the bridge: sends what is still buffered (trying for up to ``timeout``
         seconds while Redis is unreachable; what is left then counts as ``unsent``), then
-        ends both threads and closes the connection. Idempotent."""
+        ends the threads and closes the connection. Idempotent."""
         if timeout is not None and (
             isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0
         ):
@@ -428,43 +482,25 @@ class RedisStreamBridge:
         deadline = None if timeout is None else time.monotonic() + timeout
         self._stopping.set()
         _running.discard(self)
-        assert self._channel is not None and self._writer is not None
-        assert self._reader is not None and self._client is not None
-        me = threading.current_thread()
-        if me is not self._reader:  # stop() may be called by a handler of a received event
-            self._reader.join(_left(deadline))
-        self._channel.close()
-        if me is not self._writer:
-            self._writer.join(_left(deadline))
-            if self._writer.is_alive():
-                self._give_up.set()
-                self._writer.join(5.0)
+        assert self._client is not None
+        reader = self._reader
+        # stop() may be called by a handler of a received event (on the reader thread).
+        if reader is not None and threading.current_thread() is not reader:
+            reader.join(_left(deadline))
+        if self._drain is not None:
+            self._drain.stop(_left(deadline))  # then gives up (counted as unsent)
         self._client.close()
 
     def flush(self, timeout: float | None = None) -> bool:
         """Waits until every event published on the bus before the call (and passing the
         filter) was appended to the stream (its ``XADD`` returned), up to ``timeout``
-        seconds; True if so. False at the timeout, e.g. while Redis is unreachable."""
+        seconds; True if so. False at the timeout, e.g. while Redis is unreachable. True at
+        once for a receive-only bridge (``outbound=False``)."""
         if timeout is not None and (
             isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0
         ):
             raise ValueError(f"timeout must be a non-negative number or None, got {timeout!r}")
-        ch = self._channel
-        if ch is None:
-            return True
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            while True:
-                s = ch.stats()
-                # ``delivered`` counts items the writer took; ``_taken`` those it finished.
-                if s["buffered"] == 0 and self._taken >= s["delivered"]:
-                    return True
-                if self._writer is None or not self._writer.is_alive():
-                    return False
-                left = _left(deadline)
-                if left is not None and left <= 0:
-                    return False
-                self._cond.wait(0.005 if left is None else min(0.005, left))
+        return True if self._drain is None else self._drain.flush(timeout)
 
     def __enter__(self) -> RedisStreamBridge:
         """Starts the bridge."""
@@ -506,7 +542,7 @@ class RedisStreamBridge:
           written to ``state_store``; ``trimmed_pending``: pending entries trimmed from the
           stream before they could be reclaimed.
         """
-        ch = self._channel
+        drain = self._drain
         return {
             "sent": self._sent,
             "batches": self._batches,
@@ -528,7 +564,7 @@ class RedisStreamBridge:
             "connection_errors": self._write_errors + self._read_errors,
             "reconnects": self._write_reconnects + self._read_reconnects,
             "unsent": self._unsent,
-            "buffered": 0 if ch is None else ch.stats()["buffered"],
+            "buffered": 0 if drain is None else drain.channel.stats()["buffered"],
             "state_applied": self._state_applied,
             "trimmed_pending": self._trimmed_pending,
         }
@@ -541,33 +577,18 @@ class RedisStreamBridge:
 
     # -- outbound ----------------------------------------------------------------------
 
-    def _write_loop(self) -> None:
-        ch = self._channel
-        assert ch is not None
-        while True:
-            try:
-                first = ch.recv()
-            except ChannelClosed:
-                break
-            batch = [first, *ch.drain(self.batch_size - 1)]
-            try:
-                self._send(batch)
-            except BaseException:
-                self._unsent += len(batch)
-                _log.exception("redis bridge: lost a batch of %d events", len(batch))
-            finally:
-                with self._cond:
-                    self._taken += len(batch)
-                    self._cond.notify_all()
-            if self._give_up.is_set():
-                # stop() timed out: count what is still buffered and leave.
-                rest = ch.drain()
-                self._unsent += len(rest)
-                with self._cond:
-                    self._taken += len(rest)
-                    self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
+    def _write_batch(self, batch: list[Event]) -> None:
+        try:
+            self._send(batch)
+        except BaseException:
+            self._unsent += len(batch)
+            _log.exception("redis bridge: lost a batch of %d events", len(batch))
+
+    def _abandon(self, rest: list[Event]) -> None:
+        """stop() timed out: what is still buffered counts as unsent."""
+        self._unsent += len(rest)
+        if rest:
+            _log.error("redis bridge: stopped; %d buffered events not sent", len(rest))
 
     def _send(self, batch: list[Event]) -> None:
         echo = self._echo
@@ -605,7 +626,8 @@ class RedisStreamBridge:
                     err,
                     delay,
                 )
-                if self._give_up.wait(delay):
+                assert self._drain is not None
+                if self._drain.give_up.wait(delay):
                     self._unsent += len(texts)
                     _log.error(
                         "redis bridge: stopped before Redis came back; %d events not sent",
@@ -809,6 +831,7 @@ class RedisStreamBridge:
         window, echo, flt = self._window, self._echo, self.filter
         fresh: list[Event] = []
         add = window.add
+        outbound = self.outbound  # else no writer takes the ids out of ``echo`` again
         for row, e in zip(rows, events, strict=True):
             if e is None:
                 continue
@@ -816,7 +839,7 @@ class RedisStreamBridge:
             if not add(eid, row[3]):
                 self._deduplicated += 1
                 continue
-            if flt is None or flt.matches(e):
+            if outbound and (flt is None or flt.matches(e)):
                 echo.add(eid)
             fresh.append(e)
         self._publish(fresh)
