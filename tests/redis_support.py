@@ -17,12 +17,26 @@ import tempfile
 import time
 from types import TracebackType
 
-__all__ = ["RedisServer", "redis_server_binary"]
+import pytest
+
+__all__ = ["RedisServer", "redis_server_binary", "require_redis_server"]
 
 
 def redis_server_binary() -> str | None:
     """The ``redis-server`` executable, or None if it is not installed."""
     return shutil.which("redis-server")
+
+
+def require_redis_server() -> None:
+    """Fails the calling test if ``redis-server`` is not installed (CI installs it), or
+    skips it if ``TRACEBUS_NO_REDIS=1``."""
+    if redis_server_binary() is None:
+        if os.environ.get("TRACEBUS_NO_REDIS") == "1":
+            pytest.skip("redis-server not installed and TRACEBUS_NO_REDIS=1")
+        pytest.fail(
+            "redis-server is not installed: apt-get install redis-server "
+            "(bash .ci/run does it), or set TRACEBUS_NO_REDIS=1 to skip the Redis tests"
+        )
 
 
 def _free_port() -> int:

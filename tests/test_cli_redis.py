@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 import redis
-from redis_support import RedisServer
+from redis_support import RedisServer, require_redis_server
 from test_cli import assert_one_line_error, run_main
 from test_live import last_frame, run_in_pty
-from test_redis_bridge import _require_redis_server
 
 import tracebus
 from tracebus.cli import main
@@ -37,7 +36,7 @@ def watch_args(server: RedisServer, stream: str) -> list[str]:
 @pytest.fixture(scope="module")
 def server() -> Iterator[RedisServer]:
     """One redis-server for the module (a missing one fails unless TRACEBUS_NO_REDIS=1)."""
-    _require_redis_server()
+    require_redis_server()
     with RedisServer() as s:
         yield s
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import redis
-from redis_support import RedisServer, redis_server_binary
+from redis_support import RedisServer, require_redis_server
 
 import tracebus as tb
 from tracebus import BridgeError, RedisStreamBridge
@@ -31,20 +31,10 @@ PEER = str(Path(__file__).with_name("redis_peer.py"))
 pytestmark = pytest.mark.timeout(60)
 
 
-def _require_redis_server() -> None:
-    if redis_server_binary() is None:
-        if os.environ.get("TRACEBUS_NO_REDIS") == "1":
-            pytest.skip("redis-server not installed and TRACEBUS_NO_REDIS=1")
-        pytest.fail(
-            "redis-server is not installed: apt-get install redis-server "
-            "(bash .ci/run does it), or set TRACEBUS_NO_REDIS=1 to skip the Redis tests"
-        )
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[RedisServer]:
     """One redis-server (no persistence) for the module; tests use their own streams."""
-    _require_redis_server()
+    require_redis_server()
     with RedisServer() as s:
         yield s
 
@@ -74,6 +64,20 @@ def _wait(cond: Callable[[], bool], timeout: float = 20.0) -> bool:
 
 def _action(name: str, i: int) -> tb.UserActionEvent:
     return tb.UserActionEvent("restart", tb.ServiceType.MCP_SERVER, f"{name}-{i}", source=name)
+
+
+def _fill_for_workers(url: str, stream: str, client: redis.Redis, n: int) -> list[tb.Event]:
+    """Creates the group ``workers`` at the start of ``stream`` and appends ``n`` actions
+    to it through a send-only bridge in this process; returns them."""
+    bus = tb.EventBus()
+    with RedisStreamBridge(bus, url, stream, node_id="producer", inbound=False) as producer:
+        client.xgroup_create(stream, "workers", id="0", mkstream=True)
+        events: list[tb.Event] = [_action("p", i) for i in range(n)]
+        bus.publish_many(events)
+        assert producer.flush(20)
+    bus.close()
+    assert client.xlen(stream) == n
+    return events
 
 
 class Peer:
@@ -243,48 +247,40 @@ def test_state_converges_across_processes(
         assert views[0][label]["event_id"] == e.event_id
 
 
-def test_consumer_killed_mid_batch_is_reclaimed_by_another(
-    server: RedisServer, stream: str, client: redis.Redis
-) -> None:
-    n, batch = 200, 50
-    # The producer: a bridge in this process.
-    producer_bus = tb.EventBus()
-    with RedisStreamBridge(producer_bus, server.url, stream, node_id="producer") as producer:
-        client.xgroup_create(stream, "workers", id="0", mkstream=True)
-        events = [_action("p", i) for i in range(n)]
-        producer_bus.publish_many(events)
-        assert producer.flush(20)
-    assert client.xlen(stream) == n
-
-    # Consumer "a" takes a batch of 50 and handles it slowly; killed after 10 of them.
+def _kill_worker_a_after(url: str, stream: str, n: int, batch: int, handled: int) -> list[str]:
+    """Runs consumer ``a`` of group ``workers`` in a peer process (expecting ``n`` events,
+    reading ``batch`` at a time, 50 ms a handler call) and kills it (SIGKILL) once it
+    handled ``handled`` events; returns their ids."""
     a = Peer(
-        server.url,
+        url,
         stream,
         "a",
-        "--group",
-        "workers",
-        "--consumer",
-        "a",
-        "--batch-size",
-        str(batch),
-        "--handler-sleep",
-        "0.05",
-        "--print-handled",
-        "--expect-remote",
-        str(n),
+        *("--group", "workers", "--consumer", "a", "--batch-size", str(batch)),
+        *("--handler-sleep", "0.05", "--print-handled", "--expect-remote", str(n)),
     )
     try:
         a.ready()
         a.go()
-        handled_by_a = []
-        while len(handled_by_a) < 10:
+        ids: list[str] = []
+        while len(ids) < handled:
             text = a.line()
             if text.startswith("handled "):
-                handled_by_a.append(text.split()[1])
+                ids.append(text.split()[1])
         os.kill(a.proc.pid, signal.SIGKILL)
         assert a.proc.wait(10) == -signal.SIGKILL
     finally:
         a.kill()
+    return ids
+
+
+def test_consumer_killed_mid_batch_is_reclaimed_by_another(
+    server: RedisServer, stream: str, client: redis.Redis
+) -> None:
+    n, batch = 200, 50
+    events = _fill_for_workers(server.url, stream, client, n)
+
+    # Consumer "a" takes a batch of 50 and handles it slowly; killed after 10 of them.
+    handled_by_a = _kill_worker_a_after(server.url, stream, n, batch, 10)
     pending = client.xpending(stream, "workers")
     # The whole batch is pending for the dead consumer: none of it was acknowledged.
     assert pending["pending"] == batch
@@ -313,28 +309,8 @@ def test_restarted_consumer_gets_its_own_pending_entries_first(
     server: RedisServer, stream: str, client: redis.Redis
 ) -> None:
     n, batch = 100, 50
-    producer_bus = tb.EventBus()
-    with RedisStreamBridge(producer_bus, server.url, stream, node_id="producer") as producer:
-        client.xgroup_create(stream, "workers", id="0", mkstream=True)
-        events = [_action("p", i) for i in range(n)]
-        producer_bus.publish_many(events)
-        assert producer.flush(20)
-    a = Peer(
-        server.url,
-        stream,
-        "a",
-        *("--group", "workers", "--consumer", "a", "--batch-size", str(batch)),
-        *("--handler-sleep", "0.05", "--print-handled", "--expect-remote", str(n)),
-    )
-    try:
-        a.ready()
-        a.go()
-        while not a.line().startswith("handled "):
-            pass
-        os.kill(a.proc.pid, signal.SIGKILL)
-        a.proc.wait(10)
-    finally:
-        a.kill()
+    events = _fill_for_workers(server.url, stream, client, n)
+    _kill_worker_a_after(server.url, stream, n, batch, 1)
     assert client.xpending(stream, "workers")["pending"] == batch
     # The same consumer name again, reclaiming nothing from others (an idle time of a
     # minute): its own pending entries come back first, then the rest.
@@ -354,7 +330,7 @@ def test_restarted_consumer_gets_its_own_pending_entries_first(
 
 
 def test_redis_restart_with_aof_loses_no_acknowledged_event() -> None:
-    _require_redis_server()
+    require_redis_server()
     n = 3000
     stream = "restart"
     with RedisServer(aof=True) as srv:
@@ -534,6 +510,82 @@ def test_received_events_keep_ids_and_carry_their_origin(
     rx_bus.close()
 
 
+def _bridge_threads() -> Counter[str]:
+    """The bridge threads running in this process, by name."""
+    return Counter(t.name for t in threading.enumerate() if t.name.startswith("tracebus-redis"))
+
+
+def test_send_only_bridge_sends_and_does_not_read(
+    server: RedisServer, stream: str, client: redis.Redis
+) -> None:
+    n = 20
+    tx_bus, other_bus = tb.EventBus(), tb.EventBus()
+    got: list[tb.Event] = []
+    tx_bus.subscribe(None, got.append)
+    other_got: list[tb.Event] = []
+    other_bus.subscribe(None, other_got.append)
+    before = _bridge_threads()
+    with RedisStreamBridge(other_bus, server.url, stream, node_id="other") as other:
+        tx = RedisStreamBridge(tx_bus, server.url, stream, node_id="tx", inbound=False)
+        with tx:
+            # A writer and no reader.
+            assert _bridge_threads() - before == Counter(
+                {"tracebus-redis-writer": 2, "tracebus-redis-reader": 1}
+            )
+            own = [_action("tx", i) for i in range(n)]
+            tx_bus.publish_many(own)
+            assert tx.flush(10)
+            # Another bridge and a plain XADD write to the stream too.
+            other_bus.publish_many([_action("other", i) for i in range(n)])
+            assert other.flush(10)
+            client.xadd(stream, {"e": tb.encode_event(_action("raw", 0)), "o": "raw"})
+            # The other bridge got its own, the send-only bridge's and the raw event (so all
+            # are in the stream) ...
+            assert _wait(lambda: len(other_got) == 2 * n + 1)
+            time.sleep(0.3)  # (what the send-only bridge would read would arrive by now)
+            m = tx.metrics()
+    # ... the send-only bridge's bus only its own events, and it read nothing.
+    assert [e.event_id for e in got] == [e.event_id for e in own]
+    assert (m["sent"], m["received"], m["own_skipped"], m["errors"]) == (n, 0, 0, 0)
+    assert client.xlen(stream) == 2 * n + 1
+    tx_bus.close()
+    other_bus.close()
+
+
+def test_receive_only_bridge_receives_and_sends_nothing(
+    server: RedisServer, stream: str, client: redis.Redis
+) -> None:
+    n = 20
+    tx_bus, rx_bus = tb.EventBus(), tb.EventBus()
+    got: list[tb.Event] = []
+    rx_bus.subscribe(None, got.append)
+    before = _bridge_threads()
+    with RedisStreamBridge(tx_bus, server.url, stream, node_id="tx", inbound=False) as tx:
+        rx = RedisStreamBridge(rx_bus, server.url, stream, start_id="0", outbound=False)
+        with rx:
+            # A reader and no writer.
+            assert _bridge_threads() - before == Counter(
+                {"tracebus-redis-writer": 1, "tracebus-redis-reader": 1}
+            )
+            assert rx.flush(0)  # nothing to send
+            sent = [_action("tx", i) for i in range(n)]
+            tx_bus.publish_many(sent)
+            assert tx.flush(10)
+            local = [_action("local", i) for i in range(n)]
+            rx_bus.publish_many(local)  # published on the receiving bus: not sent
+            assert _wait(lambda: len(got) == 2 * n)
+            time.sleep(0.3)  # (anything sent would be in the stream by now)
+            m = rx.metrics()
+            assert not rx._echo  # no writer to take received ids out again: none kept
+    assert {e.event_id for e in got} == {e.event_id for e in sent + local}
+    assert (m["sent"], m["batches"], m["echo_skipped"], m["buffered"]) == (0, 0, 0, 0)
+    assert (m["received"], m["errors"]) == (n, 0)
+    ids = [tb.decode_event(f["e"]).event_id for _, f in client.xrange(stream)]
+    assert ids == [e.event_id for e in sent]
+    tx_bus.close()
+    rx_bus.close()
+
+
 def test_dedupe_window_is_bounded_and_keeps_the_latest_ids() -> None:
     from tracebus.redis_bridge import _Window
 
@@ -559,7 +611,7 @@ def test_maxlen_trims_the_stream(server: RedisServer, stream: str, client: redis
 
 
 def test_stop_while_redis_is_down_counts_unsent_events() -> None:
-    _require_redis_server()
+    require_redis_server()
     bus = tb.EventBus()
     with RedisServer() as srv:
         bridge = RedisStreamBridge(bus, srv.url, "s").start()
@@ -625,6 +677,31 @@ def test_arguments_are_validated() -> None:
         ({"dedupe_window": 0}, ValueError, "dedupe_window must be at least 1"),
         ({"connect_timeout": 0}, ValueError, "connect_timeout must be a positive number"),
         ({"node_id": ""}, ValueError, "node_id must not be empty"),
+        ({"outbound": 1}, TypeError, "outbound must be a bool"),
+        ({"inbound": None}, TypeError, "inbound must be a bool"),
+        (
+            {"outbound": False, "inbound": False},
+            ValueError,
+            "outbound and inbound are both False",
+        ),
+        (
+            {"inbound": False, "group": "g"},
+            ValueError,
+            r"^group only concerns reading the stream: not allowed with inbound=False$",
+        ),
+        (
+            {"inbound": False, "group": "g", "consumer": "c"},
+            ValueError,
+            "group, consumer only concern reading the stream",
+        ),
+        ({"inbound": False, "start_id": "0"}, ValueError, "start_id only concerns reading"),
+        ({"inbound": False, "state_store": tb.StateStore()}, ValueError, "state_store only"),
+        (
+            {"outbound": False, "filter": tb.filter_by_source("x")},
+            ValueError,
+            r"^filter only concerns sending to the stream: not allowed with outbound=False$",
+        ),
+        ({"outbound": False, "maxlen": 10}, ValueError, "maxlen only concerns sending"),
     ]
     for kwargs, exc, message in cases:
         with pytest.raises(exc, match=message):

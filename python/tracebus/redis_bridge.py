@@ -188,7 +188,7 @@ def _check_directions(
         )
     for on, switch, what, args in (
         (inbound, "inbound", "reading", reading),
-        (outbound, "outbound", "sending", sending),
+        (outbound, "outbound", "sending to", sending),
     ):
         given = [name for name, value in args.items() if value is not None]
         if not on and given:
