@@ -3,6 +3,10 @@ footer with the bus's figures. Used by ``tracebus demo`` (fed by a ``TUIReporter
 channel) and ``tracebus watch`` (following an event store another process writes, or a
 Redis stream other processes' bridges send to).
 
+While a view runs, log records of the ``tracebus`` loggers (e.g. the Redis bridge's
+reconnect warnings) are printed through its console, above the live region, instead of
+going to the usual handlers (where they would draw over the view).
+
 The demo's footer shows a ``PerformanceMonitor`` sample: events/s, p99 handler latency,
 drops, and the performance score (the reference's formula with capped penalties; healthy
 above 70).
@@ -10,6 +14,7 @@ above 70).
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections import deque
@@ -19,6 +24,7 @@ from typing import Any, TextIO
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.logging import RichHandler
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -228,6 +234,23 @@ def render(model: LiveModel, title: str, footer: str, height: int = 40, width: i
     return Group(*parts)
 
 
+def _logs_through(console: Console) -> Callable[[], None]:
+    """Sends the ``tracebus`` loggers' records to ``console`` (a live view prints them above
+    its region) and not to the handlers further up (``propagate`` off); returns the
+    function that undoes it."""
+    logger = logging.getLogger("tracebus")
+    handler = RichHandler(console=console, show_path=False)
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+
+    def restore() -> None:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+    return restore
+
+
 def footer_text(m: PerformanceMetrics, extra: str = "") -> str:
     """``events/s · p99 latency · drops · score`` from a ``PerformanceMonitor`` sample."""
     health = "healthy" if m.system_healthy else "unhealthy"
@@ -255,14 +278,16 @@ class DemoLiveView:
         self.live = Live(
             console=self.console, auto_refresh=False, transient=False, redirect_stdout=False
         )
+        self._restore_logs: Callable[[], None] | None = None
 
     def _size(self) -> tuple[int, int]:
         size = self.console.size
         return size.height, size.width
 
     def start(self) -> None:
-        """Shows the view."""
+        """Shows the view (``tracebus`` log records print above it until ``stop``)."""
         self.live.start()
+        self._restore_logs = _logs_through(self.console)
 
     def refresh(self, wait: float) -> None:
         """Takes in what arrived, redraws, then waits up to ``wait`` seconds."""
@@ -282,8 +307,13 @@ class DemoLiveView:
 
     def stop(self) -> None:
         """Draws the last frame and leaves it on screen."""
-        self.refresh(0)
-        self.live.stop()
+        try:
+            self.refresh(0)
+        finally:
+            if self._restore_logs is not None:
+                self._restore_logs()
+                self._restore_logs = None
+            self.live.stop()
 
 
 def follow(
@@ -303,8 +333,9 @@ def follow(
     Ctrl-C) or ``count`` events were shown: the live view (``title``; the footer ends with
     ``status()``) when ``live``, else one line per event, ``number severity type text
     [correlation]``. ``model`` may already hold known state. Waits ``interval`` seconds
-    after an empty poll. Returns how many events were shown. Used by ``tracebus watch
-    --db`` and ``--redis``."""
+    after an empty poll. Returns how many events were shown. While the live view runs,
+    ``tracebus`` log records print above it. Used by ``tracebus watch --db`` and
+    ``--redis``."""
     if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
         raise ValueError(f"count must be a positive int or None, got {count!r}")
     model = LiveModel() if model is None else model
@@ -314,8 +345,10 @@ def follow(
     view = (
         Live(console=console, auto_refresh=False, transient=False) if console is not None else None
     )
-    if view is not None:
+    restore_logs = None
+    if view is not None and console is not None:
         view.start()
+        restore_logs = _logs_through(console)
     try:
         while (deadline is None or time.monotonic() < deadline) and (
             count is None or shown < count
@@ -339,6 +372,8 @@ def follow(
     except KeyboardInterrupt:
         pass
     finally:
+        if restore_logs is not None:
+            restore_logs()
         if view is not None:
             view.stop()
     return shown
