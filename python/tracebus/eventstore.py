@@ -877,7 +877,7 @@ class SqliteEventStore:
         """Waits until every event the attached bus published so far is stored. Returns
         False on timeout (True when not attached)."""
         att = self._attached
-        return True if att is None else att.flush(timeout)
+        return True if att is None else att.drain.flush(timeout)
 
     def detach(self, timeout: float | None = 30.0) -> int:
         """Stops persisting the bus's events after storing those already published.
@@ -886,7 +886,7 @@ class SqliteEventStore:
             att, self._attached = self._attached, None
         if att is None:
             return 0
-        att.stop(timeout)
+        att.drain.stop(timeout)
         return att.persisted
 
     @property
@@ -997,12 +997,6 @@ class _Attachment:
             self.failed += 1
             _log.error("event store: not persisting %r: %s", e, err)
             return None
-
-    def flush(self, timeout: float | None) -> bool:
-        return self.drain.flush(timeout)
-
-    def stop(self, timeout: float | None) -> None:
-        self.drain.stop(timeout)
 
 
 def update_from_event(event: ServiceStateEvent) -> ManagedServiceUpdate:

@@ -388,9 +388,9 @@ class RedisStreamBridge:
 
     def start(self) -> RedisStreamBridge:
         """Connects and starts the writer (``outbound``) and reader (``inbound``) threads;
-        returns the bridge. Raises
-        ``BridgeError`` naming the URL if Redis does not answer ``PING``. Does nothing if
-        already running; a stopped bridge cannot be started again."""
+        returns the bridge. Raises ``BridgeError`` naming the URL if Redis does not answer
+        ``PING``. Does nothing if already running; a stopped bridge cannot be started
+        again."""
         if self._state == "running":
             return self
         if self._state == "stopped":
