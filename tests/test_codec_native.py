@@ -421,6 +421,9 @@ def test_old_schema_file_is_upgraded_to_schema_3(tmp_path: Path, old: str) -> No
         ("c", 7, 10),
         ("d", 4, 11),
     ]
+    assert [r[0] for r in c.execute("SELECT event_id FROM event_log ORDER BY seq")][:10] == [
+        e.event_id for e in [*events, new]
+    ]
     c.close()
     rows = _columns(path)
     assert [r[1] for r in rows[:10]] == [_event_key(e.event_id, True) for e in [*events, new]]
@@ -447,6 +450,10 @@ def test_new_file_is_schema_3(tmp_path: Path) -> None:
     # no index on streams: appends in many streams would write to random index pages
     indexes = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert not any("stream" in i for i in indexes), indexes
+    # the event_log view shows the ids as text
+    assert c.execute(
+        "SELECT event_id, correlation_id, parent_id FROM event_log ORDER BY seq"
+    ).fetchall() == [(e.event_id, e.correlation_id, e.parent_id) for e in events]
     c.close()
     rows = _columns(path)
     assert [r[1] for r in rows] == [_event_key(e.event_id, True) for e in events]

@@ -83,6 +83,8 @@ _log = logging.getLogger("tracebus.eventstore")
 # - correlation_id holds the same kind of key for generated correlation ids
 #   (`_core._correlation_key`) and the text of any other id (the column has no type, so
 #   SQLite keeps ints and texts as given);
+# - the view event_log shows the ids as text, for reading the file with other tools
+#   (e.g. `sqlite3 events.db "SELECT * FROM event_log WHERE correlation_id = 'corr_...'"`);
 # - streams are not indexed: `streams` holds each stream's version and last sequence number
 #   (optimistic concurrency reads it, each transaction updates one row per stream it
 #   touched), and each event's prev_seq links it to its stream's previous event, so a
@@ -114,7 +116,11 @@ CREATE UNIQUE INDEX events_event_id ON events (event_id);
 CREATE INDEX events_correlation ON events (correlation_id);
 CREATE TABLE streams (
     stream TEXT PRIMARY KEY, version INTEGER NOT NULL, last_seq INTEGER NOT NULL
-) WITHOUT ROWID
+) WITHOUT ROWID;
+CREATE VIEW event_log AS SELECT seq, json_extract(data, '$.kwargs.event_id') AS event_id,
+    stream, version, type, severity,
+    json_extract(data, '$.kwargs.correlation_id') AS correlation_id,
+    json_extract(data, '$.kwargs.parent_id') AS parent_id, timestamp, data FROM events
 """
 _SCHEMA = (
     "CREATE TABLE tracebus_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
