@@ -604,6 +604,30 @@ def test_stats(es: SqliteEventStore) -> None:
     assert es.integrity_check() == "ok"
 
 
+@pytest.mark.parametrize(
+    ("damage", "reported"),
+    [
+        ("UPDATE events SET prev_seq = NULL WHERE seq = 4", "1 events not linked"),
+        ("UPDATE events SET prev_seq = 2 WHERE seq = 4", "1 events not linked"),
+        ("UPDATE events SET version = 9 WHERE seq = 1", "events not linked"),
+        ("UPDATE streams SET version = 7 WHERE stream = 'a'", "1 streams whose head"),
+        ("UPDATE streams SET last_seq = 1 WHERE stream = 'a'", "1 streams whose head"),
+        ("DELETE FROM streams WHERE stream = 'b'", "1 streams whose head"),
+        ("INSERT INTO streams VALUES ('ghost', 1, 3)", "1 stream heads without events"),
+    ],
+)
+def test_integrity_check_reports_broken_streams(db: Path, damage: str, reported: str) -> None:
+    with SqliteEventStore(db) as s:
+        s.append_many([ev("a"), ev("b"), ev("a"), ev("a"), ev("b")])  # a: 1,3,4  b: 2,5
+        assert s.integrity_check() == "ok"
+    c = sqlite3.connect(db)
+    c.execute(damage)
+    c.commit()
+    c.close()
+    with SqliteEventStore(db) as s:
+        assert reported in s.integrity_check()
+
+
 # -- durability: SIGKILL while appending ------------------------------------------------------
 
 CHILD = textwrap.dedent(
