@@ -19,6 +19,11 @@ pub struct StateTransition {
 
 #[pymethods]
 impl StateTransition {
+    /// False when an `if_newer` update was not stored (the snapshot was newer).
+    #[getter]
+    fn stored(&self) -> bool {
+        self.t.stored
+    }
     /// True when the service is new or its state differs.
     #[getter]
     fn changed(&self) -> bool {
@@ -42,7 +47,8 @@ impl StateTransition {
     }
     fn __repr__(&self) -> String {
         format!(
-            "StateTransition(changed={}, updated={}, old_state={:?}, new_state={:?})",
+            "StateTransition(stored={}, changed={}, updated={}, old_state={:?}, new_state={:?})",
+            if self.t.stored { "True" } else { "False" },
             if self.t.changed { "True" } else { "False" },
             if self.t.updated { "True" } else { "False" },
             self.t.old_state.as_str(),
@@ -73,9 +79,10 @@ impl StateStore {
         &self,
         py: Python<'_>,
         update: &Bound<'_, PyAny>,
+        if_newer: bool,
     ) -> PyResult<crate::store::Transition> {
         let u = extract_update(update)?;
-        let (t, p) = self.core.apply(u.data.clone());
+        let (t, p) = self.core.apply_if(u.data.clone(), if_newer);
         self.notify(py, p);
         Ok(t)
     }
@@ -93,16 +100,30 @@ impl StateStore {
     }
 
     /// Stores the update as its label's snapshot. Returns True when the label is new or its
-    /// state changed (the snapshot is stored either way).
-    fn set_service_state(&self, py: Python<'_>, update: &Bound<'_, PyAny>) -> PyResult<bool> {
-        Ok(self.transition_core(py, update)?.changed)
+    /// state changed (the snapshot is stored either way). With `if_newer`, the update is
+    /// stored only if the label is unknown or the update is newer than its snapshot by
+    /// (timestamp, event id), decided atomically (last writer wins); else nothing changes.
+    #[pyo3(signature = (update, *, if_newer=false))]
+    fn set_service_state(
+        &self,
+        py: Python<'_>,
+        update: &Bound<'_, PyAny>,
+        if_newer: bool,
+    ) -> PyResult<bool> {
+        Ok(self.transition_core(py, update, if_newer)?.changed)
     }
 
     /// Like `set_service_state`, returning the old and new state of the same atomic
-    /// transition.
-    fn transition(&self, py: Python<'_>, update: &Bound<'_, PyAny>) -> PyResult<StateTransition> {
+    /// transition (and, with `if_newer`, whether the update was stored).
+    #[pyo3(signature = (update, *, if_newer=false))]
+    fn transition(
+        &self,
+        py: Python<'_>,
+        update: &Bound<'_, PyAny>,
+        if_newer: bool,
+    ) -> PyResult<StateTransition> {
         Ok(StateTransition {
-            t: self.transition_core(py, update)?,
+            t: self.transition_core(py, update, if_newer)?,
         })
     }
 

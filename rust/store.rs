@@ -40,6 +40,8 @@ pub struct StoreSubscription {
 /// The result of applying one update.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Transition {
+    /// False when a conditional update (`apply_if_newer`) was not stored.
+    pub stored: bool,
     /// True when the label is new or its state differs (the reference's "changed").
     pub changed: bool,
     /// True when the snapshot differs in what subscribers see (state, readiness, error,
@@ -130,11 +132,48 @@ impl StateStore {
         }
     }
 
+    /// A ticket with nothing to send: notifications are delivered in ticket order, so
+    /// every operation takes one.
+    fn empty_pending(d: &mut Data) -> Pending {
+        let ticket = d.next_ticket;
+        d.next_ticket += 1;
+        Pending {
+            ticket,
+            items: Vec::new(),
+            next: 0,
+        }
+    }
+
     /// Applies an update atomically. Returns the transition and the notifications owed,
     /// which the caller sends with `notify` (possibly after releasing the GIL).
     pub fn apply(&self, upd: Arc<UpdateData>) -> (Transition, Pending) {
+        self.apply_if(upd, false)
+    }
+
+    /// `apply`, except that with `if_newer` the update is stored only if its label is
+    /// unknown or the update is newer than the label's snapshot by (timestamp, event id):
+    /// last writer wins, decided under the store's lock (so a concurrent older write can
+    /// never overwrite a newer one). An update not stored changes nothing and notifies
+    /// nobody (`Transition::stored` is false).
+    pub fn apply_if(&self, upd: Arc<UpdateData>, if_newer: bool) -> (Transition, Pending) {
         self.operations.fetch_add(1, Ordering::Relaxed);
         let mut d = self.data.lock();
+        if if_newer {
+            if let Some(p) = d.services.get(&upd.label) {
+                if (upd.timestamp, upd.event_id) <= (p.timestamp, p.event_id) {
+                    let state = p.state;
+                    let pending = Self::empty_pending(&mut d);
+                    let t = Transition {
+                        stored: false,
+                        changed: false,
+                        updated: false,
+                        old_state: state,
+                        new_state: state,
+                    };
+                    return (t, pending);
+                }
+            }
+        }
         let new_state = upd.state;
         let prev = d.services.insert(upd.label.clone(), upd.clone());
         let (old_state, notify) = match &prev {
@@ -165,18 +204,12 @@ impl StateStore {
             };
             Self::collect(&mut d, &change)
         } else {
-            // No notification, but the ticket order must still advance.
-            let ticket = d.next_ticket;
-            d.next_ticket += 1;
-            Pending {
-                ticket,
-                items: Vec::new(),
-                next: 0,
-            }
+            Self::empty_pending(&mut d)
         };
         drop(d);
         (
             Transition {
+                stored: true,
                 changed,
                 updated: notify,
                 old_state,
@@ -451,6 +484,43 @@ mod tests {
         let (t, mut p) = s.apply(u);
         assert!(s.notify(&mut p, true));
         t
+    }
+
+    #[test]
+    fn apply_if_newer_keeps_the_newest_update() {
+        let s = StateStore::new(100);
+        let sub = s.subscribe(None, 16, Strategy::simple(BufferAction::Drop));
+        let at = |label: &str, state: State, timestamp: f64, event_id: u64| {
+            let mut u = (*upd(label, state)).clone();
+            u.timestamp = timestamp;
+            u.event_id = event_id;
+            Arc::new(u)
+        };
+        let apply = |u: Arc<UpdateData>| {
+            let (t, mut p) = s.apply_if(u, true);
+            assert!(s.notify(&mut p, true));
+            t
+        };
+        assert!(apply(at("a", State::Starting, 10.0, 5)).stored); // unknown label
+        let older = apply(at("a", State::Failed, 9.0, 99));
+        assert!(!older.stored && !older.changed && !older.updated);
+        assert_eq!(
+            (older.old_state, older.new_state),
+            (State::Starting, State::Starting)
+        );
+        assert!(!apply(at("a", State::Failed, 10.0, 5)).stored); // the same one again
+        let tie = apply(at("a", State::Running, 10.0, 6)); // same time: the larger id wins
+        assert!(tie.stored && tie.changed);
+        assert!(apply(at("a", State::Stopped, 11.0, 1)).stored);
+        assert_eq!(s.get("a").map(|u| u.state), Some(State::Stopped));
+        // Subscribers saw exactly the stored updates.
+        let seen: Vec<State> = sub
+            .channel
+            .drain(usize::MAX)
+            .into_iter()
+            .map(|(_, c)| c.new_state)
+            .collect();
+        assert_eq!(seen, [State::Starting, State::Running, State::Stopped]);
     }
 
     #[test]

@@ -57,6 +57,48 @@ def test_transition_returns_old_and_new(store: StateStore) -> None:
     assert "changed=False" in repr(t)
 
 
+def test_if_newer_keeps_the_newest_update_by_timestamp_then_event_id(store: StateStore) -> None:
+    sub = store.subscribe()
+    first = update("a", S.STARTING, timestamp=10.0, event_id="evt_0000000000000005")
+    assert store.transition(first, if_newer=True).stored  # unknown label
+    older = update("a", S.FAILED, timestamp=9.0, event_id="evt_00000000000000ff")
+    t = store.transition(older, if_newer=True)
+    assert (t.stored, t.changed, t.updated) == (False, False, False)
+    assert (t.old_state, t.new_state) == (S.STARTING, S.STARTING)
+    assert "stored=False" in repr(t)
+    assert store.set_service_state(first, if_newer=True) is False  # the same update again
+    tie = update("a", S.RUNNING, timestamp=10.0, event_id="evt_0000000000000006")
+    assert store.set_service_state(tie, if_newer=True) is True  # same time, larger id
+    snap = store.get_service_state("a")
+    assert snap is not None and snap.event_id == tie.event_id
+    # Without if_newer the write is unconditional, as before.
+    assert store.transition(older).stored
+    assert store.get_service_state("a").state is S.FAILED  # type: ignore[union-attr]
+    seen = [c.new_state for c in sub.drain()]  # skipped updates notify nobody
+    assert seen == [S.STARTING, S.RUNNING, S.FAILED]
+    with pytest.raises(TypeError, match="if_newer"):
+        store.set_service_state(first, if_newer="yes")  # type: ignore[arg-type]
+
+
+def test_if_newer_under_concurrent_writers_keeps_the_newest(store: StateStore) -> None:
+    """Writers racing with updates of random age: the one left is the newest of all."""
+    import random
+
+    updates = [
+        update("x", S.RUNNING, timestamp=float(random.Random(i).randrange(1000)), pid=i)
+        for i in range(4000)
+    ]
+
+    def write(part: list[ManagedServiceUpdate]) -> None:
+        for u in part:
+            store.set_service_state(u, if_newer=True)
+
+    run_threads(4, lambda i: write(updates[i::4]))
+    newest = max(updates, key=lambda u: (u.timestamp, u.event_id))
+    snap = store.get_service_state("x")
+    assert snap is not None and snap.event_id == newest.event_id
+
+
 def test_snapshot_uses_the_update_timestamp(store: StateStore) -> None:
     store.set_service_state(update("a", timestamp=1234.5))
     snap = store.get_service_state("a")

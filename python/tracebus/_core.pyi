@@ -753,6 +753,9 @@ class StateTransition:
     """The old and new state of one atomic transition."""
 
     @property
+    def stored(self) -> bool:
+        """False when an ``if_newer`` update was not stored (the snapshot was newer)."""
+    @property
     def changed(self) -> bool:
         """True when the service is new or its state differs."""
     @property
@@ -771,10 +774,15 @@ class StateStore:
 
     def __new__(cls, subscription_buffer: int | None = None) -> Self:
         """A store; subscriptions buffer ``subscription_buffer`` changes (default 100)."""
-    def set_service_state(self, update: ManagedServiceUpdate) -> bool:
-        """Stores the update; True when the label is new or its state changed."""
-    def transition(self, update: ManagedServiceUpdate) -> StateTransition:
-        """Stores the update; returns the old and new state of the same atomic transition."""
+    def set_service_state(self, update: ManagedServiceUpdate, *, if_newer: bool = False) -> bool:
+        """Stores the update; True when the label is new or its state changed. With
+        ``if_newer``, only if the label is unknown or the update is newer than its snapshot
+        by (timestamp, event id), decided atomically (last writer wins)."""
+    def transition(
+        self, update: ManagedServiceUpdate, *, if_newer: bool = False
+    ) -> StateTransition:
+        """Stores the update (see ``set_service_state``); returns the old and new state of
+        the same atomic transition, and whether it was stored."""
     def get_service_state(self, label: str) -> ServiceStateSnapshot | None:
         """The snapshot of ``label``, or None."""
     def get_all_service_states(self) -> dict[str, ServiceStateSnapshot]:

@@ -34,8 +34,9 @@ hiredis parses replies in C: reading runs ~3x faster with it, measured):
   (with the update that produced the event, ``eventstore.update_from_event``), last writer
   wins by ``(timestamp, event_id)``, so every process converges to the same view. (The
   bridge applies received states only; local ones are the local ``EventBusAdapter``'s.
-  The check and the write are two store calls: a local report of the same label landing
-  between them could win although it is older.)
+  The comparison and the write are one atomic store operation,
+  ``StateStore.transition(update, if_newer=True)``, so an older received state never
+  overwrites a newer snapshot, whatever else writes the store at the same time.)
 - **Reconnects**: both threads survive Redis restarts (exponential back-off from 50 ms,
   capped at 2 s); a batch whose append failed is sent again (so a batch Redis applied but
   could not confirm arrives twice: receivers drop the copy by event id). ``stop`` and
@@ -897,9 +898,7 @@ class RedisStreamBridge:
         self._received += len(events)
 
     def _apply_state(self, store: StateStore, e: ServiceStateEvent) -> None:
-        snap = store.get_service_state(e.source)
-        if snap is None or (e.timestamp, e.event_id) > (snap.last_updated, snap.event_id):
-            store.set_service_state(update_from_event(e))
+        if store.transition(update_from_event(e), if_newer=True).stored:
             self._state_applied += 1
 
 
