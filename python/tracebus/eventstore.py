@@ -16,10 +16,10 @@ connection closes), so an append never waits for one.
 
 Speed (CPython 3.11, 2 vCPU, stdlib ``sqlite3``, transactions of 500, 20k events in 100
 streams; ``benches/test_eventstore_bench.py``): appending ~470k events/s and replaying
-~1.1M events/s, JSON encoding and decoding included (4.7x and 6.6-6.8x the
+~1.1M events/s, JSON encoding and decoding included (4.7x and 7.7x the
 ``eventsourcing`` library's SQLite recorder in the same run, medians). The built-in event
 kinds are encoded and decoded natively (``_core._encode_rows`` and ``_decode_rows``: ~0.3
-and ~0.6 µs an event); other classes take ``tracebus.codec``'s Python path. What remains
+and ~0.55 µs an event); other classes take ``tracebus.codec``'s Python path. What remains
 is SQLite (~1.6 µs an event appended, ~0.4 µs fetched): see the schema notes below for what
 made appends cheap. Appends leave copying the WAL into the database to the background
 checkpoints; timing the final checkpoint too (``close()``) gives ~3x.
