@@ -17,6 +17,7 @@ use crate::kinds::{self, types, Severity, State};
 use crate::py_event::{
     DependencyEvent, Event, HealthEvent, ServiceStateEvent, SystemEvent, UserActionEvent,
 };
+use crate::py_kinds::shared_str;
 use crate::py_update::LABEL_MAX;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -813,43 +814,6 @@ fn text(v: &Val<'_>, max: usize) -> Option<Arc<str>> {
     Some(shared_str(s))
 }
 
-const SHARED_SLOTS: usize = 256;
-const SHARED_MAX_LEN: usize = 64;
-
-thread_local! {
-    /// Short strings decoded recently on this thread, in a direct-mapped cache: sources,
-    /// service types, causes and correlation ids repeat from event to event, and a
-    /// replayed event then shares the earlier one's allocation instead of making its own
-    /// (fewer allocations and less memory for what a replay keeps).
-    static SHARED: std::cell::RefCell<Vec<Option<Arc<str>>>> =
-        std::cell::RefCell::new(vec![None; SHARED_SLOTS]);
-}
-
-/// `s` as an `Arc<str>`, shared with the last equal string decoded on this thread if it
-/// is still cached.
-fn shared_str(s: &str) -> Arc<str> {
-    if s.len() > SHARED_MAX_LEN {
-        return Arc::from(s);
-    }
-    // FNV-1a over the bytes: cheap, and spreads short labels that differ in one character.
-    let mut h: u32 = 0x811c_9dc5;
-    for &b in s.as_bytes() {
-        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
-    }
-    let slot = (h as usize) % SHARED_SLOTS;
-    SHARED.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        match &cache[slot] {
-            Some(a) if **a == *s => a.clone(),
-            _ => {
-                let a: Arc<str> = Arc::from(s);
-                cache[slot] = Some(a.clone());
-                a
-            }
-        }
-    })
-}
-
 /// `extract_opt_text`'s rule: null or a string without NUL; empty means none.
 fn opt_text(v: Option<&Val<'_>>) -> Option<Option<Arc<str>>> {
     match v {
@@ -1312,23 +1276,6 @@ mod tests {
         let (a, b) = (ids::next_id(), ids::next_id());
         assert!((1..1_000_000).contains(&unmix(b).wrapping_sub(unmix(a))));
         assert_eq!(event_key(a, false), a as i64);
-    }
-
-    #[test]
-    fn decoded_strings_are_shared_while_cached() {
-        let a = shared_str("pf-golem-grafana");
-        let b = shared_str("pf-golem-grafana");
-        assert!(Arc::ptr_eq(&a, &b));
-        assert_eq!(&*shared_str("pf-golem-loki"), "pf-golem-loki");
-        let long = "x".repeat(SHARED_MAX_LEN + 1);
-        assert!(!Arc::ptr_eq(&shared_str(&long), &shared_str(&long)));
-        // Whatever displaces what, every string comes back equal to what was asked.
-        let labels: Vec<String> = (0..3 * SHARED_SLOTS).map(|i| format!("svc-{i}")).collect();
-        for round in 0..2 {
-            for l in &labels {
-                assert_eq!(&*shared_str(l), l.as_str(), "round {round}");
-            }
-        }
     }
 
     #[test]

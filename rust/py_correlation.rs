@@ -294,7 +294,7 @@ pub fn resolve(
     };
     let cause = cause
         .or(inh.caused_by)
-        .unwrap_or_else(|| Arc::from(default_cause));
+        .unwrap_or_else(|| crate::py_kinds::shared_str(default_cause));
     Ok(Resolved {
         correlation_id: corr,
         caused_by: cause,

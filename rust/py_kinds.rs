@@ -147,7 +147,7 @@ pub fn extract_text(param: &str, v: &Bound<'_, PyAny>, max: usize) -> PyResult<A
             format!("must be at most {max} characters"),
         ));
     }
-    Ok(Arc::from(s))
+    Ok(shared_str(s))
 }
 
 /// An optional free-text string (may be empty), without NUL.
@@ -253,5 +253,65 @@ pub fn extract_bool_opt(param: &str, v: Option<&Bound<'_, PyAny>>) -> PyResult<O
     match v {
         Some(v) if !v.is_none() => Ok(Some(crate::py_update::extract_bool(param, v)?)),
         _ => Ok(None),
+    }
+}
+
+const SHARED_SLOTS: usize = 256;
+const SHARED_MAX_LEN: usize = 64;
+
+thread_local! {
+    /// Short strings extracted or decoded recently on this thread, in a direct-mapped cache: sources,
+    /// service types, causes and correlation ids repeat from event to event, and a
+    /// replayed event then shares the earlier one's allocation instead of making its own
+    /// (fewer allocations and less memory for what a replay keeps).
+    static SHARED: std::cell::RefCell<Vec<Option<Arc<str>>>> =
+        std::cell::RefCell::new(vec![None; SHARED_SLOTS]);
+}
+
+/// `s` as an `Arc<str>`, shared with the last equal string made on this thread if it is
+/// still cached (labels, types and ids repeat from event to event: one allocation each
+/// instead of one per event).
+pub fn shared_str(s: &str) -> Arc<str> {
+    if s.len() > SHARED_MAX_LEN {
+        return Arc::from(s);
+    }
+    // FNV-1a over the bytes: cheap, and spreads short labels that differ in one character.
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in s.as_bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    let slot = (h as usize) % SHARED_SLOTS;
+    SHARED.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        match &cache[slot] {
+            Some(a) if **a == *s => a.clone(),
+            _ => {
+                let a: Arc<str> = Arc::from(s);
+                cache[slot] = Some(a.clone());
+                a
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_shared_while_cached() {
+        let a = shared_str("pf-golem-grafana");
+        let b = shared_str("pf-golem-grafana");
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(&*shared_str("pf-golem-loki"), "pf-golem-loki");
+        let long = "x".repeat(SHARED_MAX_LEN + 1);
+        assert!(!Arc::ptr_eq(&shared_str(&long), &shared_str(&long)));
+        // Whatever displaces what, every string comes back equal to what was asked.
+        let labels: Vec<String> = (0..3 * SHARED_SLOTS).map(|i| format!("svc-{i}")).collect();
+        for round in 0..2 {
+            for l in &labels {
+                assert_eq!(&*shared_str(l), l.as_str(), "round {round}");
+            }
+        }
     }
 }
