@@ -6,7 +6,7 @@
 //! unrelated between processes with overwhelming probability.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 static COUNTER: AtomicU64 = AtomicU64::new(1);
@@ -45,18 +45,33 @@ pub fn new_correlation_id() -> String {
     prefixed_hex("corr_", next_id())
 }
 
-/// `prefix` + `id` as 16 lower-case hex digits (`format!` costs ~4x more on the hot path).
-fn prefixed_hex(prefix: &str, id: u64) -> String {
+/// `id` as 16 lower-case hex digits (`format!` costs ~4x more on the hot path).
+fn hex16(id: u64) -> [u8; 16] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut digits = [0u8; 16];
     for (i, d) in digits.iter_mut().enumerate() {
         *d = HEX[((id >> (60 - 4 * i)) & 0xf) as usize];
     }
+    digits
+}
+
+/// `prefix` + `id` as 16 lower-case hex digits.
+fn prefixed_hex(prefix: &str, id: u64) -> String {
     let mut s = String::with_capacity(prefix.len() + 16);
     s.push_str(prefix);
     // The digits are ASCII.
-    s.push_str(std::str::from_utf8(&digits).unwrap_or_default());
+    s.push_str(std::str::from_utf8(&hex16(id)).unwrap_or_default());
     s
+}
+
+/// A new correlation id (as `new_correlation_id`) made straight into an `Arc<str>`: one
+/// allocation instead of a `String` and its copy.
+pub fn new_correlation_arc() -> Arc<str> {
+    let mut buf = [0u8; 21];
+    buf[..5].copy_from_slice(b"corr_");
+    buf[5..].copy_from_slice(&hex16(next_id()));
+    // The bytes are ASCII.
+    Arc::from(std::str::from_utf8(&buf).unwrap_or_default())
 }
 
 /// A fresh id + `_sub`, as in the reference implementation.
@@ -104,6 +119,8 @@ mod tests {
 
     #[test]
     fn correlation_ids_parse_strictly() {
+        let arc = new_correlation_arc();
+        assert!(parse_correlation_id(&arc).is_some() && arc.len() == 21);
         let id = new_correlation_id();
         let n = parse_correlation_id(&id).expect("a generated id parses");
         assert_eq!(prefixed_hex("corr_", n), id);

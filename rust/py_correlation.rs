@@ -242,7 +242,7 @@ pub fn inherit(py: Python<'_>) -> PyResult<Inherited> {
     let ctx = current_context(py)?;
     Ok(
         newer(ctx, delivering_with(from_header)).unwrap_or_else(|| Inherited {
-            correlation_id: Arc::from(ids::new_correlation_id()),
+            correlation_id: ids::new_correlation_arc(),
             parent_id: None,
             caused_by: None,
             depth: 0,
