@@ -660,7 +660,7 @@ def test_acknowledged_events_survive_sigkill(tmp_path: Path) -> None:
     script.write_text(CHILD)
     rng = random.Random(1234)
     acked: list[str] = []
-    rounds = 6
+    rounds = 15
     for _ in range(rounds):
         with subprocess.Popen(
             [sys.executable, str(script), str(db)],
