@@ -276,6 +276,7 @@ def test_concurrent_writers_one_winner_per_version(db: Path) -> None:
     all_won = sorted(v for w in won for v in w)
     assert all_won == list(range(1, writers * per_writer + 1))
     with SqliteEventStore(db) as s:
+        assert s.integrity_check() == "ok"  # links and head of the stream included
         records = list(s.records(stream="shared"))
         assert [r.version for r in records] == list(range(1, writers * per_writer + 1))
         assert [r.seq for r in records] == sorted(r.seq for r in records)
