@@ -833,7 +833,7 @@ mod tests {
 /// many threads and seeded random interleavings; a Drop counter checks nothing is leaked or
 /// dropped twice.
 #[cfg(test)]
-mod stress_tests {
+pub(crate) mod stress_tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Arc;
@@ -853,7 +853,9 @@ mod stress_tests {
         cfg!(miri) || std::env::var("TRACEBUS_SMALL").is_ok_and(|v| !v.is_empty() && v != "0")
     }
 
-    fn size(n: usize) -> usize {
+    /// A stress test's item count: `n` scaled by TRACEBUS_STRESS, or far fewer under
+    /// Miri/valgrind (TRACEBUS_SMALL). Shared with the store's stress tests.
+    pub(crate) fn size(n: usize) -> usize {
         if small() {
             (n / 50).max(10)
         } else {

@@ -463,7 +463,7 @@ mod tests {
     use super::*;
     use crate::channel::{BufferAction, RecvError};
 
-    fn upd(label: &str, state: State) -> Arc<UpdateData> {
+    pub(super) fn upd(label: &str, state: State) -> Arc<UpdateData> {
         Arc::new(UpdateData {
             timestamp: 0.0,
             source_type: Arc::from("PortForward"),
@@ -683,39 +683,12 @@ mod tests {
 /// its label once and in order, and the indexes agree with the data.
 #[cfg(test)]
 mod stress_tests {
+    use super::tests::upd;
     use super::*;
+    use crate::channel::stress_tests::size;
     use crate::channel::{BufferAction, RecvError};
     use std::sync::atomic::AtomicBool;
     use std::time::Duration;
-
-    fn size(n: usize) -> usize {
-        if cfg!(miri) || std::env::var("TRACEBUS_SMALL").is_ok_and(|v| !v.is_empty() && v != "0") {
-            return (n / 50).max(10);
-        }
-        let k = std::env::var("TRACEBUS_STRESS")
-            .ok()
-            .and_then(|s| s.trim().parse::<usize>().ok())
-            .unwrap_or(1)
-            .max(1);
-        n * k
-    }
-
-    fn upd(label: &str, state: State) -> Arc<UpdateData> {
-        Arc::new(UpdateData {
-            timestamp: 0.0,
-            source_type: Arc::from("PortForward"),
-            label: Arc::from(label),
-            state,
-            is_ready: state == State::Running,
-            error_detail: None,
-            proxy_port: 0,
-            pid: 0,
-            event_id: crate::ids::next_id(),
-            correlation_id: Arc::from("corr_0"),
-            caused_by: Arc::from("stress"),
-            parent_id: None,
-        })
-    }
 
     const CYCLE: [State; 4] = [
         State::Starting,

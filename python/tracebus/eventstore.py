@@ -62,7 +62,7 @@ from ._core import (
 )
 from ._drain import Drain, check_int
 from ._enums import EventType
-from .codec import _CLASSES, class_path, decode_json, encode_parts, resolve_class
+from .codec import _CLASSES, decode_json, encode_parts, event_parts, resolve_class
 from .trace import Trace, build_trace
 
 __all__ = [
@@ -219,15 +219,9 @@ class _Row(NamedTuple):
 def _encode_row(event: Event, stream: str | None) -> _Row:
     """Query columns plus the event's full JSON encoding (``tracebus.codec``): the Python
     path, for events the native encoder (``_core._encode_rows``) leaves to it."""
-    if not isinstance(event, Event):
-        raise TypeError(f"event must be a tracebus Event, got {type(event).__name__}")
-    args, kwargs = event.__getnewargs_ex__()
-    parts: dict[str, Any] = {"class": class_path(type(event)), "args": args, "kwargs": kwargs}
-    state = getattr(event, "__dict__", None)
-    if state:
-        parts["state"] = state
+    parts = event_parts(event)
     return _Row(
-        _event_key(kwargs.get("event_id") or event.event_id, True),
+        _event_key(parts["kwargs"].get("event_id") or event.event_id, True),
         event.source if stream is None else stream,
         str(event.type),
         str(event.severity),

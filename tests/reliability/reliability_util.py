@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import tb_support
+
 
 def _stress() -> int:
     raw = os.environ.get("TRACEBUS_STRESS", "1").strip() or "1"
@@ -97,10 +99,5 @@ def run_threads(targets: list[Callable[[], None]], timeout: float = WAIT * 4) ->
 
 
 def wait_until(cond: Callable[[], bool], timeout: float = WAIT, interval: float = 0.002) -> bool:
-    """Polls ``cond`` until true or ``timeout`` passes; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(interval)
-    return cond()
+    """``tb_support.wait_until`` with this suite's longer default bound."""
+    return tb_support.wait_until(cond, timeout, interval)
