@@ -9,18 +9,18 @@
 // Printing the table is this program's job.
 #![allow(clippy::print_stdout)]
 
-use _core::channel::{BufferAction, Channel, Sent, Strategy};
-use _core::event::Header;
-use _core::filter::Filter;
-use _core::ids;
-use _core::index::{Index, Indexed};
-use _core::kinds::{Severity, State};
-use _core::metrics::LatencyHistogram;
-use _core::store::StateStore;
-use _core::update::UpdateData;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracebus_core::delivery::channel::{BufferAction, Channel, Sent, Strategy};
+use tracebus_core::metrics::LatencyHistogram;
+use tracebus_core::model::header::Header;
+use tracebus_core::model::ids;
+use tracebus_core::model::kinds::{Severity, State};
+use tracebus_core::model::update::UpdateData;
+use tracebus_core::routing::filter::Filter;
+use tracebus_core::routing::index::{Index, Indexed};
+use tracebus_core::state::store::StateStore;
 
 const RUNS: usize = 7;
 

@@ -1,42 +1,18 @@
-//! tracebus's native core. Pure-Rust modules build and test without Python (`cargo test`);
-//! the `python` feature adds the PyO3 face (`py_*` modules) and the `_core` module, which
-//! only registers classes and functions.
+//! tracebus's PyO3 face: the `_core` extension module over the pure-Rust `tracebus-core`
+//! crate. This file only registers classes and functions.
 
-pub mod batch;
-pub mod channel;
-pub mod event;
-pub mod filter;
-pub mod ids;
-pub mod index;
-pub mod kinds;
-pub mod metrics;
-pub mod store;
-pub mod update;
-
-#[cfg(feature = "python")]
 mod py_batch;
-#[cfg(feature = "python")]
 mod py_bus;
-#[cfg(feature = "python")]
 mod py_channel;
-#[cfg(feature = "python")]
 mod py_codec;
-#[cfg(feature = "python")]
 mod py_correlation;
-#[cfg(feature = "python")]
 mod py_errors;
-#[cfg(feature = "python")]
 mod py_event;
-#[cfg(feature = "python")]
 mod py_filter;
-#[cfg(feature = "python")]
 mod py_kinds;
-#[cfg(feature = "python")]
 mod py_store;
-#[cfg(feature = "python")]
 mod py_update;
 
-#[cfg(feature = "python")]
 #[pyo3::pymodule]
 mod _core {
     use pyo3::prelude::*;

@@ -6,7 +6,6 @@
 //! Python method call, so any bus subclass works). Producers that find the queue full wait
 //! with the GIL released.
 
-use crate::batch::{Batcher, More, Push, StartError};
 use crate::py_errors::{type_err, value_err};
 use crate::py_event::Event;
 use parking_lot::Mutex;
@@ -17,6 +16,7 @@ use pyo3::{intern, PyTraverseError, PyVisit};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
+use tracebus_core::delivery::batch::{Batcher, More, Push, StartError};
 
 type Core = Batcher<Py<PyAny>>;
 
@@ -103,7 +103,7 @@ fn extract_interval(param: &str, v: &Bound<'_, PyAny>) -> PyResult<Duration> {
         return Err(type_err(param, "a number of seconds", v));
     }
     let s: f64 = v.extract()?;
-    let max = crate::batch::MAX_FLUSH_INTERVAL.as_secs_f64();
+    let max = tracebus_core::delivery::batch::MAX_FLUSH_INTERVAL.as_secs_f64();
     if !(s > 0.0 && s <= max) {
         return Err(value_err(
             param,

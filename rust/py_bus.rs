@@ -6,11 +6,6 @@
 //! thread-mode handlers get a Rust worker thread fed by a bounded channel; async handlers
 //! are fed by a channel drained by one task on their loop (see `tracebus/_aio.py`).
 
-use crate::channel::{BufferAction, Channel as Core, SendError, Sent};
-use crate::event::Header;
-use crate::index::{Index, Indexed};
-use crate::kinds::{self, MAX_EVENT_TYPES};
-use crate::metrics::LatencyHistogram;
 use crate::py_channel::{
     extract_capacity, extract_strategy, extract_timeout, seconds_arg, stats_dict, timeout_arg,
     Channel,
@@ -31,6 +26,11 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
+use tracebus_core::delivery::channel::{BufferAction, Channel as Core, SendError, Sent};
+use tracebus_core::metrics::LatencyHistogram;
+use tracebus_core::model::header::Header;
+use tracebus_core::model::kinds::{self, MAX_EVENT_TYPES};
+use tracebus_core::routing::index::{Index, Indexed};
 
 /// Handler calls between two latency samples (per thread).
 /// Handler calls between two latency samples (per subscription), after the first
@@ -309,7 +309,7 @@ impl EventBus {
                 continue;
             }
             let pass = match &sub.filter {
-                crate::filter::Filter::Types(_) => true, // the index already checked it
+                tracebus_core::routing::filter::Filter::Types(_) => true, // the index already checked it
                 f => match eval(f, event, h) {
                     Ok(p) => p,
                     Err(e) if e.is_instance_of::<PyException>(py) => {
@@ -417,7 +417,7 @@ impl EventBus {
         }
         let sub = Arc::new(Sub {
             seq: self.inner.next_seq.fetch_add(1, Ordering::Relaxed),
-            id: crate::ids::new_subscription_id(),
+            id: tracebus_core::model::ids::new_subscription_id(),
             filter,
             mode,
             handler,

@@ -1,15 +1,10 @@
 //! The Python face of the subscription channel: buffer strategies and `Channel`.
 
-use crate::channel::{
-    BufferAction, Channel as Core, ChannelStats, RecvError, SendError, Sent, Strategy, MAX_CAPACITY,
-};
-use crate::kinds::Severity;
 use crate::py_errors::{type_err, value_err, ChannelClosed, PublishTimeoutError};
 use crate::py_kinds::{
     action_obj, extract_action, extract_event_type, extract_severity, state_obj,
 };
 use crate::py_update::snapshot_obj;
-use crate::store::StateChange;
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyTimeoutError, PyTypeError};
 use pyo3::prelude::*;
@@ -18,6 +13,11 @@ use pyo3::types::{PyDict, PyList};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tracebus_core::delivery::channel::{
+    BufferAction, Channel as Core, ChannelStats, RecvError, SendError, Sent, Strategy, MAX_CAPACITY,
+};
+use tracebus_core::model::kinds::Severity;
+use tracebus_core::state::store::StateChange;
 
 /// On overflow, apply one `BufferAction` to every item.
 #[pyclass(frozen, module = "tracebus", name = "SimpleBufferStrategy")]

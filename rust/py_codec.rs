@@ -11,9 +11,6 @@
 //! subclasses, a missing or unexpected field, a value the constructor would reject, invalid
 //! JSON) is declined (`None`) and the Python codec handles it, raising its usual errors.
 
-use crate::event::Header;
-use crate::ids;
-use crate::kinds::{self, types, Severity, State};
 use crate::py_event::{
     DependencyEvent, Event, HealthEvent, ServiceStateEvent, SystemEvent, UserActionEvent,
 };
@@ -25,6 +22,9 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::sync::Arc;
+use tracebus_core::model::header::Header;
+use tracebus_core::model::ids;
+use tracebus_core::model::kinds::{self, types, Severity, State};
 
 // ---------------------------------------------------------------------------------------
 // Writing

@@ -8,14 +8,14 @@
 //! handler creates within it. Every context carries a generation from a global counter, and a
 //! delivery records the counter's value when it starts.
 
-use crate::event::Header;
-use crate::ids;
-use crate::kinds;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use tracebus_core::model::header::Header;
+use tracebus_core::model::ids;
+use tracebus_core::model::kinds;
 
 static GENERATION: AtomicU64 = AtomicU64::new(1);
 static VAR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();

@@ -2,9 +2,6 @@
 //! design. Kinds are Rust subclasses, so creating one is a single native call; users
 //! subclass `Event` in Python for their own kinds.
 
-use crate::event::Header;
-use crate::ids;
-use crate::kinds::{types, Severity, State};
 use crate::py_correlation::resolve;
 use crate::py_errors::{type_err, value_err};
 use crate::py_kinds::{
@@ -19,6 +16,9 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use std::sync::Arc;
+use tracebus_core::model::header::Header;
+use tracebus_core::model::ids;
+use tracebus_core::model::kinds::{types, Severity, State};
 
 /// Header fields shared by every constructor.
 #[allow(clippy::too_many_arguments)]
@@ -135,7 +135,7 @@ impl Event {
     pub fn describe(&self) -> String {
         format!(
             "[{}] {}",
-            crate::kinds::event_type_name(self.header.type_id),
+            tracebus_core::model::kinds::event_type_name(self.header.type_id),
             self.header.source
         )
     }
@@ -299,7 +299,10 @@ impl Event {
     /// Header fields as a plain dict.
     fn header_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = self.header_kwargs(py)?;
-        d.set_item("type", &*crate::kinds::event_type_name(self.header.type_id))?;
+        d.set_item(
+            "type",
+            &*tracebus_core::model::kinds::event_type_name(self.header.type_id),
+        )?;
         d.set_item("source", &*self.header.source)?;
         d.set_item("severity", self.header.severity.as_str())?;
         Ok(d)
@@ -314,7 +317,7 @@ impl Event {
         let h = &slf.get().header;
         Ok(format!(
             "{name}(type={:?}, source={:?}, severity={:?}, event_id={:?}, correlation_id={:?})",
-            &*crate::kinds::event_type_name(h.type_id),
+            &*tracebus_core::model::kinds::event_type_name(h.type_id),
             &*h.source,
             h.severity.as_str(),
             ids::format_event_id(h.event_id),
@@ -538,7 +541,7 @@ impl ServiceStateEvent {
 
 pub fn service_event_from_update(
     py: Python<'_>,
-    u: &crate::update::UpdateData,
+    u: &tracebus_core::model::update::UpdateData,
     old: State,
 ) -> PyResult<Py<ServiceStateEvent>> {
     let h = Header {

@@ -1,6 +1,5 @@
 //! Filters: Python handles over a Rust filter tree; `&`, `|`, `~` build bigger trees.
 
-use crate::filter::Filter as Tree;
 use crate::py_errors::{type_err, value_err};
 use crate::py_kinds::{extract_event_type, extract_severity, extract_text};
 use crate::py_update::LABEL_MAX;
@@ -8,6 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use std::collections::HashSet;
 use std::sync::Arc;
+use tracebus_core::routing::filter::Filter as Tree;
 
 /// A Python predicate leaf.
 pub type Pred = Arc<Py<PyAny>>;
@@ -44,7 +44,7 @@ fn describe(t: &PyTree) -> String {
         Tree::Types(s) => {
             let mut v: Vec<_> = s
                 .iter()
-                .map(|i| crate::kinds::event_type_name(*i).to_string())
+                .map(|i| tracebus_core::model::kinds::event_type_name(*i).to_string())
                 .collect();
             v.sort();
             format!("type in {v:?}")
@@ -156,7 +156,11 @@ impl Filter {
 }
 
 /// Evaluates a tree for a Python event; predicates are called with the event.
-pub fn eval(tree: &PyTree, event: &Bound<'_, PyAny>, h: &crate::event::Header) -> PyResult<bool> {
+pub fn eval(
+    tree: &PyTree,
+    event: &Bound<'_, PyAny>,
+    h: &tracebus_core::model::header::Header,
+) -> PyResult<bool> {
     tree.matches(h, &mut |p: &Pred| {
         p.bind(event.py()).call1((event,))?.is_truthy()
     })

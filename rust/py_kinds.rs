@@ -2,14 +2,14 @@
 //! (`ServiceState`, `Severity`, `EventType`, `ServiceType`) are defined in Python and bound
 //! here once at import, so getters return enum members without a Python call.
 
-use crate::channel::BufferAction;
-use crate::kinds::{self, Severity, State};
 use crate::py_errors::{type_err, value_err};
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyString;
 use std::sync::Arc;
+use tracebus_core::delivery::channel::BufferAction;
+use tracebus_core::model::kinds::{self, Severity, State};
 
 struct Enums {
     states: Vec<Py<PyAny>>,

@@ -1,20 +1,20 @@
 //! The Python face of the state store.
 
-use crate::channel::BufferAction;
 use crate::py_channel::{extract_capacity, extract_strategy, Channel};
 use crate::py_kinds::{
     extract_service_type, extract_state, extract_text, service_type_obj, state_obj,
 };
 use crate::py_update::{extract_update, snapshot_obj, ServiceStateSnapshot, LABEL_MAX};
-use crate::store::{Pending, StateStore as Core};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::sync::Arc;
+use tracebus_core::delivery::channel::BufferAction;
+use tracebus_core::state::store::{Pending, StateStore as Core};
 
 /// The old and new state of one atomic transition.
 #[pyclass(frozen, module = "tracebus", name = "StateTransition")]
 pub struct StateTransition {
-    t: crate::store::Transition,
+    t: tracebus_core::state::store::Transition,
 }
 
 #[pymethods]
@@ -80,7 +80,7 @@ impl StateStore {
         py: Python<'_>,
         update: &Bound<'_, PyAny>,
         if_newer: bool,
-    ) -> PyResult<crate::store::Transition> {
+    ) -> PyResult<tracebus_core::state::store::Transition> {
         let u = extract_update(update)?;
         let (t, p) = self.core.apply_if(u.data.clone(), if_newer);
         self.notify(py, p);

@@ -1,17 +1,17 @@
 //! `ManagedServiceUpdate`, `HealthStatusUpdate` and `ServiceStateSnapshot`.
 
-use crate::ids;
-use crate::kinds::State;
 use crate::py_correlation::resolve;
 use crate::py_errors::{type_err, value_err};
 use crate::py_kinds::{
     extract_opt_text, extract_service_type, extract_state, extract_text, service_type_obj,
     state_obj,
 };
-use crate::update::{now, HealthData, UpdateData};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat};
 use std::sync::Arc;
+use tracebus_core::model::ids;
+use tracebus_core::model::kinds::State;
+use tracebus_core::model::update::{now, HealthData, UpdateData};
 
 pub const LABEL_MAX: usize = 1000;
 

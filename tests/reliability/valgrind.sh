@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the pure-Rust tests (channel/store stress tests included) under valgrind memcheck.
+# Runs the pure-Rust tests (crate tracebus-core, channel/store stress tests included) under
+# valgrind memcheck.
 #
 #     bash tests/reliability/valgrind.sh
 #
@@ -17,10 +18,10 @@ if ! command -v valgrind >/dev/null 2>&1; then
     echo "valgrind not installed and could not be installed: skipped"
     exit 0
 fi
-# The lib's test binary: the last line cargo prints for it is "Executable ... (path)".
-bin=$(cargo test --lib --no-run 2>&1 | sed -n 's/.*Executable unittests rust\/lib.rs (\(.*\))/\1/p' | tail -1)
+# The core crate's test binary: the last line cargo prints for it is "Executable ... (path)".
+bin=$(cargo test -p tracebus-core --lib --no-run 2>&1 | sed -n 's/.*Executable unittests src\/lib.rs (\(.*\))/\1/p' | tail -1)
 if [[ -z $bin || ! -x $bin ]]; then
-    echo "could not find the test binary (cargo test --lib --no-run)" >&2
+    echo "could not find the test binary (cargo test -p tracebus-core --lib --no-run)" >&2
     exit 1
 fi
 echo "valgrind memcheck: $bin"

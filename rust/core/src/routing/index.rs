@@ -3,8 +3,8 @@
 //! Immutable once built; the bus swaps in a new one on subscribe/unsubscribe
 //! (copy-on-write), so publishers never hold a lock while calling handlers.
 
-use crate::event::Header;
-use crate::filter::Filter;
+use crate::model::header::Header;
+use crate::routing::filter::Filter;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -146,7 +146,7 @@ impl<S: Indexed> Index<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kinds::Severity;
+    use crate::model::kinds::Severity;
 
     struct S(u64, Filter<()>);
     impl Indexed for S {

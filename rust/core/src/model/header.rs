@@ -1,6 +1,6 @@
 //! The routing header every event carries, kept in Rust so dispatch never asks Python.
 
-use crate::kinds::Severity;
+use crate::model::kinds::Severity;
 use std::sync::Arc;
 
 #[derive(Clone, Debug, PartialEq)]

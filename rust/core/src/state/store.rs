@@ -6,9 +6,9 @@
 //! in the order the store applied them, even when a block-strategy subscriber makes one
 //! notifier wait. Data reads never wait for notifications.
 
-use crate::channel::{thread_token, Channel, SendError, Sent, Strategy};
-use crate::kinds::State;
-use crate::update::UpdateData;
+use crate::delivery::channel::{thread_token, Channel, SendError, Sent, Strategy};
+use crate::model::kinds::State;
+use crate::model::update::UpdateData;
 use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -461,7 +461,7 @@ impl StateStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::channel::{BufferAction, RecvError};
+    use crate::delivery::channel::{BufferAction, RecvError};
 
     pub(super) fn upd(label: &str, state: State) -> Arc<UpdateData> {
         Arc::new(UpdateData {
@@ -473,7 +473,7 @@ mod tests {
             error_detail: None,
             proxy_port: 0,
             pid: 0,
-            event_id: crate::ids::next_id(),
+            event_id: crate::model::ids::next_id(),
             correlation_id: Arc::from("corr_0"),
             caused_by: Arc::from("test"),
             parent_id: None,
@@ -685,8 +685,8 @@ mod tests {
 mod stress_tests {
     use super::tests::upd;
     use super::*;
-    use crate::channel::stress_tests::size;
-    use crate::channel::{BufferAction, RecvError};
+    use crate::delivery::channel::stress_tests::size;
+    use crate::delivery::channel::{BufferAction, RecvError};
     use std::sync::atomic::AtomicBool;
     use std::time::Duration;
 

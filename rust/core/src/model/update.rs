@@ -1,6 +1,6 @@
 //! Service updates: the data behind `ManagedServiceUpdate` and `ServiceStateSnapshot`.
 
-use crate::kinds::{Severity, State};
+use crate::model::kinds::{Severity, State};
 use std::sync::Arc;
 
 /// One service update; snapshots share it (a snapshot is the last update of its label).

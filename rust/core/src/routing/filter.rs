@@ -1,8 +1,8 @@
 //! Event filters as a tree evaluated in Rust. `Custom` leaves (Python predicates in the
 //! PyO3 face) are the only nodes that need the caller's help to evaluate.
 
-use crate::event::Header;
-use crate::kinds::Severity;
+use crate::model::header::Header;
+use crate::model::kinds::Severity;
 use std::collections::HashSet;
 use std::sync::Arc;
 

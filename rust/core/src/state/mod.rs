@@ -1,0 +1,3 @@
+//! The centralized state store.
+
+pub mod store;
