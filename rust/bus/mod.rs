@@ -6,16 +6,12 @@
 //! thread-mode handlers get a Rust worker thread fed by a bounded channel; async handlers
 //! are fed by a channel drained by one task on their loop (see `tracebus/_aio.py`).
 
-use crate::py_channel::{
-    extract_capacity, extract_strategy, extract_timeout, seconds_arg, stats_dict, timeout_arg,
-    Channel,
-};
-use crate::py_correlation::DeliveryGuard;
-use crate::py_errors::{
-    type_err, value_err, BusClosedError, PublishDepthError, PublishTimeoutError,
-};
-use crate::py_event::Event;
-use crate::py_filter::{eval, extract_filter, visit_preds, PyTree};
+use crate::args::{extract_timeout, seconds_arg, timeout_arg, type_err, value_err};
+use crate::channel::{extract_capacity, extract_strategy, stats_dict, Channel};
+use crate::correlation::DeliveryGuard;
+use crate::errors::{BusClosedError, PublishDepthError, PublishTimeoutError};
+use crate::filter::{eval, extract_filter, visit_preds, PyTree};
+use crate::model::event::Event;
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyException, PyRuntimeError};
 use pyo3::prelude::*;
@@ -144,7 +140,7 @@ pub struct Sub {
 }
 
 impl Indexed for Sub {
-    type Custom = crate::py_filter::Pred;
+    type Custom = crate::filter::Pred;
     fn seq(&self) -> u64 {
         self.seq
     }
@@ -467,7 +463,7 @@ fn limit_arg(v: &Bound<'_, PyAny>) -> PyResult<Option<usize>> {
         return Ok(None);
     }
     Ok(Some(
-        crate::py_update::extract_uint("limit", v, u64::MAX)? as usize
+        crate::args::extract_uint("limit", v, u64::MAX)? as usize
     ))
 }
 
@@ -529,8 +525,8 @@ impl EventBus {
         on_error: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let history_size =
-            crate::py_update::uint_or("history_size", history_size, 10_000, 10_000_000)? as usize;
-        let max_depth = crate::py_update::uint_or("max_depth", max_depth, 64, 10_000)? as u32;
+            crate::args::uint_or("history_size", history_size, 10_000, 10_000_000)? as usize;
+        let max_depth = crate::args::uint_or("max_depth", max_depth, 64, 10_000)? as u32;
         if max_depth == 0 {
             return Err(value_err("max_depth", "must be at least 1"));
         }
@@ -888,7 +884,7 @@ impl EventBus {
         {
             let n = c.get();
             if n > 0 {
-                bt.set_item(crate::py_kinds::event_type_obj(py, t as u32), n)?;
+                bt.set_item(crate::enums::event_type_obj(py, t as u32), n)?;
             }
         }
         d.set_item("events_by_type", bt)?;

@@ -2,7 +2,7 @@
 //! (`ServiceState`, `Severity`, `EventType`, `ServiceType`) are defined in Python and bound
 //! here once at import, so getters return enum members without a Python call.
 
-use crate::py_errors::{type_err, value_err};
+use crate::args::{as_str, extract_text, utf8, value_err};
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -70,22 +70,6 @@ pub fn _bind_enums(
     Ok(())
 }
 
-fn as_str<'a>(
-    param: &str,
-    expected: &str,
-    v: &'a Bound<'_, PyAny>,
-) -> PyResult<&'a Bound<'a, PyString>> {
-    v.cast::<PyString>()
-        .map_err(|_| type_err(param, expected, v))
-}
-
-/// The text of a Python str. A lone surrogate cannot be UTF-8: a ValueError naming the
-/// parameter instead of a bare UnicodeEncodeError.
-fn utf8<'a>(param: &str, s: &'a Bound<'_, PyString>) -> PyResult<&'a str> {
-    s.to_str()
-        .map_err(|_| value_err(param, "must be valid Unicode text (no lone surrogates)"))
-}
-
 pub fn extract_state(param: &str, v: &Bound<'_, PyAny>) -> PyResult<State> {
     let s = as_str(param, "a ServiceState or one of its string values", v)?;
     let s = utf8(param, s)?;
@@ -129,55 +113,6 @@ pub fn extract_event_type(param: &str, v: &Bound<'_, PyAny>) -> PyResult<u32> {
             format!("{s:?} is not a registered event type (built-ins are EventType members; register custom ones with register_event_type)"),
         )
     })
-}
-
-/// A non-empty label-like string without NUL, at most `max` characters.
-pub fn extract_text(param: &str, v: &Bound<'_, PyAny>, max: usize) -> PyResult<Arc<str>> {
-    let s = utf8(param, as_str(param, "a str", v)?)?;
-    if s.is_empty() || s.trim().is_empty() {
-        return Err(value_err(param, "must be a non-empty string"));
-    }
-    if s.contains('\0') {
-        return Err(value_err(param, "must not contain NUL characters"));
-    }
-    // Bytes bound characters from above: count characters only for long strings.
-    if s.len() > max && s.chars().count() > max {
-        return Err(value_err(
-            param,
-            format!("must be at most {max} characters"),
-        ));
-    }
-    Ok(shared_str(s))
-}
-
-/// An optional free-text string (may be empty), without NUL.
-pub fn extract_opt_text(param: &str, v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Arc<str>>> {
-    match v {
-        None => Ok(None),
-        Some(v) if v.is_none() => Ok(None),
-        Some(v) => {
-            let s = if let Ok(s) = v.cast::<PyString>() {
-                utf8(param, s)?.to_owned()
-            } else if v.is_instance(&py_exception_type(v.py()))? {
-                v.str()?.to_str()?.to_owned()
-            } else {
-                return Err(type_err(param, "a str, an exception or None", v));
-            };
-            if s.contains('\0') {
-                return Err(value_err(param, "must not contain NUL characters"));
-            }
-            Ok(if s.is_empty() {
-                None
-            } else {
-                Some(Arc::from(s))
-            })
-        }
-    }
-}
-
-fn py_exception_type(py: Python<'_>) -> Bound<'_, PyAny> {
-    py.get_type::<pyo3::exceptions::PyBaseException>()
-        .into_any()
 }
 
 pub fn state_obj(py: Python<'_>, s: State) -> Py<PyAny> {
@@ -246,72 +181,4 @@ pub fn registered_event_types(py: Python<'_>) -> Vec<Py<PyAny>> {
 /// Service type: a built-in `ServiceType` value or any custom non-empty name.
 pub fn extract_service_type(param: &str, v: &Bound<'_, PyAny>) -> PyResult<Arc<str>> {
     extract_text(param, v, 200)
-}
-
-/// An optional bool argument (None = not given).
-pub fn extract_bool_opt(param: &str, v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<bool>> {
-    match v {
-        Some(v) if !v.is_none() => Ok(Some(crate::py_update::extract_bool(param, v)?)),
-        _ => Ok(None),
-    }
-}
-
-const SHARED_SLOTS: usize = 256;
-const SHARED_MAX_LEN: usize = 64;
-
-thread_local! {
-    /// Short strings extracted or decoded recently on this thread, in a direct-mapped cache: sources,
-    /// service types, causes and correlation ids repeat from event to event, and a
-    /// replayed event then shares the earlier one's allocation instead of making its own
-    /// (fewer allocations and less memory for what a replay keeps).
-    static SHARED: std::cell::RefCell<Vec<Option<Arc<str>>>> =
-        std::cell::RefCell::new(vec![None; SHARED_SLOTS]);
-}
-
-/// `s` as an `Arc<str>`, shared with the last equal string made on this thread if it is
-/// still cached (labels, types and ids repeat from event to event: one allocation each
-/// instead of one per event).
-pub fn shared_str(s: &str) -> Arc<str> {
-    if s.len() > SHARED_MAX_LEN {
-        return Arc::from(s);
-    }
-    // FNV-1a over the bytes: cheap, and spreads short labels that differ in one character.
-    let mut h: u32 = 0x811c_9dc5;
-    for &b in s.as_bytes() {
-        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
-    }
-    let slot = (h as usize) % SHARED_SLOTS;
-    SHARED.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        match &cache[slot] {
-            Some(a) if **a == *s => a.clone(),
-            _ => {
-                let a: Arc<str> = Arc::from(s);
-                cache[slot] = Some(a.clone());
-                a
-            }
-        }
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn strings_are_shared_while_cached() {
-        let a = shared_str("pf-golem-grafana");
-        let b = shared_str("pf-golem-grafana");
-        assert!(Arc::ptr_eq(&a, &b));
-        assert_eq!(&*shared_str("pf-golem-loki"), "pf-golem-loki");
-        let long = "x".repeat(SHARED_MAX_LEN + 1);
-        assert!(!Arc::ptr_eq(&shared_str(&long), &shared_str(&long)));
-        // Whatever displaces what, every string comes back equal to what was asked.
-        let labels: Vec<String> = (0..3 * SHARED_SLOTS).map(|i| format!("svc-{i}")).collect();
-        for round in 0..2 {
-            for l in &labels {
-                assert_eq!(&*shared_str(l), l.as_str(), "round {round}");
-            }
-        }
-    }
 }

@@ -1,74 +1,17 @@
 //! `ManagedServiceUpdate`, `HealthStatusUpdate` and `ServiceStateSnapshot`.
 
-use crate::py_correlation::resolve;
-use crate::py_errors::{type_err, value_err};
-use crate::py_kinds::{
-    extract_opt_text, extract_service_type, extract_state, extract_text, service_type_obj,
-    state_obj,
+use crate::args::{
+    extract_bool, extract_event_id, extract_opt_text, extract_text, extract_timestamp,
+    extract_uint, type_err, value_err, LABEL_MAX,
 };
+use crate::correlation::resolve;
+use crate::enums::{extract_service_type, extract_state, service_type_obj, state_obj};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat};
 use std::sync::Arc;
 use tracebus_core::model::ids;
 use tracebus_core::model::kinds::State;
-use tracebus_core::model::update::{now, HealthData, UpdateData};
-
-pub const LABEL_MAX: usize = 1000;
-
-pub fn extract_timestamp(v: Option<&Bound<'_, PyAny>>) -> PyResult<f64> {
-    match v {
-        None => Ok(now()),
-        Some(v) if v.is_none() => Ok(now()),
-        Some(v) => {
-            if v.is_instance_of::<pyo3::types::PyBool>() {
-                return Err(type_err(
-                    "timestamp",
-                    "a float (seconds since the epoch) or None",
-                    v,
-                ));
-            }
-            let t: f64 = v.extract().map_err(|_| {
-                type_err("timestamp", "a float (seconds since the epoch) or None", v)
-            })?;
-            if !t.is_finite() || t < 0.0 {
-                return Err(value_err(
-                    "timestamp",
-                    "must be a finite, non-negative number",
-                ));
-            }
-            Ok(t)
-        }
-    }
-}
-
-pub fn extract_uint(param: &str, v: &Bound<'_, PyAny>, max: u64) -> PyResult<u64> {
-    if v.is_instance_of::<pyo3::types::PyBool>() || !v.is_instance_of::<pyo3::types::PyInt>() {
-        return Err(type_err(param, "an int", v));
-    }
-    let n: i128 = v.extract()?;
-    if n < 0 || n > i128::from(max) {
-        return Err(value_err(
-            param,
-            format!("must be between 0 and {max}, got {n}"),
-        ));
-    }
-    Ok(n as u64)
-}
-
-/// An optional unsigned int argument: None gives `default`.
-pub fn uint_or(param: &str, v: Option<&Bound<'_, PyAny>>, default: u64, max: u64) -> PyResult<u64> {
-    match v {
-        Some(v) if !v.is_none() => extract_uint(param, v, max),
-        _ => Ok(default),
-    }
-}
-
-pub fn extract_bool(param: &str, v: &Bound<'_, PyAny>) -> PyResult<bool> {
-    if !v.is_instance_of::<pyo3::types::PyBool>() {
-        return Err(type_err(param, "a bool", v));
-    }
-    v.extract()
-}
+use tracebus_core::model::update::{HealthData, UpdateData};
 
 /// One state report of a managed service (port-forward, MCP server, process, ...).
 ///
@@ -126,7 +69,7 @@ impl ManagedServiceUpdate {
         };
         let timestamp = extract_timestamp(timestamp)?;
         let event_id = extract_event_id(event_id)?;
-        let crate::py_correlation::Resolved {
+        let crate::correlation::Resolved {
             correlation_id,
             caused_by,
             parent_id,
@@ -301,25 +244,6 @@ impl ManagedServiceUpdate {
     }
 }
 
-pub fn extract_event_id(v: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
-    match v {
-        Some(v) if !v.is_none() => {
-            let s: &str = v
-                .cast::<pyo3::types::PyString>()
-                .map_err(|_| type_err("event_id", "a str like 'evt_<16 hex>'", v))?
-                .to_str()
-                .map_err(|_| value_err("event_id", "must be valid Unicode text"))?;
-            ids::parse_event_id(s).ok_or_else(|| {
-                value_err(
-                    "event_id",
-                    format!("must look like 'evt_' + 16 hex characters, got {s:?}"),
-                )
-            })
-        }
-        _ => Ok(ids::next_id()),
-    }
-}
-
 pub fn update_dict<'py>(py: Python<'py>, d: &UpdateData) -> PyResult<Bound<'py, PyDict>> {
     let out = PyDict::new(py);
     out.set_item("source_type", &*d.source_type)?;
@@ -464,9 +388,9 @@ impl HealthStatusUpdate {
         let is_mc = extract_bool("is_mc", is_mc)?;
         let is_healthy = extract_bool("is_healthy", is_healthy)?;
         let ready_nodes =
-            crate::py_update::uint_or("ready_nodes", ready_nodes, 0, u64::from(u32::MAX))? as u32;
+            crate::args::uint_or("ready_nodes", ready_nodes, 0, u64::from(u32::MAX))? as u32;
         let total_nodes =
-            crate::py_update::uint_or("total_nodes", total_nodes, 0, u64::from(u32::MAX))? as u32;
+            crate::args::uint_or("total_nodes", total_nodes, 0, u64::from(u32::MAX))? as u32;
         if ready_nodes > total_nodes {
             return Err(value_err(
                 "ready_nodes",
@@ -475,7 +399,7 @@ impl HealthStatusUpdate {
         }
         let error = extract_opt_text("error", error)?;
         let timestamp = extract_timestamp(timestamp)?;
-        let crate::py_correlation::Resolved {
+        let crate::correlation::Resolved {
             correlation_id,
             caused_by,
             parent_id,

@@ -1,10 +1,9 @@
 //! The Python face of the state store.
 
-use crate::py_channel::{extract_capacity, extract_strategy, Channel};
-use crate::py_kinds::{
-    extract_service_type, extract_state, extract_text, service_type_obj, state_obj,
-};
-use crate::py_update::{extract_update, snapshot_obj, ServiceStateSnapshot, LABEL_MAX};
+use crate::args::{extract_text, LABEL_MAX};
+use crate::channel::{extract_capacity, extract_strategy, Channel};
+use crate::enums::{extract_service_type, extract_state, service_type_obj, state_obj};
+use crate::model::update::{extract_update, snapshot_obj, ServiceStateSnapshot};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::sync::Arc;

@@ -12,12 +12,24 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tracebus_core::model::header::Header;
 use tracebus_core::model::ids;
 use tracebus_core::model::kinds;
 
 static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// Reads the routing header of an object if it is an event: `f` applied to it, or None.
+pub type EventHeaderReader = fn(&Bound<'_, PyAny>, fn(&Header) -> Inherited) -> Option<Inherited>;
+
+/// Set once at module init (`lib.rs`) to `model::event::with_header`: the correlation room
+/// sits below the model, so it learns how to read an `Event` instead of naming the class.
+static EVENT_HEADER: OnceLock<EventHeaderReader> = OnceLock::new();
+
+/// Registers how to read an event's header (see `EVENT_HEADER`); later calls are ignored.
+pub fn set_event_header_reader(read: EventHeaderReader) {
+    let _ = EVENT_HEADER.set(read);
+}
 static VAR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 struct Delivering {
@@ -93,17 +105,15 @@ impl CorrelationContext {
         parent_id: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let caused_by = match caused_by {
-            Some(c) if !c.is_none() => Some(crate::py_kinds::extract_text("caused_by", c, 200)?),
+            Some(c) if !c.is_none() => Some(crate::args::extract_text("caused_by", c, 200)?),
             _ => None,
         };
         let explicit_corr = match correlation_id {
-            Some(c) if !c.is_none() => {
-                Some(crate::py_kinds::extract_text("correlation_id", c, 200)?)
-            }
+            Some(c) if !c.is_none() => Some(crate::args::extract_text("correlation_id", c, 200)?),
             _ => None,
         };
         let explicit_parent = match parent_id {
-            Some(c) if !c.is_none() => Some(crate::py_kinds::extract_text("parent_id", c, 200)?),
+            Some(c) if !c.is_none() => Some(crate::args::extract_text("parent_id", c, 200)?),
             _ => None,
         };
         let inh = inherit(py)?;
@@ -211,10 +221,12 @@ fn current_context(py: Python<'_>) -> PyResult<Option<(u64, Inherited)>> {
             },
         )));
     }
-    if let Ok(e) = obj.cast::<crate::py_event::Event>() {
-        return Ok(Some((0, from_header(&e.get().header))));
-    }
-    Ok(None)
+    // Not a scope: maybe the `Event` the async pump is delivering (read through the hook
+    // `model::event` registers, so this room does not depend on the event classes).
+    Ok(EVENT_HEADER
+        .get()
+        .and_then(|read| read(&obj, from_header))
+        .map(|i| (0, i)))
 }
 
 /// `f` applied to the event being delivered on this thread, with its generation.
@@ -277,7 +289,7 @@ pub fn resolve(
 ) -> PyResult<Resolved> {
     let opt = |name: &str, v: Option<&Bound<'_, PyAny>>| -> PyResult<Option<Arc<str>>> {
         match v {
-            Some(v) if !v.is_none() => Ok(Some(crate::py_kinds::extract_text(name, v, 200)?)),
+            Some(v) if !v.is_none() => Ok(Some(crate::args::extract_text(name, v, 200)?)),
             _ => Ok(None),
         }
     };
@@ -294,7 +306,7 @@ pub fn resolve(
     };
     let cause = cause
         .or(inh.caused_by)
-        .unwrap_or_else(|| crate::py_kinds::shared_str(default_cause));
+        .unwrap_or_else(|| crate::args::shared_str(default_cause));
     Ok(Resolved {
         correlation_id: corr,
         caused_by: cause,

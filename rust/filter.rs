@@ -1,8 +1,7 @@
 //! Filters: Python handles over a Rust filter tree; `&`, `|`, `~` build bigger trees.
 
-use crate::py_errors::{type_err, value_err};
-use crate::py_kinds::{extract_event_type, extract_severity, extract_text};
-use crate::py_update::LABEL_MAX;
+use crate::args::{extract_text, type_err, value_err, LABEL_MAX};
+use crate::enums::{extract_event_type, extract_severity};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use std::collections::HashSet;
@@ -141,7 +140,7 @@ impl Filter {
     /// Whether `event` passes (predicates are called; their errors propagate).
     fn matches(&self, event: &Bound<'_, PyAny>) -> PyResult<bool> {
         let e = event
-            .cast::<crate::py_event::Event>()
+            .cast::<crate::model::event::Event>()
             .map_err(|_| type_err("event", "a tracebus Event", event))?;
         eval(&self.tree, event, &e.get().header)
     }

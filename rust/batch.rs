@@ -6,8 +6,8 @@
 //! Python method call, so any bus subclass works). Producers that find the queue full wait
 //! with the GIL released.
 
-use crate::py_errors::{type_err, value_err};
-use crate::py_event::Event;
+use crate::args::{extract_positive_int, type_err, value_err};
+use crate::model::event::Event;
 use parking_lot::Mutex;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -82,20 +82,6 @@ pub struct EventBatchProcessor {
     stats: Arc<SinkStats>,
 }
 
-fn extract_positive_int(param: &str, v: &Bound<'_, PyAny>, max: u64) -> PyResult<usize> {
-    if v.is_instance_of::<pyo3::types::PyBool>() || !v.is_instance_of::<pyo3::types::PyInt>() {
-        return Err(type_err(param, "an int", v));
-    }
-    let n: i128 = v.extract()?;
-    if n < 1 || n > max as i128 {
-        return Err(value_err(
-            param,
-            format!("must be between 1 and {max}, got {n}"),
-        ));
-    }
-    Ok(n as usize)
-}
-
 fn extract_interval(param: &str, v: &Bound<'_, PyAny>) -> PyResult<Duration> {
     if v.is_instance_of::<pyo3::types::PyBool>()
         || !(v.is_instance_of::<pyo3::types::PyFloat>() || v.is_instance_of::<pyo3::types::PyInt>())
@@ -138,7 +124,7 @@ fn log_failure(py: Python<'_>, n: usize, err: PyErr) {
 /// Whether a bus handler is running on this thread (sync or thread mode) or in this context
 /// (async).
 fn in_handler(py: Python<'_>) -> PyResult<bool> {
-    Ok(crate::py_correlation::delivering() || crate::py_correlation::delivering_async(py)?)
+    Ok(crate::correlation::delivering() || crate::correlation::delivering_async(py)?)
 }
 
 /// One batch, one `bus.publish_many(list)` call; failures are counted and logged.

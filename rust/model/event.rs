@@ -2,16 +2,16 @@
 //! design. Kinds are Rust subclasses, so creating one is a single native call; users
 //! subclass `Event` in Python for their own kinds.
 
-use crate::py_correlation::resolve;
-use crate::py_errors::{type_err, value_err};
-use crate::py_kinds::{
-    event_type_obj, extract_bool_opt, extract_event_type, extract_opt_text, extract_service_type,
-    extract_severity, extract_state, extract_text, service_type_obj, severity_obj, state_obj,
+use crate::args::{
+    extract_bool_opt, extract_event_id, extract_opt_text, extract_text, extract_timestamp,
+    extract_uint, type_err, value_err, LABEL_MAX,
 };
-use crate::py_update::{
-    extract_event_id, extract_timestamp, extract_uint, HealthStatusUpdate, ManagedServiceUpdate,
-    LABEL_MAX,
+use crate::correlation::resolve;
+use crate::enums::{
+    event_type_obj, extract_event_type, extract_service_type, extract_severity, extract_state,
+    service_type_obj, severity_obj, state_obj,
 };
+use crate::model::update::{HealthStatusUpdate, ManagedServiceUpdate};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
@@ -66,6 +66,15 @@ fn extract_metadata(py: Python<'_>, m: Option<&Bound<'_, PyAny>>) -> PyResult<Op
         }
         _ => Ok(None),
     }
+}
+
+/// `f` applied to `obj`'s header if `obj` is an `Event` (the correlation room's hook, see
+/// `correlation::set_event_header_reader`).
+pub fn with_header(
+    obj: &Bound<'_, PyAny>,
+    f: fn(&Header) -> crate::correlation::Inherited,
+) -> Option<crate::correlation::Inherited> {
+    obj.cast::<Event>().ok().map(|e| f(&e.get().header))
 }
 
 static PROXY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -553,7 +562,7 @@ pub fn service_event_from_update(
         caused_by: u.caused_by.clone(),
         parent_id: u.parent_id.clone(),
         timestamp: u.timestamp,
-        depth: crate::py_correlation::current_depth(py)?,
+        depth: crate::correlation::current_depth(py)?,
     };
     Py::new(
         py,
@@ -608,12 +617,12 @@ impl HealthEvent {
     ) -> PyResult<PyClassInitializer<Self>> {
         let context_name = extract_text("context_name", context_name, LABEL_MAX)?;
         let cluster_short_name = extract_text("cluster_short_name", cluster_short_name, LABEL_MAX)?;
-        let is_mc = crate::py_update::extract_bool("is_mc", is_mc)?;
-        let is_healthy = crate::py_update::extract_bool("is_healthy", is_healthy)?;
+        let is_mc = crate::args::extract_bool("is_mc", is_mc)?;
+        let is_healthy = crate::args::extract_bool("is_healthy", is_healthy)?;
         let ready_nodes =
-            crate::py_update::uint_or("ready_nodes", ready_nodes, 0, u64::from(u32::MAX))? as u32;
+            crate::args::uint_or("ready_nodes", ready_nodes, 0, u64::from(u32::MAX))? as u32;
         let total_nodes =
-            crate::py_update::uint_or("total_nodes", total_nodes, 0, u64::from(u32::MAX))? as u32;
+            crate::args::uint_or("total_nodes", total_nodes, 0, u64::from(u32::MAX))? as u32;
         if ready_nodes > total_nodes {
             return Err(value_err(
                 "ready_nodes",

@@ -1,8 +1,7 @@
-//! tracebus's exception classes and the one place Rust errors become Python exceptions.
+//! tracebus's exception classes (the errors naming a parameter are in `args`).
 
 use pyo3::create_exception;
-use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
-use pyo3::prelude::*;
+use pyo3::exceptions::PyException;
 
 create_exception!(
     tracebus,
@@ -34,16 +33,3 @@ create_exception!(
     TracebusError,
     "Handlers published events nested deeper than the bus's max_depth."
 );
-
-pub fn type_err(param: &str, expected: &str, got: &Bound<'_, PyAny>) -> PyErr {
-    let tn = got
-        .get_type()
-        .name()
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| "?".into());
-    PyTypeError::new_err(format!("{param} must be {expected}, got {tn}"))
-}
-
-pub fn value_err(param: &str, msg: impl std::fmt::Display) -> PyErr {
-    PyValueError::new_err(format!("{param} {msg}"))
-}

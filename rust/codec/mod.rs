@@ -11,11 +11,10 @@
 //! subclasses, a missing or unexpected field, a value the constructor would reject, invalid
 //! JSON) is declined (`None`) and the Python codec handles it, raising its usual errors.
 
-use crate::py_event::{
+use crate::args::{shared_str, LABEL_MAX};
+use crate::model::event::{
     DependencyEvent, Event, HealthEvent, ServiceStateEvent, SystemEvent, UserActionEvent,
 };
-use crate::py_kinds::shared_str;
-use crate::py_update::LABEL_MAX;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};

@@ -1,10 +1,9 @@
 //! The Python face of the subscription channel: buffer strategies and `Channel`.
 
-use crate::py_errors::{type_err, value_err, ChannelClosed, PublishTimeoutError};
-use crate::py_kinds::{
-    action_obj, extract_action, extract_event_type, extract_severity, state_obj,
-};
-use crate::py_update::snapshot_obj;
+use crate::args::{extract_timeout, timeout_arg, type_err, value_err};
+use crate::enums::{action_obj, extract_action, extract_event_type, extract_severity, state_obj};
+use crate::errors::{ChannelClosed, PublishTimeoutError};
+use crate::model::update::snapshot_obj;
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyTimeoutError, PyTypeError};
 use pyo3::prelude::*;
@@ -94,7 +93,7 @@ impl PriorityBufferStrategy {
     fn rules<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         for (k, v) in &self.strategy.rules {
-            d.set_item(crate::py_kinds::event_type_obj(py, *k), action_obj(py, *v))?;
+            d.set_item(crate::enums::event_type_obj(py, *k), action_obj(py, *v))?;
         }
         Ok(d)
     }
@@ -137,7 +136,7 @@ pub fn extract_capacity(
 ) -> PyResult<usize> {
     match v {
         Some(v) if !v.is_none() => {
-            let n = crate::py_update::extract_uint(param, v, u64::MAX).map_err(|e| {
+            let n = crate::args::extract_uint(param, v, u64::MAX).map_err(|e| {
                 if e.is_instance_of::<pyo3::exceptions::PyValueError>(v.py()) {
                     value_err(param, format!("must be between 1 and {MAX_CAPACITY}"))
                 } else {
@@ -153,39 +152,6 @@ pub fn extract_capacity(
             Ok(n as usize)
         }
         _ => Ok(default),
-    }
-}
-
-/// `from_py_with` extractor of `timeout` arguments (seconds or None), so that a wrong type
-/// raises a TypeError naming the parameter (PyO3's own message does not name it).
-pub fn timeout_arg(v: &Bound<'_, PyAny>) -> PyResult<Option<f64>> {
-    if v.is_none() {
-        return Ok(None);
-    }
-    if v.is_instance_of::<pyo3::types::PyBool>() {
-        return Err(type_err("timeout", "a number of seconds or None", v));
-    }
-    v.extract::<f64>()
-        .map(Some)
-        .map_err(|_| type_err("timeout", "a number of seconds or None", v))
-}
-
-/// Like `timeout_arg` for a `timeout` that must be a number.
-pub fn seconds_arg(v: &Bound<'_, PyAny>) -> PyResult<f64> {
-    match timeout_arg(v) {
-        Ok(Some(t)) => Ok(t),
-        _ => Err(type_err("timeout", "a number of seconds", v)),
-    }
-}
-
-pub fn extract_timeout(v: Option<f64>) -> PyResult<Option<Duration>> {
-    match v {
-        None => Ok(None),
-        Some(t) if t.is_finite() && t >= 0.0 => Ok(Some(Duration::from_secs_f64(t))),
-        Some(t) => Err(value_err(
-            "timeout",
-            format!("must be a non-negative number of seconds or None, got {t}"),
-        )),
     }
 }
 
@@ -218,7 +184,7 @@ impl StateChangeEvent {
     fn snapshot(
         &self,
         py: Python<'_>,
-    ) -> PyResult<Option<Py<crate::py_update::ServiceStateSnapshot>>> {
+    ) -> PyResult<Option<Py<crate::model::update::ServiceStateSnapshot>>> {
         self.change
             .snapshot
             .clone()
@@ -372,11 +338,11 @@ fn item_severity(
             return Ok((extract_severity("severity", s)? as u8, u32::MAX));
         }
     }
-    if let Ok(e) = item.cast::<crate::py_event::Event>() {
+    if let Ok(e) = item.cast::<crate::model::event::Event>() {
         let h = &e.get().header;
         return Ok((h.severity as u8, h.type_id));
     }
-    if let Ok(u) = item.cast::<crate::py_update::ManagedServiceUpdate>() {
+    if let Ok(u) = item.cast::<crate::model::update::ManagedServiceUpdate>() {
         let d = &u.get().data;
         return Ok((d.severity() as u8, d.state.event_type()));
     }
@@ -479,7 +445,7 @@ impl Channel {
     ) -> PyResult<Bound<'py, PyList>> {
         let max = match max_items {
             Some(m) if !m.is_none() => {
-                crate::py_update::extract_uint("max_items", m, u64::MAX)? as usize
+                crate::args::extract_uint("max_items", m, u64::MAX)? as usize
             }
             _ => usize::MAX,
         };
