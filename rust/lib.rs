@@ -12,6 +12,7 @@ mod errors;
 mod filter;
 mod model;
 mod store;
+mod testing;
 
 // The bus keeps GIL-reliant cells (`bus::GilCell`, `bus::GilCounter`): the module must run
 // with the GIL, also on free-threaded CPython.
@@ -42,11 +43,11 @@ mod _core {
         filter_by_source, filter_by_type, not_filter, Filter,
     };
     #[pymodule_export]
-    use crate::model::event::{
+    use crate::model::update::{HealthStatusUpdate, ManagedServiceUpdate, ServiceStateSnapshot};
+    #[pymodule_export]
+    use crate::model::{
         DependencyEvent, Event, HealthEvent, ServiceStateEvent, SystemEvent, UserActionEvent,
     };
-    #[pymodule_export]
-    use crate::model::update::{HealthStatusUpdate, ManagedServiceUpdate, ServiceStateSnapshot};
     #[pymodule_export]
     use crate::store::{StateStore, StateTransition};
 
@@ -54,6 +55,7 @@ mod _core {
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         let py = m.py();
         crate::correlation::set_event_header_reader(crate::model::event::with_header);
+        crate::testing::register(py)?;
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
         m.add(
             "TracebusError",

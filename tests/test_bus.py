@@ -40,6 +40,7 @@ from tracebus import (
     filter_by_type,
     register_event_type,
 )
+from tracebus._core import _testing
 
 S = ServiceState
 T = EventType
@@ -241,7 +242,7 @@ def test_base_exceptions_propagate(bus: EventBus) -> None:
 def test_injected_panic_surfaces_and_bus_stays_usable(bus: EventBus) -> None:
     got: list[Event] = []
     bus.subscribe(None, got.append)
-    bus._inject_panic()
+    _testing.inject_panic(bus)
     with pytest.raises(BaseException, match="injected panic"):
         bus.publish(ev())
     assert bus.publish(ev()) == 1

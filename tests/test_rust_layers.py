@@ -25,6 +25,7 @@ LAYERS: list[set[str]] = [
     {"filter", "channel"},
     {"store", "bus"},
     {"codec", "batch"},
+    {"testing"},
 ]
 
 _PATH = re.compile(r"\b(crate|super)((?:::\w+)+)")

@@ -915,8 +915,6 @@ class EventBus:
         """Counters, per-type counts, handler latency and approximate memory use."""
     def memory_bytes(self) -> int:
         """Approximate bytes held by the bus (history, buffers, subscriptions)."""
-    def _inject_panic(self) -> None:
-        """Test hook: the next publish panics inside Rust."""
 
 # Batching
 

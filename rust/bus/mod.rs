@@ -28,6 +28,14 @@ use tracebus_core::model::header::Header;
 use tracebus_core::model::kinds::{self, MAX_EVENT_TYPES};
 use tracebus_core::routing::index::{Index, Indexed};
 
+mod cells;
+mod publish;
+mod subscription;
+mod worker;
+
+pub use cells::{GilCell, GilCounter};
+pub use subscription::{Mode, Subscription};
+
 /// Handler calls between two latency samples (per thread).
 /// Handler calls between two latency samples (per subscription), after the first
 /// `SAMPLE_WARMUP` calls, which are all timed so that a quiet bus still has figures. Two clock
@@ -46,83 +54,6 @@ struct DepthRestore(u32);
 impl Drop for DepthRestore {
     fn drop(&mut self) {
         DEPTH.with(|d| d.set(self.0));
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Mode {
-    Sync,
-    Thread,
-    Async,
-    Channel,
-}
-
-impl Mode {
-    fn as_str(self) -> &'static str {
-        match self {
-            Mode::Sync => "sync",
-            Mode::Thread => "thread",
-            Mode::Async => "async",
-            Mode::Channel => "channel",
-        }
-    }
-}
-
-/// A counter only written with the GIL held (the `Python` token proves it), so a relaxed
-/// load + store is exact and avoids a locked read-modify-write on the hot path. PyO3
-/// modules keep the GIL enabled even on free-threaded builds (they are not declared
-/// `gil_used = false`), so every writer is serialized by it.
-#[derive(Default)]
-pub struct GilCounter(AtomicU64);
-
-impl GilCounter {
-    #[inline]
-    pub fn add(&self, _py: Python<'_>, n: u64) {
-        let c = &self.0;
-        c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
-    }
-    #[inline]
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// Shared state touched only with the GIL held (the `Python` token proves it), so publish
-/// reads the subscription index without a lock. Values are cloned out (an `Arc`), never
-/// borrowed across Python calls, and replaced values are dropped after the write.
-pub struct GilCell<T>(std::cell::UnsafeCell<T>);
-
-// SAFETY: every access goes through `get`/`replace`, which require the GIL (a `Python`
-// token), so no two threads access the value at once; `T: Send + Sync` lets clones move
-// between threads.
-unsafe impl<T: Send + Sync> Sync for GilCell<T> {}
-
-impl<T> GilCell<T> {
-    fn new(v: T) -> Self {
-        GilCell(std::cell::UnsafeCell::new(v))
-    }
-    /// Runs `f` on the value. `f` must not call into Python or drop Python objects (either
-    /// could re-enter the cell): return what must be dropped and drop it after.
-    #[inline]
-    fn with<R>(&self, _py: Python<'_>, f: impl FnOnce(&mut T) -> R) -> R {
-        // SAFETY: the GIL is held (token); `f` does not re-enter (see above).
-        f(unsafe { &mut *self.0.get() })
-    }
-    fn get_mut(&mut self) -> &mut T {
-        self.0.get_mut()
-    }
-}
-
-impl<T: Clone> GilCell<T> {
-    #[inline]
-    fn get(&self, _py: Python<'_>) -> T {
-        // SAFETY: the GIL is held (token) and no reference outlives this call.
-        unsafe { (*self.0.get()).clone() }
-    }
-    fn replace(&self, _py: Python<'_>, v: T) -> T {
-        // SAFETY: as in `get`; the old value is returned, so its drop (which may run Python
-        // code) happens after the write, with no reference into the cell alive.
-        unsafe { std::mem::replace(&mut *self.0.get(), v) }
     }
 }
 
@@ -180,267 +111,15 @@ impl Drop for BusInner {
     }
 }
 
-impl BusInner {
-    fn record_latency(&self, start: Option<Instant>) {
-        if let Some(t) = start {
-            self.latency.record(t.elapsed().as_nanos() as u64);
-        }
-    }
-
-    fn report_error(
-        self: &Arc<Self>,
-        py: Python<'_>,
-        err: PyErr,
-        event: &Bound<'_, PyAny>,
-        sub: &Arc<Sub>,
-    ) {
-        sub.errors.fetch_add(1, Ordering::Relaxed);
-        self.errors.fetch_add(1, Ordering::Relaxed);
-        let hook = self.on_error.lock().as_ref().map(|h| h.clone_ref(py));
-        let Some(hook) = hook else {
-            err.restore(py);
-            // SAFETY-free: writes the traceback to sys.unraisablehook.
-            PyErr::fetch(py).write_unraisable(py, Some(event));
-            return;
-        };
-        let sub_obj = Subscription {
-            sub: sub.clone(),
-            bus: Arc::downgrade(self),
-            owner: false,
-        };
-        let exc = err.into_value(py);
-        if let Err(e) = hook.bind(py).call1((exc, event, sub_obj)) {
-            e.write_unraisable(py, Some(hook.bind(py)));
-        }
-    }
-
-    /// Calls a handler for one event, with correlation propagation, sampling and error
-    /// isolation. Non-`Exception` errors (KeyboardInterrupt, panics) propagate.
-    fn call_handler(
-        self: &Arc<Self>,
-        py: Python<'_>,
-        sub: &Arc<Sub>,
-        handler: &Py<PyAny>,
-        event: &Bound<'_, PyAny>,
-        h: &Header,
-    ) -> PyResult<bool> {
-        let _g = DeliveryGuard::enter(h);
-        // Sampling follows the subscription's own call count, so a new bus or subscription
-        // gets figures at once whatever the thread did before.
-        let n = sub.delivered.get() + sub.errors.load(Ordering::Relaxed);
-        let start = (n < SAMPLE_WARMUP || n.is_multiple_of(SAMPLE_EVERY)).then(Instant::now);
-        let r = handler.bind(py).call1((event,));
-        self.record_latency(start);
-        match r {
-            Ok(_) => {
-                sub.delivered.add(py, 1);
-                Ok(true)
-            }
-            Err(e) if e.is_instance_of::<PyException>(py) => {
-                self.report_error(py, e, event, sub);
-                Ok(false)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    fn remove(&self, py: Python<'_>, seq: u64) -> Option<Arc<Sub>> {
-        // Copy-on-write: `make_mut` copies the index only while a publisher holds a snapshot
-        // (e.g. unsubscribing from a handler); otherwise it is changed in place.
-        let sub = self.index.with(py, |ix| Arc::make_mut(ix).remove(seq))?;
-        sub.active.store(false, Ordering::Release);
-        if let Some(ch) = &sub.channel {
-            ch.close();
-        }
-        Some(sub)
-    }
-}
-
-/// What `publish` owes after dispatch.
-struct Outcome {
-    deliveries: u64,
-    timed_out: bool,
-}
-
 #[pyclass(frozen, subclass, module = "tracebus", name = "EventBus")]
 pub struct EventBus {
     pub inner: Arc<BusInner>,
 }
 
 impl EventBus {
-    fn dispatch(
-        &self,
-        py: Python<'_>,
-        event: &Bound<'_, PyAny>,
-        h: &Header,
-        timeout: Option<Duration>,
-    ) -> PyResult<Outcome> {
-        let inner = &self.inner;
-        inner.published.add(py, 1);
-        if let Some(c) = inner.per_type.get(h.type_id as usize) {
-            c.add(py, 1);
-        }
-        if inner.history_size > 0 {
-            let oldest = inner.history.with(py, |hist| {
-                let oldest = (hist.len() >= inner.history_size).then(|| hist.pop_front());
-                hist.push_back(event.clone().unbind());
-                oldest
-            });
-            drop(oldest); // outside the cell: dropping an event may run Python code
-        }
-        let ix = inner.index.get(py);
-        if inner.panic_next.load(Ordering::Relaxed)
-            && inner.panic_next.swap(false, Ordering::Relaxed)
-        {
-            panic!("injected panic (EventBus._inject_panic)");
-        }
-        let mut scratch = Vec::new();
-        let cands = ix.candidates(h, &mut scratch);
-        let mut out = Outcome {
-            deliveries: 0,
-            timed_out: false,
-        };
-        for sub in cands {
-            if !sub.active.load(Ordering::Acquire) {
-                continue;
-            }
-            let pass = match &sub.filter {
-                tracebus_core::routing::filter::Filter::Types(_) => true, // the index already checked it
-                f => match eval(f, event, h) {
-                    Ok(p) => p,
-                    Err(e) if e.is_instance_of::<PyException>(py) => {
-                        inner.report_error(py, e, event, sub);
-                        false
-                    }
-                    Err(e) => return Err(e),
-                },
-            };
-            if !pass {
-                continue;
-            }
-            match (&sub.handler, &sub.channel) {
-                (Some(handler), None) => {
-                    if inner.call_handler(py, sub, handler, event, h)? {
-                        out.deliveries += 1;
-                    }
-                }
-                (_, Some(ch)) => {
-                    let sev = h.severity as u8;
-                    let res = match ch.try_send(event.clone().unbind(), sev, h.type_id) {
-                        Err(SendError::WouldBlock(obj)) => {
-                            let ch = ch.clone();
-                            py.detach(move || ch.send_blocking(obj, sev, h.type_id, timeout))
-                        }
-                        r => r,
-                    };
-                    match res {
-                        Ok(Sent::Queued(_)) => {
-                            if sub.mode == Mode::Channel {
-                                sub.delivered.add(py, 1);
-                                out.deliveries += 1;
-                            }
-                        }
-                        Ok(Sent::Evicted(..)) => {
-                            inner.evicted.fetch_add(1, Ordering::Relaxed);
-                            if sub.mode == Mode::Channel {
-                                sub.delivered.add(py, 1);
-                                out.deliveries += 1;
-                            }
-                        }
-                        Ok(Sent::Dropped(_)) | Err(SendError::Closed(_)) => {
-                            inner.dropped.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(SendError::Timeout(_)) => {
-                            inner.dropped.fetch_add(1, Ordering::Relaxed);
-                            out.timed_out = true;
-                        }
-                        Err(SendError::WouldBlock(_)) => {
-                            unreachable!("send_blocking never returns WouldBlock")
-                        }
-                    }
-                }
-                (None, None) => {}
-            }
-        }
-        inner.delivered.add(py, out.deliveries);
-        Ok(out)
-    }
-
-    fn publish_checked(
-        &self,
-        py: Python<'_>,
-        event: &Bound<'_, PyAny>,
-        timeout: Option<Duration>,
-    ) -> PyResult<Outcome> {
-        let e = event
-            .cast::<Event>()
-            .map_err(|_| type_err("event", "a tracebus Event", event))?;
-        if self.inner.closed.load(Ordering::Acquire) {
-            return Err(BusClosedError::new_err("the event bus is closed"));
-        }
-        let depth = DEPTH.with(|d| d.get());
-        if depth >= self.inner.max_depth {
-            return Err(PublishDepthError::new_err(format!(
-                "handlers published events nested {} deep (max_depth={}); a handler is probably re-publishing what it receives",
-                depth + 1,
-                self.inner.max_depth
-            )));
-        }
-        let cascade = e.get().header.depth;
-        if cascade >= self.inner.max_depth {
-            return Err(PublishDepthError::new_err(format!(
-                "the event is {cascade} levels deep in its cascade (max_depth={}); handlers are probably re-publishing what they receive",
-                self.inner.max_depth
-            )));
-        }
-        DEPTH.with(|d| d.set(depth + 1));
-        // Restored on drop, so a panic in dispatch (it reaches Python as PanicException)
-        // does not leave this thread's depth raised for good.
-        let _restore = DepthRestore(depth);
-        self.dispatch(py, event, &e.get().header, timeout)
-    }
-
-    fn add(
-        &self,
-        py: Python<'_>,
-        filter: PyTree,
-        mode: Mode,
-        handler: Option<Py<PyAny>>,
-        channel: Option<Arc<Core<Py<PyAny>>>>,
-    ) -> PyResult<Arc<Sub>> {
-        if self.inner.closed.load(Ordering::Acquire) {
-            return Err(BusClosedError::new_err("the event bus is closed"));
-        }
-        let sub = Arc::new(Sub {
-            seq: self.inner.next_seq.fetch_add(1, Ordering::Relaxed),
-            id: tracebus_core::model::ids::new_subscription_id(),
-            filter,
-            mode,
-            handler,
-            channel,
-            active: AtomicBool::new(true),
-            delivered: GilCounter::default(),
-            errors: AtomicU64::new(0),
-            worker: Mutex::new(None),
-        });
-        // Copy-on-write as in `remove`: appending keeps subscription order.
-        self.inner
-            .index
-            .with(py, |ix| Arc::make_mut(ix).insert(sub.clone()));
-        Ok(sub)
-    }
-
-    fn spawn_worker(&self, sub: &Arc<Sub>) -> PyResult<()> {
-        let s = sub.clone();
-        let bus = Arc::downgrade(&self.inner);
-        let handle = std::thread::Builder::new()
-            .name(format!("tracebus-{}", sub.id))
-            .spawn(move || worker_loop(s, bus))
-            .map_err(|e| {
-                PyRuntimeError::new_err(format!("could not start the handler thread: {e}"))
-            })?;
-        *sub.worker.lock() = Some(handle);
-        Ok(())
+    /// Makes the next publish panic inside Rust (the test hook `_testing.inject_panic`).
+    pub fn arm_panic(&self) {
+        self.inner.panic_next.store(true, Ordering::Relaxed);
     }
 }
 
@@ -465,49 +144,6 @@ fn limit_arg(v: &Bound<'_, PyAny>) -> PyResult<Option<usize>> {
     Ok(Some(
         crate::args::extract_uint("limit", v, u64::MAX)? as usize
     ))
-}
-
-fn worker_loop(sub: Arc<Sub>, bus: Weak<BusInner>) {
-    let (Some(ch), Some(handler)) = (sub.channel.clone(), sub.handler.as_ref()) else {
-        return;
-    };
-    loop {
-        let batch = ch.recv_batch(WORKER_BATCH, None);
-        if batch.is_empty() {
-            return; // closed and drained
-        }
-        Python::attach(|py| {
-            let Some(inner) = bus.upgrade() else {
-                return;
-            };
-            for (_, ev) in batch {
-                let ev = ev.into_bound(py);
-                let Ok(e) = ev.cast::<Event>() else { continue };
-                let h = e.get().header.clone();
-                // A PanicException raised by the handler resumes as a Rust panic when PyO3
-                // fetches it; caught here so it cannot kill the worker (which would leave
-                // the subscription active with nobody draining it, and block publishers).
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    inner.call_handler(py, &sub, handler, &ev, &h)
-                }));
-                match r {
-                    Ok(Ok(true)) => {
-                        inner.delivered.add(py, 1);
-                    }
-                    Ok(Ok(false)) => {}
-                    Ok(Err(err)) => err.write_unraisable(py, Some(&ev)),
-                    Err(payload) => {
-                        let msg = payload
-                            .downcast_ref::<&str>()
-                            .map(|s| s.to_string())
-                            .or_else(|| payload.downcast_ref::<String>().cloned())
-                            .unwrap_or_else(|| "a handler panicked".into());
-                        pyo3::panic::PanicException::new_err(msg).write_unraisable(py, Some(&ev));
-                    }
-                }
-            }
-        });
-    }
 }
 
 #[pymethods]
@@ -915,12 +551,6 @@ impl EventBus {
         hist * (EVENT + 8) + buffered * (EVENT + 24) + ix.len() as u64 * 256
     }
 
-    /// Test hook: the next publish panics inside Rust (after taking its index snapshot),
-    /// to check that a panic surfaces as an exception and leaves the bus usable.
-    fn _inject_panic(&self) {
-        self.inner.panic_next.store(true, Ordering::Relaxed);
-    }
-
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         if let Some(h) = self.inner.on_error.try_lock() {
             if let Some(h) = h.as_ref() {
@@ -964,150 +594,6 @@ impl EventBus {
             } else {
                 "False"
             }
-        )
-    }
-}
-
-/// A handler subscription. `close()` (or `bus.unsubscribe(sub)`) ends it; usable as a
-/// context manager.
-#[pyclass(frozen, module = "tracebus", name = "Subscription")]
-pub struct Subscription {
-    sub: Arc<Sub>,
-    bus: Weak<BusInner>,
-    /// Only the object returned by `subscribe` reports the handler to the GC (the bus does
-    /// while the subscription is active); temporary objects given to error hooks never do.
-    owner: bool,
-}
-
-#[pymethods]
-impl Subscription {
-    /// The subscription id (`<16 hex>_sub`).
-    #[getter]
-    fn id(&self) -> &str {
-        &self.sub.id
-    }
-    /// `sync`, `thread` or `async`.
-    #[getter]
-    fn mode(&self) -> &'static str {
-        self.sub.mode.as_str()
-    }
-    /// Whether still subscribed.
-    #[getter]
-    fn active(&self) -> bool {
-        self.sub.active.load(Ordering::Acquire)
-    }
-    /// The handler.
-    #[getter]
-    fn handler(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.sub.handler.as_ref().map(|h| h.clone_ref(py))
-    }
-    /// Events its handler returned from.
-    #[getter]
-    fn delivered(&self) -> u64 {
-        self.sub.delivered.get()
-    }
-    /// Errors raised by its handler (or its filter predicate).
-    #[getter]
-    fn errors(&self) -> u64 {
-        self.sub.errors.load(Ordering::Relaxed)
-    }
-    /// Counters: delivered, errors, and for thread/async modes the buffer's counters.
-    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = match &self.sub.channel {
-            Some(ch) => stats_dict(py, &ch.stats())?,
-            None => PyDict::new(py),
-        };
-        d.set_item("handler_returned", self.delivered())?;
-        d.set_item("errors", self.errors())?;
-        Ok(d)
-    }
-    /// Unsubscribes. Returns False if it was not active.
-    fn close(&self, py: Python<'_>) -> bool {
-        match self.bus.upgrade() {
-            Some(b) => b.remove(py, self.sub.seq).is_some(),
-            None => false,
-        }
-    }
-    /// Used by the async pump: the next batch of buffered events (waits for none).
-    fn _drain<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        match &self.sub.channel {
-            Some(ch) => PyList::new(py, ch.drain(WORKER_BATCH).into_iter().map(|(_, e)| e)),
-            None => Ok(PyList::empty(py)),
-        }
-    }
-    /// Used by the async pump: arms a wake-up (see `Channel._arm_wakeup`); False if events
-    /// are buffered or the subscription ended.
-    fn _arm_wakeup(&self, event_loop: &Bound<'_, PyAny>, callback: &Bound<'_, PyAny>) -> bool {
-        let Some(ch) = &self.sub.channel else {
-            return false;
-        };
-        let lp = event_loop.clone().unbind();
-        let cb = callback.clone().unbind();
-        ch.arm_waker(Box::new(move || {
-            Python::attach(|py| {
-                let _ = lp
-                    .bind(py)
-                    .call_method1("call_soon_threadsafe", (cb.bind(py),));
-            });
-        }))
-    }
-    /// Used by the async pump: whether the feeding channel is closed and empty.
-    #[getter]
-    fn _finished(&self) -> bool {
-        self.sub
-            .channel
-            .as_ref()
-            .is_none_or(|c| c.is_closed() && c.is_empty())
-    }
-    /// Used by the async pump: records `count` handler returns and, optionally, one sampled
-    /// handler duration in ns.
-    #[pyo3(signature = (count, elapsed_ns=None))]
-    fn _record_delivery(&self, py: Python<'_>, count: u64, elapsed_ns: Option<u64>) {
-        self.sub.delivered.add(py, count);
-        if let Some(b) = self.bus.upgrade() {
-            b.delivered.add(py, count);
-            if let Some(ns) = elapsed_ns {
-                b.latency.record(ns);
-            }
-        }
-    }
-    /// Used by the async pump: records a handler error and passes it to the bus's hook.
-    fn _record_error(&self, py: Python<'_>, exc: &Bound<'_, PyAny>, event: &Bound<'_, PyAny>) {
-        if let Some(b) = self.bus.upgrade() {
-            b.report_error(py, PyErr::from_value(exc.clone()), event, &self.sub);
-        } else {
-            self.sub.errors.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-    fn __exit__(
-        &self,
-        _a: &Bound<'_, PyAny>,
-        _b: &Bound<'_, PyAny>,
-        _c: &Bound<'_, PyAny>,
-    ) -> bool {
-        self.close(_a.py());
-        false
-    }
-    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        // While active, the bus reports the handler; afterwards this object does.
-        if self.owner && !self.sub.active.load(Ordering::Acquire) {
-            if let Some(h) = &self.sub.handler {
-                visit.call(h)?;
-            }
-        }
-        Ok(())
-    }
-    fn __repr__(&self) -> String {
-        format!(
-            "Subscription(id={:?}, mode={:?}, active={}, delivered={}, errors={})",
-            self.sub.id,
-            self.sub.mode.as_str(),
-            if self.active() { "True" } else { "False" },
-            self.delivered(),
-            self.errors()
         )
     }
 }

@@ -5,7 +5,7 @@ use crate::args::{
     extract_uint, type_err, value_err, LABEL_MAX,
 };
 use crate::correlation::resolve;
-use crate::enums::{extract_service_type, extract_state, service_type_obj, state_obj};
+use crate::enums::{extract_service_type, extract_state};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat};
 use std::sync::Arc;
@@ -31,8 +31,7 @@ impl ManagedServiceUpdate {
     }
 }
 
-#[pymethods]
-impl ManagedServiceUpdate {
+service_pymethods!(ManagedServiceUpdate, timestamp, {
     #[new]
     #[pyo3(signature = (source_type, source_label, state, *, is_ready=None, error_detail=None, proxy_port=None, pid=None, correlation_id=None, caused_by=None, parent_id=None, timestamp=None, event_id=None))]
     #[allow(clippy::too_many_arguments)]
@@ -93,65 +92,10 @@ impl ManagedServiceUpdate {
         })
     }
 
-    /// Service type (a `ServiceType` member, or the custom name).
-    #[getter]
-    fn source_type(&self, py: Python<'_>) -> Py<PyAny> {
-        service_type_obj(py, &self.data.source_type)
-    }
     /// The service's label (its name).
     #[getter]
     fn source_label(&self) -> &str {
         &self.data.label
-    }
-    /// The reported state.
-    #[getter]
-    fn state(&self, py: Python<'_>) -> Py<PyAny> {
-        state_obj(py, self.data.state)
-    }
-    /// Whether the service is ready (defaults to `state == RUNNING`).
-    #[getter]
-    fn is_ready(&self) -> bool {
-        self.data.is_ready
-    }
-    /// Error text, if any.
-    #[getter]
-    fn error_detail(&self) -> Option<&str> {
-        self.data.error_detail.as_deref()
-    }
-    /// Local proxy port (0 = none).
-    #[getter]
-    fn proxy_port(&self) -> u16 {
-        self.data.proxy_port
-    }
-    /// Process id (0 = none).
-    #[getter]
-    fn pid(&self) -> u32 {
-        self.data.pid
-    }
-    /// Unique id of this update.
-    #[getter]
-    fn event_id(&self) -> String {
-        ids::format_event_id(self.data.event_id)
-    }
-    /// Correlation id shared by the whole operation.
-    #[getter]
-    fn correlation_id(&self) -> &str {
-        &self.data.correlation_id
-    }
-    /// What triggered this update.
-    #[getter]
-    fn caused_by(&self) -> &str {
-        &self.data.caused_by
-    }
-    /// Event id of the direct parent, if any.
-    #[getter]
-    fn parent_id(&self) -> Option<&str> {
-        self.data.parent_id.as_deref()
-    }
-    /// Seconds since the epoch.
-    #[getter]
-    fn timestamp(&self) -> f64 {
-        self.data.timestamp
     }
 
     /// A copy with a new cause (and parent id).
@@ -242,7 +186,7 @@ impl ManagedServiceUpdate {
             &*self.data.correlation_id
         )
     }
-}
+});
 
 pub fn update_dict<'py>(py: Python<'py>, d: &UpdateData) -> PyResult<Bound<'py, PyDict>> {
     let out = PyDict::new(py);
@@ -267,67 +211,11 @@ pub struct ServiceStateSnapshot {
     pub data: Arc<UpdateData>,
 }
 
-#[pymethods]
-impl ServiceStateSnapshot {
+service_pymethods!(ServiceStateSnapshot, last_updated, {
     /// The service's label.
     #[getter]
     fn label(&self) -> &str {
         &self.data.label
-    }
-    /// Service type.
-    #[getter]
-    fn source_type(&self, py: Python<'_>) -> Py<PyAny> {
-        service_type_obj(py, &self.data.source_type)
-    }
-    /// Current state.
-    #[getter]
-    fn state(&self, py: Python<'_>) -> Py<PyAny> {
-        state_obj(py, self.data.state)
-    }
-    /// Whether the service is ready.
-    #[getter]
-    fn is_ready(&self) -> bool {
-        self.data.is_ready
-    }
-    /// Error text, if any.
-    #[getter]
-    fn error_detail(&self) -> Option<&str> {
-        self.data.error_detail.as_deref()
-    }
-    /// Local proxy port (0 = none).
-    #[getter]
-    fn proxy_port(&self) -> u16 {
-        self.data.proxy_port
-    }
-    /// Process id (0 = none).
-    #[getter]
-    fn pid(&self) -> u32 {
-        self.data.pid
-    }
-    /// When the last update was made (seconds since the epoch; the update's own timestamp).
-    #[getter]
-    fn last_updated(&self) -> f64 {
-        self.data.timestamp
-    }
-    /// Correlation id of the last update.
-    #[getter]
-    fn correlation_id(&self) -> &str {
-        &self.data.correlation_id
-    }
-    /// Cause of the last update.
-    #[getter]
-    fn caused_by(&self) -> &str {
-        &self.data.caused_by
-    }
-    /// Parent id of the last update.
-    #[getter]
-    fn parent_id(&self) -> Option<&str> {
-        self.data.parent_id.as_deref()
-    }
-    /// Event id of the last update.
-    #[getter]
-    fn event_id(&self) -> String {
-        ids::format_event_id(self.data.event_id)
     }
     /// Every field as a plain dict.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -356,7 +244,7 @@ impl ServiceStateSnapshot {
             if self.data.is_ready { "True" } else { "False" }
         )
     }
-}
+});
 
 /// Health of one cluster: management cluster (`is_mc`) or workload cluster.
 #[pyclass(frozen, module = "tracebus", name = "HealthStatusUpdate")]
@@ -364,8 +252,7 @@ pub struct HealthStatusUpdate {
     pub data: Arc<HealthData>,
 }
 
-#[pymethods]
-impl HealthStatusUpdate {
+correlated_pymethods!(HealthStatusUpdate, data, timestamp, {}, {
     #[new]
     #[pyo3(signature = (context_name, cluster_short_name, is_mc, is_healthy, *, ready_nodes=None, total_nodes=None, error=None, correlation_id=None, caused_by=None, parent_id=None, timestamp=None))]
     #[allow(clippy::too_many_arguments)]
@@ -457,31 +344,6 @@ impl HealthStatusUpdate {
     fn error(&self) -> Option<&str> {
         self.data.error.as_deref()
     }
-    /// Unique id of this update.
-    #[getter]
-    fn event_id(&self) -> String {
-        ids::format_event_id(self.data.event_id)
-    }
-    /// Correlation id.
-    #[getter]
-    fn correlation_id(&self) -> &str {
-        &self.data.correlation_id
-    }
-    /// Cause.
-    #[getter]
-    fn caused_by(&self) -> &str {
-        &self.data.caused_by
-    }
-    /// Parent event id, if any.
-    #[getter]
-    fn parent_id(&self) -> Option<&str> {
-        self.data.parent_id.as_deref()
-    }
-    /// Seconds since the epoch.
-    #[getter]
-    fn timestamp(&self) -> f64 {
-        self.data.timestamp
-    }
     fn __repr__(&self) -> String {
         format!(
             "HealthStatusUpdate({:?}, {:?}, is_mc={}, is_healthy={}, {}/{} nodes)",
@@ -497,7 +359,7 @@ impl HealthStatusUpdate {
             self.data.total_nodes
         )
     }
-}
+});
 
 pub fn extract_update<'a>(v: &'a Bound<'_, PyAny>) -> PyResult<&'a ManagedServiceUpdate> {
     v.cast::<ManagedServiceUpdate>()

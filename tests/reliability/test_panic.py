@@ -1,7 +1,8 @@
 """Plan test 6: a Rust panic reaches Python as an exception and never hangs the bus.
 
-``EventBus._inject_panic()`` makes the next publish panic inside Rust (after it has taken its
-subscription snapshot). PyO3 turns the panic into ``PanicException`` (a BaseException).
+``_testing.inject_panic(bus)`` (``tracebus._core._testing``) makes the next publish panic
+inside Rust (after it has taken its subscription snapshot). PyO3 turns the panic into
+``PanicException`` (a BaseException).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 from reliability_util import WAIT, Figures, run_threads, scaled, wait_until
 
 from tracebus import Event, EventBus, EventType
+from tracebus._core import _testing
 
 
 def ev(n: int = 0) -> Event:
@@ -32,7 +34,7 @@ def test_panic_surfaces_and_bus_keeps_working(figures: Figures) -> None:
     ch = bus.subscribe_channel(None, 100)
     panics = 10  # more than max_depth: the depth must be restored after each unwind
     for i in range(panics):
-        bus._inject_panic()
+        _testing.inject_panic(bus)
         with pytest.raises(BaseException, match="injected panic") as info:
             bus.publish(ev(i))
         assert is_panic(info.value)
@@ -57,7 +59,7 @@ def test_panic_in_nested_publish_propagates_out(figures: Figures) -> None:
     def handler(e: Event) -> None:
         calls.append(e)
         if e.source == "outer":
-            bus._inject_panic()
+            _testing.inject_panic(bus)
             bus.publish(Event(EventType.SYSTEM_STARTUP, "inner"))
 
     bus.subscribe(None, handler)
@@ -97,7 +99,7 @@ def test_panic_in_thread_handler_is_reported_not_hung(
     def worker_handler(e: Event) -> None:
         seen.append(e.source)
         if e.source == "trigger":
-            bus._inject_panic()
+            _testing.inject_panic(bus)
             bus.publish(Event(EventType.SYSTEM_STARTUP, "inner"))
 
     sub = bus.subscribe(None, worker_handler, mode="thread")
@@ -146,7 +148,7 @@ def test_panics_under_concurrent_publishers(figures: Figures) -> None:
         for k in range(injections):
             if stop.is_set():
                 return
-            bus._inject_panic()
+            _testing.inject_panic(bus)
             injected[0] += 1
             # Wait until a publisher consumed it (or all of them finished).
             wait_until(lambda k=k: panics[0] > k or stop.is_set(), timeout=10)

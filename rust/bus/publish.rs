@@ -1,0 +1,221 @@
+//! Publishing: dispatch of one event to the matching subscriptions (sync handlers in the
+//! publisher's thread, thread and async ones through their channels), error reports and
+//! latency samples.
+
+use super::*;
+
+impl BusInner {
+    pub(super) fn record_latency(&self, start: Option<Instant>) {
+        if let Some(t) = start {
+            self.latency.record(t.elapsed().as_nanos() as u64);
+        }
+    }
+
+    pub(super) fn report_error(
+        self: &Arc<Self>,
+        py: Python<'_>,
+        err: PyErr,
+        event: &Bound<'_, PyAny>,
+        sub: &Arc<Sub>,
+    ) {
+        sub.errors.fetch_add(1, Ordering::Relaxed);
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        let hook = self.on_error.lock().as_ref().map(|h| h.clone_ref(py));
+        let Some(hook) = hook else {
+            err.restore(py);
+            // SAFETY-free: writes the traceback to sys.unraisablehook.
+            PyErr::fetch(py).write_unraisable(py, Some(event));
+            return;
+        };
+        let sub_obj = Subscription {
+            sub: sub.clone(),
+            bus: Arc::downgrade(self),
+            owner: false,
+        };
+        let exc = err.into_value(py);
+        if let Err(e) = hook.bind(py).call1((exc, event, sub_obj)) {
+            e.write_unraisable(py, Some(hook.bind(py)));
+        }
+    }
+
+    /// Calls a handler for one event, with correlation propagation, sampling and error
+    /// isolation. Non-`Exception` errors (KeyboardInterrupt, panics) propagate.
+    pub(super) fn call_handler(
+        self: &Arc<Self>,
+        py: Python<'_>,
+        sub: &Arc<Sub>,
+        handler: &Py<PyAny>,
+        event: &Bound<'_, PyAny>,
+        h: &Header,
+    ) -> PyResult<bool> {
+        let _g = DeliveryGuard::enter(h);
+        // Sampling follows the subscription's own call count, so a new bus or subscription
+        // gets figures at once whatever the thread did before.
+        let n = sub.delivered.get() + sub.errors.load(Ordering::Relaxed);
+        let start = (n < SAMPLE_WARMUP || n.is_multiple_of(SAMPLE_EVERY)).then(Instant::now);
+        let r = handler.bind(py).call1((event,));
+        self.record_latency(start);
+        match r {
+            Ok(_) => {
+                sub.delivered.add(py, 1);
+                Ok(true)
+            }
+            Err(e) if e.is_instance_of::<PyException>(py) => {
+                self.report_error(py, e, event, sub);
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(super) fn remove(&self, py: Python<'_>, seq: u64) -> Option<Arc<Sub>> {
+        // Copy-on-write: `make_mut` copies the index only while a publisher holds a snapshot
+        // (e.g. unsubscribing from a handler); otherwise it is changed in place.
+        let sub = self.index.with(py, |ix| Arc::make_mut(ix).remove(seq))?;
+        sub.active.store(false, Ordering::Release);
+        if let Some(ch) = &sub.channel {
+            ch.close();
+        }
+        Some(sub)
+    }
+}
+
+/// What `publish` owes after dispatch.
+pub(super) struct Outcome {
+    pub(super) deliveries: u64,
+    pub(super) timed_out: bool,
+}
+
+impl EventBus {
+    pub(super) fn dispatch(
+        &self,
+        py: Python<'_>,
+        event: &Bound<'_, PyAny>,
+        h: &Header,
+        timeout: Option<Duration>,
+    ) -> PyResult<Outcome> {
+        let inner = &self.inner;
+        inner.published.add(py, 1);
+        if let Some(c) = inner.per_type.get(h.type_id as usize) {
+            c.add(py, 1);
+        }
+        if inner.history_size > 0 {
+            let oldest = inner.history.with(py, |hist| {
+                let oldest = (hist.len() >= inner.history_size).then(|| hist.pop_front());
+                hist.push_back(event.clone().unbind());
+                oldest
+            });
+            drop(oldest); // outside the cell: dropping an event may run Python code
+        }
+        let ix = inner.index.get(py);
+        if inner.panic_next.load(Ordering::Relaxed)
+            && inner.panic_next.swap(false, Ordering::Relaxed)
+        {
+            panic!("injected panic (_testing.inject_panic)");
+        }
+        let mut scratch = Vec::new();
+        let cands = ix.candidates(h, &mut scratch);
+        let mut out = Outcome {
+            deliveries: 0,
+            timed_out: false,
+        };
+        for sub in cands {
+            if !sub.active.load(Ordering::Acquire) {
+                continue;
+            }
+            let pass = match &sub.filter {
+                tracebus_core::routing::filter::Filter::Types(_) => true, // the index already checked it
+                f => match eval(f, event, h) {
+                    Ok(p) => p,
+                    Err(e) if e.is_instance_of::<PyException>(py) => {
+                        inner.report_error(py, e, event, sub);
+                        false
+                    }
+                    Err(e) => return Err(e),
+                },
+            };
+            if !pass {
+                continue;
+            }
+            match (&sub.handler, &sub.channel) {
+                (Some(handler), None) => {
+                    if inner.call_handler(py, sub, handler, event, h)? {
+                        out.deliveries += 1;
+                    }
+                }
+                (_, Some(ch)) => {
+                    let sev = h.severity as u8;
+                    let res = match ch.try_send(event.clone().unbind(), sev, h.type_id) {
+                        Err(SendError::WouldBlock(obj)) => {
+                            let ch = ch.clone();
+                            py.detach(move || ch.send_blocking(obj, sev, h.type_id, timeout))
+                        }
+                        r => r,
+                    };
+                    match res {
+                        Ok(Sent::Queued(_)) => {
+                            if sub.mode == Mode::Channel {
+                                sub.delivered.add(py, 1);
+                                out.deliveries += 1;
+                            }
+                        }
+                        Ok(Sent::Evicted(..)) => {
+                            inner.evicted.fetch_add(1, Ordering::Relaxed);
+                            if sub.mode == Mode::Channel {
+                                sub.delivered.add(py, 1);
+                                out.deliveries += 1;
+                            }
+                        }
+                        Ok(Sent::Dropped(_)) | Err(SendError::Closed(_)) => {
+                            inner.dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(SendError::Timeout(_)) => {
+                            inner.dropped.fetch_add(1, Ordering::Relaxed);
+                            out.timed_out = true;
+                        }
+                        Err(SendError::WouldBlock(_)) => {
+                            unreachable!("send_blocking never returns WouldBlock")
+                        }
+                    }
+                }
+                (None, None) => {}
+            }
+        }
+        inner.delivered.add(py, out.deliveries);
+        Ok(out)
+    }
+
+    pub(super) fn publish_checked(
+        &self,
+        py: Python<'_>,
+        event: &Bound<'_, PyAny>,
+        timeout: Option<Duration>,
+    ) -> PyResult<Outcome> {
+        let e = event
+            .cast::<Event>()
+            .map_err(|_| type_err("event", "a tracebus Event", event))?;
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(BusClosedError::new_err("the event bus is closed"));
+        }
+        let depth = DEPTH.with(|d| d.get());
+        if depth >= self.inner.max_depth {
+            return Err(PublishDepthError::new_err(format!(
+                "handlers published events nested {} deep (max_depth={}); a handler is probably re-publishing what it receives",
+                depth + 1,
+                self.inner.max_depth
+            )));
+        }
+        let cascade = e.get().header.depth;
+        if cascade >= self.inner.max_depth {
+            return Err(PublishDepthError::new_err(format!(
+                "the event is {cascade} levels deep in its cascade (max_depth={}); handlers are probably re-publishing what they receive",
+                self.inner.max_depth
+            )));
+        }
+        DEPTH.with(|d| d.set(depth + 1));
+        // Restored on drop, so a panic in dispatch (it reaches Python as PanicException)
+        // does not leave this thread's depth raised for good.
+        let _restore = DepthRestore(depth);
+        self.dispatch(py, event, &e.get().header, timeout)
+    }
+}

@@ -1,0 +1,92 @@
+//! Subscribing and the thread-mode worker: adding a subscription to the index and the
+//! Rust thread that drains a thread-mode subscription's channel.
+
+use super::*;
+
+impl EventBus {
+    pub(super) fn add(
+        &self,
+        py: Python<'_>,
+        filter: PyTree,
+        mode: Mode,
+        handler: Option<Py<PyAny>>,
+        channel: Option<Arc<Core<Py<PyAny>>>>,
+    ) -> PyResult<Arc<Sub>> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(BusClosedError::new_err("the event bus is closed"));
+        }
+        let sub = Arc::new(Sub {
+            seq: self.inner.next_seq.fetch_add(1, Ordering::Relaxed),
+            id: tracebus_core::model::ids::new_subscription_id(),
+            filter,
+            mode,
+            handler,
+            channel,
+            active: AtomicBool::new(true),
+            delivered: GilCounter::default(),
+            errors: AtomicU64::new(0),
+            worker: Mutex::new(None),
+        });
+        // Copy-on-write as in `remove`: appending keeps subscription order.
+        self.inner
+            .index
+            .with(py, |ix| Arc::make_mut(ix).insert(sub.clone()));
+        Ok(sub)
+    }
+
+    pub(super) fn spawn_worker(&self, sub: &Arc<Sub>) -> PyResult<()> {
+        let s = sub.clone();
+        let bus = Arc::downgrade(&self.inner);
+        let handle = std::thread::Builder::new()
+            .name(format!("tracebus-{}", sub.id))
+            .spawn(move || worker_loop(s, bus))
+            .map_err(|e| {
+                PyRuntimeError::new_err(format!("could not start the handler thread: {e}"))
+            })?;
+        *sub.worker.lock() = Some(handle);
+        Ok(())
+    }
+}
+
+pub(super) fn worker_loop(sub: Arc<Sub>, bus: Weak<BusInner>) {
+    let (Some(ch), Some(handler)) = (sub.channel.clone(), sub.handler.as_ref()) else {
+        return;
+    };
+    loop {
+        let batch = ch.recv_batch(WORKER_BATCH, None);
+        if batch.is_empty() {
+            return; // closed and drained
+        }
+        Python::attach(|py| {
+            let Some(inner) = bus.upgrade() else {
+                return;
+            };
+            for (_, ev) in batch {
+                let ev = ev.into_bound(py);
+                let Ok(e) = ev.cast::<Event>() else { continue };
+                let h = e.get().header.clone();
+                // A PanicException raised by the handler resumes as a Rust panic when PyO3
+                // fetches it; caught here so it cannot kill the worker (which would leave
+                // the subscription active with nobody draining it, and block publishers).
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    inner.call_handler(py, &sub, handler, &ev, &h)
+                }));
+                match r {
+                    Ok(Ok(true)) => {
+                        inner.delivered.add(py, 1);
+                    }
+                    Ok(Ok(false)) => {}
+                    Ok(Err(err)) => err.write_unraisable(py, Some(&ev)),
+                    Err(payload) => {
+                        let msg = payload
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| payload.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "a handler panicked".into());
+                        pyo3::panic::PanicException::new_err(msg).write_unraisable(py, Some(&ev));
+                    }
+                }
+            }
+        });
+    }
+}
