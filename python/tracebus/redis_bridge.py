@@ -83,7 +83,7 @@ from ._core import (
 )
 from ._drain import Drain, check_int
 from .codec import decode_event, encode_event
-from .eventstore import update_from_event
+from .eventstore.rebuild import update_from_event
 
 if TYPE_CHECKING:
     import redis
