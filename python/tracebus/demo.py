@@ -476,7 +476,7 @@ def run_demo(config: DemoConfig, out: TextIO | None = None, *, live: bool | None
     bridge: Any = None
     if config.redis is not None:
         # Started first: an unreachable server fails the demo before anything runs.
-        from .redis_bridge import RedisStreamBridge
+        from .redis import RedisStreamBridge
 
         kw: dict[str, Any] = {} if config.stream is None else {"stream": config.stream}
         # Send-only: events other processes write to the stream stay out of the demo's

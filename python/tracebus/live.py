@@ -442,7 +442,7 @@ def watch_redis(
     or ``count`` events. Returns how many events were shown. Needs redis-py; raises
     ``BridgeError`` if the server does not answer, ``ValueError`` for a bad URL."""
     from .bus import EventBus
-    from .redis_bridge import RedisStreamBridge
+    from .redis import RedisStreamBridge
 
     bus = EventBus(history_size=0)
     state = StateStore()
