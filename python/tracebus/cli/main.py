@@ -386,14 +386,14 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_bench(argv: list[str]) -> int:
     try:
-        from .. import benchmark
+        from .. import bench
     except ImportError as e:
         sys.stderr.write(f"tracebus bench: error: the benchmark module is not available ({e})\n")
         return EXIT_USAGE
     from .._core import TracebusError
 
     try:
-        result = benchmark.run(argv)
+        result = bench.run(argv)
     except KeyboardInterrupt:
         return 130
     except (TracebusError, OSError, ValueError, TypeError) as e:
