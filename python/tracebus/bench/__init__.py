@@ -1,11 +1,18 @@
 """The benchmark engine behind ``tracebus bench``: tracebus against the Python peers a user
-would pick instead, every case in one process, ratios measured side by side.
+would pick instead, all contenders of a case in one process, ratios measured side by side.
+Cases (c) and (c'), which register custom event types, run in a child process of their own
+(``isolation``), so the caller's event type registry is left as it was.
 
 Each case prepares its input once (prebuilt events, updates), gives every contender the same
 input, runs every contender ``repeats`` times round-robin (so machine noise hits them alike)
 and keeps the median. Every run returns the number of deliveries it observed (handler calls,
 drained events, distinct ids, store hits) and the engine checks it against the expected
 number, so no contender can be fast by skipping work.
+
+Modules: ``framework`` (cases, contenders, trials, results), ``inputs``, ``peers`` (the
+hand-written ones), one per case family (``fanout`` a-c', ``asyncio_fanout`` d, ``reporter``
+e, ``batches`` f, ``threads`` g, ``creation`` h, ``store``), ``cases`` (``CASES``),
+``measure``, ``isolation``, ``report`` (table, JSON) and ``main`` (``run``).
 
 Contenders (peers are imported only when installed; ``pip install tracebus[bench]``):
 

@@ -70,6 +70,7 @@ CASES: tuple[Case, ...] = (
         _sync_peers(slow=20),
         (Goal(1.0, "hand-written"),),
         note="each subscriber filter_by_type of its own registered custom type",
+        isolated=True,
     ),
     Case(
         "c'",
@@ -81,6 +82,7 @@ CASES: tuple[Case, ...] = (
         (Goal(0.8, _C_REF),),
         note="9,999 non-matching subscribers over 799 other custom types (registry max 1024); "
         f"'{_C_REF}' is case (c) re-run here, side by side",
+        isolated=True,
     ),
     Case(
         "d",

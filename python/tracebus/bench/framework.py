@@ -52,7 +52,9 @@ class Goal:
 
 @dataclass(frozen=True)
 class Case:
-    """A benchmark case: ``prepare(n)`` builds the input shared by all contenders."""
+    """A benchmark case: ``prepare(n)`` builds the input shared by all contenders.
+    ``isolated``: ``prepare`` registers custom event types, so ``measure_case`` runs the
+    case in a child process (the registry is process-global and never shrinks)."""
 
     key: str
     title: str
@@ -63,6 +65,7 @@ class Case:
     goals: tuple[Goal, ...]
     n_quick: int | None = None
     note: str = ""
+    isolated: bool = False
 
 
 @dataclass

@@ -21,8 +21,22 @@ def measure_case(
     case: Case, *, quick: bool = False, repeats: int = 5, log: Callable[[str], object] | None = None
 ) -> dict[str, Result]:
     """Runs every available contender of ``case`` round-robin ``repeats`` times (after one
-    warm-up run each) and returns their results, tracebus first."""
+    warm-up run each) and returns their results, tracebus first. A case that registers
+    custom event types (``case.isolated``) runs in a child process, so that its types never
+    stay in the caller's registry (see ``isolation``)."""
     n = case.n_quick if (quick and case.n_quick) else (case.n // 4 if quick else case.n)
+    if case.isolated:
+        from .isolation import known_case, measure_in_child
+
+        if known_case(case):
+            return measure_in_child(case, n, repeats, log)
+    return _measure(case, n, repeats, log)
+
+
+def _measure(
+    case: Case, n: int, repeats: int, log: Callable[[str], object] | None
+) -> dict[str, Result]:
+    """``measure_case`` in this process, with ``n`` operations."""
     results: dict[str, Result] = {}
     trials: dict[str, Trial] = {}
     shared = case.prepare(n)
