@@ -27,7 +27,7 @@ from redis_support import RedisServer, require_redis_server
 import tracebus as tb
 from tracebus import BridgeError, RedisStreamBridge
 
-PEER = str(Path(__file__).with_name("redis_peer.py"))
+PEER = str(Path(__file__).parents[1] / "redis_peer.py")
 pytestmark = pytest.mark.timeout(60)
 
 
