@@ -44,6 +44,7 @@ def measure_in_child(
     )
     proc.start()
     sender.close()  # the child holds the only sending end: its exit ends recv() with EOF
+    done = False
     try:
         while True:
             try:
@@ -59,15 +60,15 @@ def measure_in_child(
                     log(payload)
             elif kind == "done":
                 results: dict[str, Result] = payload
+                done = True
                 return results
             else:
                 raise payload
     finally:
         receiver.close()
-        proc.join(30)
-        if proc.is_alive():
+        if not done and proc.is_alive():  # e.g. Ctrl-C in this process only
             proc.terminate()
-            proc.join()
+        proc.join()
         proc.close()
 
 
@@ -83,9 +84,13 @@ def _child(conn: Connection, key: str, n: int, repeats: int, verbose: bool) -> N
     try:
         results = _measure(_BY_KEY[key], n, repeats, log if verbose else None)
         conn.send(("done", results))
+    except KeyboardInterrupt:
+        pass  # Ctrl-C reached the whole process group: the parent reports it
     except BaseException as exc:
         try:
             conn.send(("error", exc))
+        except OSError:
+            pass  # the parent is gone
         except Exception:  # the exception does not pickle
             conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
     finally:
