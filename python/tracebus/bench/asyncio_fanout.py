@@ -9,16 +9,8 @@ from typing import Any
 
 from .._core import filter_by_type
 from ..bus import EventBus
-from .framework import (
-    Trial,
-    _ahandler,
-    _ahandler2,
-    _Count,
-    _mod,
-)
-from .inputs import (
-    _Topics,
-)
+from .framework import Trial, _ahandler, _ahandler2, _Count, _mod
+from .inputs import _Topics
 
 
 def _drive(loop: asyncio.AbstractEventLoop, coro: Any) -> Any:

@@ -7,16 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..bus import EventBus
-from .framework import (
-    Trial,
-    _mod,
-)
-from .inputs import (
-    _POOL,
-    _RUNNING_TOPIC,
-    _cycle,
-    _state_events,
-)
+from .framework import Trial, _mod
+from .inputs import _POOL, _RUNNING_TOPIC, _cycle, _state_events
 from .peers import DictDispatcher
 
 

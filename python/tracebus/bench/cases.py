@@ -23,15 +23,8 @@ from .batches import (
 )
 from .creation import _dc_create, _tb_create
 from .fanout import _C_REF, _sync_peers
-from .framework import (
-    Case,
-    Contender,
-    Goal,
-)
-from .inputs import (
-    _prepare_fanout,
-    _prepare_filtered,
-)
+from .framework import Case, Contender, Goal
+from .inputs import _prepare_fanout, _prepare_filtered
 from .reporter import _prepare_updates, _py_report, _tb_report
 from .store import _py_store, _tb_store
 from .threads import _queue_thread, _tb_thread

@@ -10,9 +10,7 @@ from typing import Any
 
 from .._core import ServiceStateEvent
 from .._enums import ServiceState, ServiceType
-from .framework import (
-    Trial,
-)
+from .framework import Trial
 from .peers import PyStateEvent
 
 _WINDOW = 10_000  # events kept alive at a time, like a bus history of 10,000

@@ -4,17 +4,8 @@ from __future__ import annotations
 
 from .._core import filter_by_type
 from ..bus import EventBus
-from .framework import (
-    Contender,
-    Trial,
-    _Count,
-    _handler,
-    _handler2,
-    _mod,
-)
-from .inputs import (
-    _Topics,
-)
+from .framework import Contender, Trial, _Count, _handler, _handler2, _mod
+from .inputs import _Topics
 from .peers import DictDispatcher
 
 

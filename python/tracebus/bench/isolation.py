@@ -6,7 +6,7 @@ caller's process they would stay there for good, leaving a program that runs the
 (``tracebus bench``, or ``measure_case`` from Python) little room. So ``measure_case`` runs
 a case with ``Case.isolated`` set in a fresh interpreter (``multiprocessing``, *spawn*),
 which runs the same measuring code (``measure._measure``) on the same case and size and
-sends back the ``Result``\\ s (and the ``log`` lines as they come); the caller's registry is
+sends back the results (and the ``log`` lines as they come); the caller's registry is
 never touched. Only the cases of ``CASES`` (possibly with another ``n``/``n_quick``) can
 be looked up in the child; any other case is measured in the caller's process.
 """

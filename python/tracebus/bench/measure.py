@@ -9,12 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .framework import (
-    Case,
-    Result,
-    Trial,
-    _available,
-)
+from .framework import Case, Result, Trial, _available
 
 
 def measure_case(

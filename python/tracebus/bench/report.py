@@ -7,10 +7,7 @@ import platform
 import time
 from typing import Any
 
-from .framework import (
-    Result,
-    _fmt_rate,
-)
+from .framework import Result, _fmt_rate
 from .measure import _Row, ratio
 
 

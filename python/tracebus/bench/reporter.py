@@ -9,11 +9,7 @@ from .._core import StateStore
 from .._enums import ServiceState, ServiceType
 from ..bus import EventBus
 from ..reporters import EventBusAdapter
-from .framework import (
-    Trial,
-    _Count,
-    _handler,
-)
+from .framework import Trial, _Count, _handler
 from .peers import DictDispatcher, PyAdapter, PyUpdate
 
 

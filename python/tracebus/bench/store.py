@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .._core import StateStore
-from .framework import (
-    Trial,
-)
+from .framework import Trial
 from .peers import PyStore, PyUpdate
 from .reporter import _round_updates, _Updates
 

@@ -9,12 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..bus import EventBus
-from .framework import (
-    Trial,
-)
-from .inputs import (
-    _Topics,
-)
+from .framework import Trial
+from .inputs import _Topics
 
 _STAMP = 64  # one latency sample every 64 events
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TextIO
 
-from .._core import (
-    Event,
-    StateStore,
-)
+from .._core import Event, StateStore
 from ..eventstore import SqliteEventStore, rebuild_state
 from ..performance import PerformanceMetrics
 from ..trace import Trace

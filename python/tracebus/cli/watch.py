@@ -11,12 +11,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.live import Live
 
-from .._core import (
-    Event,
-    HealthEvent,
-    ServiceStateEvent,
-    StateStore,
-)
+from .._core import Event, HealthEvent, ServiceStateEvent, StateStore
 
 __all__ = ["follow", "watch", "watch_redis"]
 

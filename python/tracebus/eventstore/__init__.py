@@ -20,9 +20,9 @@ streams; ``benches/test_eventstore_bench.py``): appending ~470k events/s and rep
 ``eventsourcing`` library's SQLite recorder in the same run, medians). The built-in event
 kinds are encoded and decoded natively (``_core._encode_rows`` and ``_decode_rows``: ~0.3
 and ~0.55 µs an event); other classes take ``tracebus.codec``'s Python path. What remains
-is SQLite (~1.6 µs an event appended, ~0.4 µs fetched): see the schema notes below for what
-made appends cheap. Appends leave copying the WAL into the database to the background
-checkpoints; timing the final checkpoint too (``close()``) gives ~3x.
+is SQLite (~1.6 µs an event appended, ~0.4 µs fetched): see the schema notes in
+``schema.py`` for what made appends cheap. Appends leave copying the WAL into the database
+to the background checkpoints; timing the final checkpoint too (``close()``) gives ~3x.
 
 >>> store = SqliteEventStore("events.db")
 >>> store.attach(bus)               # persist everything the bus publishes, in batches
@@ -35,6 +35,7 @@ checkpoints; timing the final checkpoint too (``close()``) gives ~3x.
 from .errors import ConcurrencyError, EventStoreError
 from .rebuild import rebuild_state
 from .rebuild import update_from_event as update_from_event
+from .schema import SCHEMA_VERSION as SCHEMA_VERSION
 from .store import SqliteEventStore, StoredRecord
 
 __all__ = [

@@ -6,11 +6,7 @@ import logging
 import sqlite3
 from typing import TYPE_CHECKING
 
-from .._core import (
-    Channel,
-    Event,
-    _encode_rows,
-)
+from .._core import Channel, Event, _encode_rows
 from .._drain import Drain
 from .errors import EventStoreError
 from .rows import _encode_row, _Row

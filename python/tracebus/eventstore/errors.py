@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from .._core import (
-    TracebusError,
-)
+from .._core import TracebusError
 
 
 class EventStoreError(TracebusError):

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from .._core import (
-    ManagedServiceUpdate,
-    ServiceStateEvent,
-    StateStore,
-)
+from .._core import ManagedServiceUpdate, ServiceStateEvent, StateStore
 from .._enums import EventType
 from .store import SqliteEventStore
 

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple, TypeAlias
 
-from .._core import (
-    Event,
-    _correlation_key,
-    _event_key,
-)
+from .._core import Event, _correlation_key, _event_key
 from ..codec import encode_parts, event_parts
 
 # What ``_core._encode_rows`` returns per event (plain tuples; ``_Row`` from the Python path).

@@ -6,11 +6,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 
-from .._core import (
-    _correlation_key,
-    _event_id_of_key,
-    _event_key,
-)
+from .._core import _correlation_key, _event_id_of_key, _event_key
 from .errors import EventStoreError
 
 # Schema 3. What makes appends fast is where index entries land: an index whose new

@@ -7,9 +7,7 @@ from __future__ import annotations
 import atexit
 
 from .. import _core
-from .._core import (
-    EventBatchProcessor,
-)
+from .._core import EventBatchProcessor
 
 __all__ = ["EventBatchProcessor"]
 

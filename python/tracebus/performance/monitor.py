@@ -10,9 +10,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from .._core import (
-    StateStore,
-)
+from .._core import StateStore
 from .score import HEALTHY_SCORE, performance_score
 
 _log = logging.getLogger("tracebus")

@@ -9,11 +9,7 @@ from types import TracebackType
 from typing import Any
 
 from .. import _core
-from .._core import (
-    Event,
-    EventBatchProcessor,
-    StateStore,
-)
+from .._core import Event, EventBatchProcessor, StateStore
 from ..bus import EventBus
 from .monitor import PerformanceMetrics, PerformanceMonitor, _check_seconds
 

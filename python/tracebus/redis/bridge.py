@@ -10,20 +10,9 @@ import threading
 import time
 import weakref
 from types import TracebackType
-from typing import TYPE_CHECKING
 
-from .._core import (
-    Event,
-    EventBus,
-    Filter,
-    SimpleBufferStrategy,
-    StateStore,
-    TracebusError,
-)
+from .._core import Event, EventBus, Filter, SimpleBufferStrategy, StateStore, TracebusError
 from .._drain import Drain, check_int
-
-if TYPE_CHECKING:
-    pass
 from .checks import _check_directions, _check_name, _check_url, _import_redis, _redact
 from .reader import _Reader
 from .window import _Window

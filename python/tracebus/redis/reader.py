@@ -7,13 +7,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from .._core import (
-    Event,
-    ServiceStateEvent,
-    StateStore,
-    TracebusError,
-    _decode_rows,
-)
+from .._core import Event, ServiceStateEvent, StateStore, TracebusError, _decode_rows
 from ..codec import decode_event
 from ..eventstore.rebuild import update_from_event
 

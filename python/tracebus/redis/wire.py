@@ -3,10 +3,7 @@ entry ids, raw replies, and the reconnect back-off."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    pass
+from typing import Any
 
 _BACKOFF_FIRST = 0.05
 _BACKOFF_CAP = 2.0

@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
-from .._core import (
-    Event,
-)
+from .._core import Event
 from ..codec import encode_event
-
-if TYPE_CHECKING:
-    pass
 from .base import _BridgeBase
 from .checks import _redact
 from .wire import _BACKOFF_CAP, _BACKOFF_FIRST
