@@ -6,7 +6,7 @@ Run it (from the repository root, after ``pip install .[bench]``) with exactly::
 
 Add ``--bench-quick`` for smaller inputs and 3 rounds. It is not part of the normal test run
 (``testpaths = ["tests"]``). The same cases, with the ratio table and the goals of issue 4,
-run as ``tracebus bench`` (``tracebus.benchmark.run``); ``cargo bench`` measures the Rust core.
+run as ``tracebus bench`` (``tracebus.bench.run``); ``cargo bench`` measures the Rust core.
 
 Each test sets up one contender for one case, times ``Trial.run`` (one round = ``ops``
 operations) and checks the deliveries of every round, so no contender can be fast by skipping
@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tracebus.benchmark import Case, Contender
+from tracebus.bench import Case, Contender
 
 
 class _PerOp:

@@ -1,6 +1,6 @@
 """The peers tracebus is measured against, for the pytest-benchmark files.
 
-The adapters themselves live in ``tracebus.benchmark`` so that ``tracebus bench`` runs exactly
+The adapters themselves live in ``tracebus.bench`` so that ``tracebus bench`` runs exactly
 the same code from an installed wheel (no source tree needed); this module is the benches'
 index of them. Peers (``pip install pyee blinker aiopubsub reactivex pytest-benchmark``, or
 ``pip install .[bench]``):
@@ -23,15 +23,8 @@ from __future__ import annotations
 
 import pytest
 
-from tracebus.benchmark import (
-    CASES,
-    Case,
-    Contender,
-    DictDispatcher,
-    PyAdapter,
-    PyStore,
-    Trial,
-)
+from tracebus.bench import CASES, Case, Contender, DictDispatcher, Trial
+from tracebus.bench.peers import PyAdapter, PyStore
 
 __all__ = [
     "CASES",

@@ -54,7 +54,7 @@ from .performance import (
     default_optimized_event_bus_config,
     performance_score,
 )
-from .redis_bridge import BridgeError, RedisStreamBridge
+from .redis import BridgeError, RedisStreamBridge
 from .reporters import (
     ConsoleReporter,
     EventBusAdapter,

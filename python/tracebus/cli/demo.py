@@ -34,10 +34,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from ._core import (
+from .._core import (
     Channel,
     DependencyEvent,
-    Event,
     HealthStatusUpdate,
     ManagedServiceUpdate,
     ServiceStateEvent,
@@ -46,13 +45,13 @@ from ._core import (
     UserActionEvent,
     filter_by_type,
 )
-from ._enums import EventType, ServiceState, ServiceType
-from .bus import EventBus
-from .correlation import correlation
-from .eventstore import SqliteEventStore, rebuild_state
-from .performance import PerformanceMetrics, PerformanceMonitor
-from .reporters import EventBusAdapter, TUIReporter, TUIReporterConfig
-from .trace import Trace
+from .._enums import EventType, ServiceState, ServiceType
+from ..bus import EventBus
+from ..correlation import correlation
+from ..eventstore import SqliteEventStore
+from ..performance import PerformanceMonitor
+from ..reporters import EventBusAdapter, TUIReporter, TUIReporterConfig
+from .summary import _fmt_event, _summary
 
 __all__ = ["DemoConfig", "DemoEnvironment", "run_demo"]
 
@@ -421,47 +420,6 @@ class DemoEnvironment:
 # -- running it --------------------------------------------------------------------------
 
 
-def _fmt_event(e: Event, t0: float) -> str:
-    sev = str(e.severity).upper()
-    return f"{e.timestamp - t0:7.3f}s {sev:5} {e.type!s:17} {e}  [{e.correlation_id}]"
-
-
-def render_tree(trace: Trace, title: str, max_lines: int) -> list[str]:
-    """A cascade as text lines, cause → effects, at most ``max_lines`` event lines."""
-    lines = [f"{title}: correlation {trace.correlation_id} ({len(trace)} events)"]
-    shown = 0
-    total = len(trace)
-    for root in trace.roots:
-        for depth, node in root.walk():
-            if shown >= max_lines:
-                lines.append(
-                    f"    … {total - shown} more events "
-                    f"(tracebus trace {trace.correlation_id} --db …)"
-                )
-                return lines
-            e = node.event
-            lines.append(f"  {'   ' * depth}{'└─ ' if depth else '● '}[{e.type}] {e}")
-            shown += 1
-    return lines
-
-
-def state_rows(store: StateStore) -> list[tuple[str, str, str, str, str, str]]:
-    """(label, type, state, ready, port, pid) of every service, sorted by label."""
-    rows = []
-    for label, s in sorted(store.get_all_service_states().items()):
-        rows.append(
-            (
-                label,
-                str(s.source_type),
-                str(s.state),
-                "yes" if s.is_ready else "no",
-                str(s.proxy_port or "-"),
-                str(s.pid or "-"),
-            )
-        )
-    return rows
-
-
 def run_demo(config: DemoConfig, out: TextIO | None = None, *, live: bool | None = None) -> int:
     """Runs the demo, printing to ``out`` (default stdout). ``live`` (default: ``out`` is a
     terminal and not ``config.plain``) shows the rich live view. Returns an exit status."""
@@ -476,7 +434,7 @@ def run_demo(config: DemoConfig, out: TextIO | None = None, *, live: bool | None
     bridge: Any = None
     if config.redis is not None:
         # Started first: an unreachable server fails the demo before anything runs.
-        from .redis_bridge import RedisStreamBridge
+        from ..redis import RedisStreamBridge
 
         kw: dict[str, Any] = {} if config.stream is None else {"stream": config.stream}
         # Send-only: events other processes write to the stream stay out of the demo's
@@ -563,67 +521,3 @@ def run_demo(config: DemoConfig, out: TextIO | None = None, *, live: bool | None
     if tui is not None:
         tui.close()
     return 0 if redis_ok else 1
-
-
-def _summary(
-    env: DemoEnvironment,
-    es: SqliteEventStore,
-    out: TextIO,
-    start_seq: int,
-    persisted: int,
-    elapsed: float,
-    db_path: str,
-    perf: PerformanceMetrics,
-) -> None:
-    cfg = env.config
-    w = out.write
-    w("\n== cascades (cause → effects) ==\n")
-    for corr in env.cascades:
-        trace = es.trace(corr)
-        for line in render_tree(trace, env.cascade_names[corr], cfg.max_tree_lines):
-            w(line + "\n")
-        w("\n")
-    rows = state_rows(env.state)
-    w(f"== final state ({len(rows)} services) ==\n")
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(_HEADERS)]
-    w("  " + "  ".join(h.ljust(widths[i]) for i, h in enumerate(_HEADERS)) + "\n")
-    for r in rows[: cfg.max_table_rows]:
-        w("  " + "  ".join(v.ljust(widths[i]) for i, v in enumerate(r)) + "\n")
-    if len(rows) > cfg.max_table_rows:
-        by_state: dict[str, int] = {}
-        for r in rows:
-            by_state[r[2]] = by_state.get(r[2], 0) + 1
-        summary = ", ".join(f"{n} {s}" for s, n in sorted(by_state.items()))
-        w(f"  … {len(rows) - cfg.max_table_rows} more ({summary})\n")
-    m = env.bus.get_metrics()
-    published = m["events_published"]
-    rebuilt = rebuild_state(es, since=start_seq)
-    live_states = env.state.get_all_service_states()
-    same = rebuilt.get_all_service_states() == live_states
-    w("\n== metrics ==\n")
-    w(
-        f"  events published {published} in {elapsed:.2f} s "
-        f"({published / max(elapsed, 1e-9):,.0f}/s), "
-        f"delivered {m['events_delivered']}, dropped {m['events_dropped']}, "
-        f"handler errors {m['handler_errors']}\n"
-    )
-    w(f"  handler latency p50 {m['p50_latency_ms']:.3f} ms, p99 {m['p99_latency_ms']:.3f} ms\n")
-    w(
-        f"  performance monitor: {perf.events_per_second:,.0f} events/s, "
-        f"drop ratio {perf.drop_ratio:.3f}, score {perf.performance_score:.0f} "
-        f"({'healthy' if perf.system_healthy else 'unhealthy'})\n"
-    )
-    sm = env.state.get_metrics()
-    w(f"  state store: {sm['total_services']} services, {sm['state_changes']} state changes\n")
-    w(
-        "  event sourcing: state rebuilt from the event store equals the live state: "
-        f"{'yes' if same else 'NO'}\n"
-    )
-    w(f"  events persisted: {persisted} to {db_path} (sequence {start_seq + 1}..{es.last_seq()})\n")
-    w(
-        f"  try: tracebus trace {env.cascades[-1] if env.cascades else 'CORRELATION_ID'} "
-        f"--db {db_path}\n"
-    )
-
-
-_HEADERS = ("service", "type", "state", "ready", "port", "pid")

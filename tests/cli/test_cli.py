@@ -230,10 +230,10 @@ def test_bench_dispatches_to_the_benchmark_module(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[list[str]] = []
-    fake = types.ModuleType("tracebus.benchmark")
+    fake = types.ModuleType("tracebus.bench")
     fake.run = lambda argv: seen.append(argv) or 0  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "tracebus.benchmark", fake)
-    monkeypatch.setattr(tracebus, "benchmark", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "tracebus.bench", fake)
+    monkeypatch.setattr(tracebus, "bench", fake, raising=False)
     assert main(["bench", "--quick", "--cases", "a"]) == 0
     assert seen == [["--quick", "--cases", "a"]]
 
@@ -241,8 +241,8 @@ def test_bench_dispatches_to_the_benchmark_module(
 def test_bench_without_the_module_is_one_line(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "tracebus.benchmark", None)
-    monkeypatch.delattr(tracebus, "benchmark", raising=False)
+    monkeypatch.setitem(sys.modules, "tracebus.bench", None)
+    monkeypatch.delattr(tracebus, "bench", raising=False)
     rc, _, err = run_main(capsys, "bench")
     assert rc == 2
     assert_one_line_error(err, "tracebus bench: error: the benchmark module is not available")
@@ -274,10 +274,10 @@ def test_bench_errors_are_one_line(
     def run(argv: list[str]) -> int:
         raise ValueError("--cases: unknown case 'zz'")
 
-    fake = types.ModuleType("tracebus.benchmark")
+    fake = types.ModuleType("tracebus.bench")
     fake.run = run  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "tracebus.benchmark", fake)
-    monkeypatch.setattr(tracebus, "benchmark", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "tracebus.bench", fake)
+    monkeypatch.setattr(tracebus, "bench", fake, raising=False)
     rc, _, err = run_main(capsys, "bench", "--cases", "zz")
     assert rc == 1
     assert_one_line_error(err, "tracebus bench: error: --cases: unknown case 'zz'")

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, NoReturn, TextIO
 
-from . import __version__
+from .. import __version__
 
 __all__ = ["main"]
 
@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _open_store(path: str) -> Any:
-    from .eventstore import SqliteEventStore
+    from ..eventstore import SqliteEventStore
 
     if not os.path.exists(path):
         raise CliError(f"no such event store: {path}")
@@ -234,8 +234,8 @@ def _open_store(path: str) -> Any:
 
 
 def _filter(args: argparse.Namespace) -> Any:
-    from . import combine_filters, filter_by_severity, filter_by_source, filter_by_type
-    from ._enums import Severity
+    from .. import combine_filters, filter_by_severity, filter_by_source, filter_by_type
+    from .._enums import Severity
 
     parts = []
     try:
@@ -262,7 +262,7 @@ def _line(seq: int, e: Any) -> str:
 
 
 def _event_json(e: Any, **extra: Any) -> str:
-    from .codec import encode_event
+    from ..codec import encode_event
 
     return json.dumps(
         {**extra, "type": str(e.type), "event": json.loads(encode_event(e))}, ensure_ascii=False
@@ -312,7 +312,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_trace(args: argparse.Namespace, out: TextIO) -> int:
-    from .demo import render_tree
+    from .summary import render_tree
 
     with _open_store(args.db) as store:
         trace = store.trace(args.correlation_id)
@@ -361,7 +361,7 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
-    from .live import watch, watch_redis
+    from .watch import watch, watch_redis
 
     live = not args.plain and out.isatty()
     if args.redis is not None:
@@ -386,14 +386,14 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_bench(argv: list[str]) -> int:
     try:
-        from . import benchmark
+        from .. import bench
     except ImportError as e:
         sys.stderr.write(f"tracebus bench: error: the benchmark module is not available ({e})\n")
         return EXIT_USAGE
-    from ._core import TracebusError
+    from .._core import TracebusError
 
     try:
-        result = benchmark.run(argv)
+        result = bench.run(argv)
     except KeyboardInterrupt:
         return 130
     except (TracebusError, OSError, ValueError, TypeError) as e:
@@ -421,7 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    from ._core import TracebusError
+    from .._core import TracebusError
 
     out = sys.stdout
     try:

@@ -778,7 +778,7 @@ def test_damaged_file_never_crashes(tmp_path: Path, seed: int) -> None:
 def test_background_checkpoints(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Appends never checkpoint themselves; a background thread checkpoints the WAL once it
     is big enough (here 64 KiB), without losing or reordering anything."""
-    import tracebus.eventstore as mod
+    import tracebus.eventstore.checkpoint as mod
 
     monkeypatch.setattr(mod, "_CHECKPOINT_BYTES", 64 << 10)
     with SqliteEventStore(db) as s:

@@ -1,194 +1,49 @@
-"""A persistent, append-only event store on SQLite, with replay and event sourcing.
+"""``SqliteEventStore``: appending, reading, replaying and attaching to a bus.
 
-``SqliteEventStore(path)`` keeps every event (header columns for queries plus the JSON
-encoding of ``tracebus.codec`` for the payload) in one table with a global sequence number.
-Each event also belongs to a *stream* (by default its ``source``) with contiguous versions
-1, 2, 3, ...; ``append(..., expected_version=n)`` succeeds only if the stream holds exactly
-``n`` events (optimistic concurrency), else raises ``ConcurrencyError``.
-
-Durability: an event is acknowledged when ``append``/``append_many`` returns, i.e. when its
-transaction has committed. The database runs in WAL mode with ``synchronous="NORMAL"`` by
-default: a committed transaction survives the process being killed, but the last
-transactions before an operating-system crash or power loss may be lost. Pass
-``synchronous="FULL"`` to survive power loss too (each commit then waits for an fsync).
-WAL checkpoints run in a background thread once the WAL passes 16 MiB (and when the last
-connection closes), so an append never waits for one.
-
-Speed (CPython 3.11, 2 vCPU, stdlib ``sqlite3``, transactions of 500, 20k events in 100
-streams; ``benches/test_eventstore_bench.py``): appending ~470k events/s and replaying
-~1.1M events/s, JSON encoding and decoding included (4.7x and 7.7x the
-``eventsourcing`` library's SQLite recorder in the same run, medians). The built-in event
-kinds are encoded and decoded natively (``_core._encode_rows`` and ``_decode_rows``: ~0.3
-and ~0.55 µs an event); other classes take ``tracebus.codec``'s Python path. What remains
-is SQLite (~1.6 µs an event appended, ~0.4 µs fetched): see the schema notes below for what
-made appends cheap. Appends leave copying the WAL into the database to the background
-checkpoints; timing the final checkpoint too (``close()``) gives ~3x.
-
->>> store = SqliteEventStore("events.db")
->>> store.attach(bus)               # persist everything the bus publishes, in batches
->>> ...
->>> store.detach()                  # flushes
->>> state = rebuild_state(store)    # a StateStore equal to the live one
->>> print(store.trace(correlation_id).render())
-"""
+This file is over 600 lines on purpose: it is one class whose methods share one connection,
+one lock and the cached stream heads, and whose transaction rules (what runs under
+``_db()``, what invalidates the heads) only read right side by side. The schema, the
+checkpoints, the attachment's writer and event sourcing are in their own modules."""
 
 from __future__ import annotations
 
-import functools
-import logging
 import os
 import sqlite3
 import threading
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, NamedTuple, TypeAlias
+from typing import Any, NamedTuple
 
-from ._core import (
-    Channel,
+from .._core import (
     Event,
     Filter,
-    ManagedServiceUpdate,
-    ServiceStateEvent,
     SimpleBufferStrategy,
-    StateStore,
-    TracebusError,
     _correlation_key,
     _decode_rows,
     _encode_rows,
     _event_id_of_key,
-    _event_key,
     _number_rows,
 )
-from ._drain import Drain, check_int
-from ._enums import EventType
-from .codec import _CLASSES, decode_json, encode_parts, event_parts, resolve_class
-from .trace import Trace, build_trace
-
-__all__ = [
-    "ConcurrencyError",
-    "EventStoreError",
-    "SqliteEventStore",
-    "StoredRecord",
-    "rebuild_state",
-]
-
-_log = logging.getLogger("tracebus.eventstore")
-
-# Schema 3. What makes appends fast is where index entries land: an index whose new
-# entries go to its end dirties one page per transaction, one whose entries land at random
-# places dirties (and writes to the WAL) a page per entry. So:
-# - event_id holds the event's key (`_core._event_key`: the id generator's counter value,
-#   so events made one after another get neighbouring keys);
-# - correlation_id holds the same kind of key for generated correlation ids
-#   (`_core._correlation_key`) and the text of any other id (the column has no type, so
-#   SQLite keeps ints and texts as given);
-# - the view event_log shows the ids as text, for reading the file with other tools
-#   (e.g. `sqlite3 events.db "SELECT * FROM event_log WHERE correlation_id = 'corr_...'"`);
-# - streams are not indexed: `streams` holds each stream's version and last sequence number
-#   (optimistic concurrency reads it, each transaction updates one row per stream it
-#   touched), and each event's prev_seq links it to its stream's previous event, so a
-#   stream is read by walking that chain back from its head.
-# Measured on 20k events in 100 streams (benches/test_eventstore_bench.py): a (stream,
-# version) index and a correlation index on the ids' text cost ~1.4 µs of the ~3.7 µs an
-# event took with schema 2. Pages are 4 KiB: with no index taking random entries, 4 KiB
-# pages appended ~15% faster than 16 KiB (the best size for schema 2) and replayed ~3%
-# slower (20k events: 41-42 vs 48-49 ms, 18.4 vs 17.8 ms).
-# Files of schemas 1 and 2 are upgraded to 3 when opened (one transaction).
-SCHEMA_VERSION = "3"
-_OLD_SCHEMAS = ("1", "2")
-_PAGE_SIZE = 4096
-_EVENTS_TABLE = """
-CREATE TABLE {name} (
-    seq INTEGER PRIMARY KEY,
-    event_id INTEGER NOT NULL,
-    stream TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    prev_seq INTEGER,
-    type TEXT NOT NULL,
-    severity TEXT NOT NULL,
-    correlation_id NOT NULL,
-    timestamp REAL NOT NULL,
-    data TEXT NOT NULL
-)"""
-_INDEXES_AND_STREAMS = """
-CREATE UNIQUE INDEX events_event_id ON events (event_id);
-CREATE INDEX events_correlation ON events (correlation_id);
-CREATE TABLE streams (
-    stream TEXT PRIMARY KEY, version INTEGER NOT NULL, last_seq INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE VIEW event_log AS SELECT seq, json_extract(data, '$.kwargs.event_id') AS event_id,
-    stream, version, type, severity,
-    json_extract(data, '$.kwargs.correlation_id') AS correlation_id,
-    json_extract(data, '$.kwargs.parent_id') AS parent_id, timestamp, data FROM events
-"""
-_SCHEMA = (
-    "CREATE TABLE tracebus_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-    + _EVENTS_TABLE.format(name="events")
-    + ";"
-    + _INDEXES_AND_STREAMS
-)
-# integrity_check's checks of the streams: (what a non-zero count means, the count).
-_STREAM_CHECKS = (
-    (
-        "events not linked to their stream's previous version",
-        "SELECT COUNT(*) FROM events e LEFT JOIN events p ON p.seq = e.prev_seq"
-        " WHERE CASE WHEN e.prev_seq IS NULL THEN e.version != 1"
-        " ELSE p.seq IS NULL OR p.stream != e.stream OR p.version != e.version - 1 END",
-    ),
-    (
-        "streams whose head (version, last event) does not match their events",
-        "SELECT COUNT(*) FROM (SELECT stream, MAX(version) AS v, COUNT(*) AS n,"
-        " MAX(seq) AS last FROM events GROUP BY stream) g LEFT JOIN streams s USING (stream)"
-        " WHERE s.stream IS NULL OR s.version != g.v OR g.n != g.v OR s.last_seq != g.last",
-    ),
-    (
-        "stream heads without events",
-        "SELECT COUNT(*) FROM streams WHERE stream NOT IN (SELECT stream FROM events)",
-    ),
+from .._drain import check_int
+from ..codec import _CLASSES, decode_json, resolve_class
+from ..trace import Trace, build_trace
+from . import checkpoint
+from .attach import _Attachment
+from .checkpoint import _Checkpointer
+from .errors import ConcurrencyError, EventStoreError
+from .rows import _encode_row, _RowTuple
+from .schema import (
+    _HEADS_PER_STATEMENT,
+    _INSERT,
+    _ROWS_PER_INSERT,
+    _SET_HEADS,
+    _STREAM_CHECKS,
+    _values_sql,
+    open_schema,
 )
 
-# Rows per INSERT statement (multi-row VALUES: ~20% less time per row than executemany of
-# single rows; 50 rows x 10 columns stays under SQLite's oldest limit of 999 parameters).
-_ROWS_PER_INSERT = 50
-_HEADS_PER_STATEMENT = 300  # x 3 columns
-
-
-@functools.lru_cache(maxsize=2 * _ROWS_PER_INSERT)
-def _values_sql(template: str, columns: int, rows: int) -> str:
-    """``template`` with ``{values}`` replaced by ``rows`` placeholder tuples."""
-    row = "(" + ",".join("?" * columns) + ")"
-    return template.format(values=",".join([row] * rows))
-
-
-_INSERT = "INSERT INTO events VALUES {values}"
-_SET_HEADS = (
-    "INSERT INTO streams VALUES {values} ON CONFLICT (stream) DO UPDATE"
-    " SET version = excluded.version, last_seq = excluded.last_seq"
-)
 _SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
-_SERVICE_TYPES = tuple(
-    t.value for t in EventType if t.value.startswith("service.")
-)  # the types a ServiceStateEvent can have
-
-
-class EventStoreError(TracebusError):
-    """The event store cannot do what was asked: the file is not a tracebus event store,
-    the database is damaged, or an event is already stored."""
-
-
-class ConcurrencyError(EventStoreError):
-    """An append's ``expected_version`` did not match the stream's current version (another
-    writer appended first). Nothing of that append was stored."""
-
-    def __init__(self, stream: str, expected: int, actual: int) -> None:
-        super().__init__(
-            f"stream {stream!r} is at version {actual}, expected {expected}; "
-            "another writer appended first (re-read the stream and retry)"
-        )
-        self.stream = stream
-        self.expected_version = expected
-        self.actual_version = actual
 
 
 class StoredRecord(NamedTuple):
@@ -198,45 +53,6 @@ class StoredRecord(NamedTuple):
     stream: str
     version: int
     event: Event
-
-
-# What ``_core._encode_rows`` returns per event (plain tuples; ``_Row`` from the Python path).
-_RowTuple: TypeAlias = tuple[int, str, str, str, int | str, float, str]
-
-
-class _Row(NamedTuple):
-    """A row to insert (``_core._encode_rows`` makes plain tuples of the same shape)."""
-
-    event_id: int
-    stream: str
-    type: str
-    severity: str
-    correlation_id: int | str
-    timestamp: float
-    data: str
-
-
-def _encode_row(event: Event, stream: str | None) -> _Row:
-    """Query columns plus the event's full JSON encoding (``tracebus.codec``): the Python
-    path, for events the native encoder (``_core._encode_rows``) leaves to it."""
-    parts = event_parts(event)
-    return _Row(
-        _event_key(parts["kwargs"].get("event_id") or event.event_id, True),
-        event.source if stream is None else stream,
-        str(event.type),
-        str(event.severity),
-        _correlation_key(event.correlation_id),
-        event.timestamp,
-        encode_parts(event, parts),
-    )
-
-
-def _execute_script(c: sqlite3.Connection, script: str) -> None:
-    """Runs ``;``-separated statements inside the current transaction (``executescript``
-    would commit it first)."""
-    for stmt in script.split(";"):
-        if stmt.strip():
-            c.execute(stmt)
 
 
 def _check_filter(filter: Filter | None) -> None:
@@ -304,7 +120,7 @@ class SqliteEventStore:
             # 32 MiB of page cache (SQLite's default is 2 MiB): the random-key indexes (event
             # and correlation ids) then stay cached up to a few million events.
             self._conn.execute("PRAGMA cache_size = -32768")
-            self._open_schema(create)
+            open_schema(self._conn, self.path, create)
             mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             self.journal_mode = str(mode).upper()
             self._conn.execute(f"PRAGMA synchronous = {self.synchronous}")
@@ -313,7 +129,9 @@ class SqliteEventStore:
                 # Checkpoints (copying the WAL into the database, with fsyncs) run in a
                 # background thread instead of inside whichever commit crosses the limit.
                 self._conn.execute("PRAGMA wal_autocheckpoint = 0")
-                self._conn.execute(f"PRAGMA journal_size_limit = {4 * _CHECKPOINT_BYTES}")
+                self._conn.execute(
+                    f"PRAGMA journal_size_limit = {4 * checkpoint._CHECKPOINT_BYTES}"
+                )
                 self._checkpointer = _Checkpointer(self.path, float(timeout))
         except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
             # UnicodeDecodeError: a damaged page made a text value invalid UTF-8.
@@ -326,99 +144,6 @@ class SqliteEventStore:
             raise
 
     # -- opening -----------------------------------------------------------------------
-
-    def _open_schema(self, create: bool) -> None:
-        c = self._conn
-        tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if "tracebus_meta" in tables:
-            found = self._schema_version()
-            if "events" in tables and found == SCHEMA_VERSION:
-                return
-            if "events" in tables and found in _OLD_SCHEMAS:
-                self._upgrade(found)
-                return
-            raise EventStoreError(
-                f"{self.path} has tracebus schema version {found or 'none'}, this tracebus "
-                f"reads versions {', '.join((*_OLD_SCHEMAS, SCHEMA_VERSION))} (or the events "
-                "table is missing)"
-            )
-        if tables:
-            raise EventStoreError(
-                f"{self.path} is a SQLite database but not a tracebus event store "
-                f"(it has tables {', '.join(sorted(tables)[:5])})"
-            )
-        if not create:
-            raise EventStoreError(f"{self.path} is an empty database, not a tracebus event store")
-        # Only takes effect on a file with no pages yet (ignored if another process was first).
-        c.execute(f"PRAGMA page_size = {_PAGE_SIZE}")
-        c.execute("BEGIN IMMEDIATE")
-        try:
-            # Another process may have created it while we waited for the lock.
-            if self._schema_version() is None:
-                _execute_script(c, _SCHEMA)
-                c.execute(
-                    "INSERT INTO tracebus_meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
-                )
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
-
-    def _schema_version(self) -> str | None:
-        try:
-            row = self._conn.execute(
-                "SELECT value FROM tracebus_meta WHERE key = 'schema_version'"
-            ).fetchone()
-        except sqlite3.OperationalError:  # no such table
-            return None
-        return None if row is None else str(row[0])
-
-    def _upgrade(self, found: str) -> None:
-        """Rewrites a schema-1 or -2 file as schema 3 in one transaction: event keys become
-        counter keys (schema 1 stored the id's bits), generated correlation ids become
-        keys, each event gets its stream's previous sequence number, and the streams table
-        is filled."""
-        c = self._conn
-        c.create_function("tb_correlation_key", 1, _correlation_key, deterministic=True)
-        c.create_function(
-            "tb_counter_key",
-            1,
-            lambda k: _event_key(_event_id_of_key(k, False), True),
-            deterministic=True,
-        )
-        key = "tb_counter_key(event_id)" if found == "1" else "event_id"
-        try:
-            c.execute("BEGIN IMMEDIATE")
-            try:
-                if self._schema_version() == found:  # not upgraded by another process meanwhile
-                    c.execute(_EVENTS_TABLE.format(name="events_v3"))
-                    c.execute(
-                        f"INSERT INTO events_v3 SELECT seq, {key}, stream, version,"
-                        " LAG(seq) OVER (PARTITION BY stream ORDER BY version), type, severity,"
-                        " tb_correlation_key(correlation_id), timestamp, data"
-                        " FROM events ORDER BY seq"
-                    )
-                    c.execute("DROP TABLE events")
-                    c.execute("ALTER TABLE events_v3 RENAME TO events")
-                    _execute_script(c, _INDEXES_AND_STREAMS)
-                    c.execute(
-                        "INSERT INTO streams SELECT stream, MAX(version), MAX(seq) FROM events"
-                        " GROUP BY stream"
-                    )
-                    c.execute(
-                        "UPDATE tracebus_meta SET value = ? WHERE key = 'schema_version'",
-                        (SCHEMA_VERSION,),
-                    )
-                c.execute("COMMIT")
-            except BaseException:
-                if c.in_transaction:
-                    c.execute("ROLLBACK")
-                raise
-        except sqlite3.DatabaseError as e:
-            raise EventStoreError(
-                f"{self.path} has tracebus schema version {found} and could not be upgraded "
-                f"to version {SCHEMA_VERSION}: {e}"
-            ) from None
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -944,123 +669,3 @@ class SqliteEventStore:
 
     def __repr__(self) -> str:
         return f"SqliteEventStore({self.path!r}, synchronous={self.synchronous!r})"
-
-
-_CHECKPOINT_BYTES = 16 << 20  # WAL size that triggers a background checkpoint
-
-
-class _Checkpointer:
-    """Checkpoints the WAL from a thread with its own connection once about
-    ``_CHECKPOINT_BYTES`` were committed since the last checkpoint, so appends never wait
-    for one. (PASSIVE: it never blocks writers or readers; what it cannot copy now is copied
-    next time. The WAL file keeps its size after a checkpoint and is reused from the start,
-    hence a count of committed bytes rather than the file size.)"""
-
-    def __init__(self, path: str, timeout: float) -> None:
-        self.path = path
-        self.timeout = timeout
-        self.checkpoints = 0
-        self._pending = 0  # estimated WAL bytes committed since the last checkpoint
-        self._wake = threading.Event()
-        self._stopping = False
-        self.thread = threading.Thread(
-            target=self._run, name="tracebus-eventstore-checkpoint", daemon=True
-        )
-        self.thread.start()
-
-    def poke(self, nbytes: int) -> None:
-        """Called after each commit with the (estimated) bytes it wrote."""
-        self._pending += nbytes
-        if self._pending >= _CHECKPOINT_BYTES:
-            self._wake.set()
-
-    def _run(self) -> None:
-        try:
-            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-        except sqlite3.Error:
-            return
-        try:
-            while not self._stopping:
-                self._wake.wait(1.0)
-                self._wake.clear()
-                if self._pending < _CHECKPOINT_BYTES or self._stopping:
-                    continue
-                self._pending = 0
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                    self.checkpoints += 1
-                except sqlite3.Error as e:
-                    _log.warning("event store %s: checkpoint failed: %s", self.path, e)
-        finally:
-            conn.close()
-
-    def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
-        self.thread.join(30)
-
-
-class _Attachment:
-    """The writer of ``SqliteEventStore.attach``: a ``Drain`` thread storing batches."""
-
-    def __init__(self, store: SqliteEventStore, channel: Channel, batch_size: int) -> None:
-        self.store = store
-        self.persisted = 0
-        self.failed = 0
-        self.drain = Drain(channel, batch_size, self._persist, name="tracebus-eventstore-writer")
-        self.drain.start()
-
-    def _persist(self, batch: list[Event]) -> None:
-        rows = _encode_rows(batch, None, self._encode_or_skip)
-        try:
-            self.persisted += self.store._append_deduped(rows)
-        except (EventStoreError, sqlite3.Error) as err:
-            self.failed += len(rows)
-            _log.error("event store: lost a batch of %d events: %s", len(rows), err)
-
-    def _encode_or_skip(self, e: Event) -> _Row | None:
-        """The Python-codec row of an event the native encoder declined; None (logged and
-        counted as failed) if it cannot be encoded."""
-        try:
-            return _encode_row(e, None)
-        except (TypeError, ValueError) as err:
-            self.failed += 1
-            _log.error("event store: not persisting %r: %s", e, err)
-            return None
-
-
-def update_from_event(event: ServiceStateEvent) -> ManagedServiceUpdate:
-    """The ``ManagedServiceUpdate`` that produced ``event`` (same type, label, state,
-    readiness, error, port, pid, ids and timestamp): applying it to a ``StateStore`` gives
-    the snapshot the publishing process's store holds. Used by ``rebuild_state`` and by the
-    Redis bridge (``tracebus.redis_bridge``) for service states received from other
-    processes."""
-    return ManagedServiceUpdate(
-        event.service_type,
-        event.source,
-        event.new_state,
-        is_ready=event.is_ready,
-        error_detail=event.error,
-        proxy_port=event.proxy_port,
-        pid=event.pid,
-        correlation_id=event.correlation_id,
-        caused_by=event.caused_by,
-        parent_id=event.parent_id,
-        timestamp=event.timestamp,
-        event_id=event.event_id,
-    )
-
-
-def rebuild_state(event_store: SqliteEventStore, since: int = 0) -> StateStore:
-    """Event sourcing: a fresh ``StateStore`` rebuilt by replaying the stored
-    ``ServiceStateEvent``s in order. Each event becomes the ``ManagedServiceUpdate`` that
-    produced it (``update_from_event``), so the snapshots equal the live store's for
-    services whose every change was published (``EventBusAdapter`` publishes each state
-    change)."""
-    if not isinstance(event_store, SqliteEventStore):
-        raise TypeError(f"event_store must be a SqliteEventStore, got {type(event_store).__name__}")
-    store = StateStore()
-    for r in event_store.records(since, _types=_SERVICE_TYPES):
-        if isinstance(r.event, ServiceStateEvent):
-            store.set_service_state(update_from_event(r.event))
-    return store

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tracebus import EventType, ServiceState, SqliteEventStore, rebuild_state
-from tracebus.demo import DemoConfig, DemoEnvironment, build_environment, run_demo
+from tracebus.cli.demo import DemoConfig, DemoEnvironment, build_environment, run_demo
 
 
 def run(tmp_path: Path, **kw: object) -> tuple[str, Path]:

@@ -15,7 +15,6 @@ above 70).
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -29,18 +28,17 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ._core import (
+from .._core import (
     Channel,
     Event,
     HealthEvent,
     HealthStatusUpdate,
     ManagedServiceUpdate,
     ServiceStateEvent,
-    StateStore,
 )
-from .performance import PerformanceMetrics, PerformanceMonitor
+from ..performance import PerformanceMetrics, PerformanceMonitor
 
-__all__ = ["DemoLiveView", "LiveModel", "follow", "footer_text", "render", "watch", "watch_redis"]
+__all__ = ["DemoLiveView", "LiveModel", "footer_text", "render"]
 
 STATE_STYLES = {
     "Running": "bold green",
@@ -314,174 +312,3 @@ class DemoLiveView:
                 self._restore_logs()
                 self._restore_logs = None
             self.live.stop()
-
-
-def follow(
-    poll: Callable[[int], list[tuple[int, Event]]],
-    out: TextIO,
-    *,
-    title: str,
-    status: Callable[[], str],
-    model: LiveModel | None = None,
-    duration: float | None = None,
-    interval: float = 0.25,
-    live: bool = True,
-    count: int | None = None,
-) -> int:
-    """Shows what ``poll(limit)`` returns — at most ``limit`` ``(number, event)`` pairs,
-    oldest first, nothing when idle — until ``duration`` seconds have passed (None: until
-    Ctrl-C) or ``count`` events were shown: the live view (``title``; the footer ends with
-    ``status()``) when ``live``, else one line per event, ``number severity type text
-    [correlation]``. ``model`` may already hold known state. Waits ``interval`` seconds
-    after an empty poll. Returns how many events were shown. While the live view runs,
-    ``tracebus`` log records print above it. Used by ``tracebus watch --db`` and
-    ``--redis``."""
-    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
-        raise ValueError(f"count must be a positive int or None, got {count!r}")
-    model = LiveModel() if model is None else model
-    deadline = None if duration is None else time.monotonic() + duration
-    shown = 0
-    console = Console(file=out, force_terminal=True) if live else None
-    view = (
-        Live(console=console, auto_refresh=False, transient=False) if console is not None else None
-    )
-    restore_logs = None
-    if view is not None and console is not None:
-        view.start()
-        restore_logs = _logs_through(console)
-    try:
-        while (deadline is None or time.monotonic() < deadline) and (
-            count is None or shown < count
-        ):
-            batch = poll(10_000 if count is None else min(10_000, count - shown))
-            shown += len(batch)
-            if view is not None and console is not None:
-                model.consume((e for _, e in batch), apply_state=True)
-                foot = f" events/s {model.rate():,.0f} │ shown {shown:,} │ {status()}"
-                view.update(
-                    render(model, title, foot, console.size.height, console.size.width),
-                    refresh=True,
-                )
-            else:
-                for n, e in batch:
-                    sev = str(e.severity).upper()
-                    out.write(f"{n:>8} {sev:5} {e.type!s:17} {e}  [{e.correlation_id}]\n")
-                out.flush()
-            if not batch:
-                time.sleep(interval)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if restore_logs is not None:
-            restore_logs()
-        if view is not None:
-            view.stop()
-    return shown
-
-
-def watch(
-    store: Any,
-    out: TextIO,
-    *,
-    duration: float | None = None,
-    interval: float = 0.25,
-    live: bool = True,
-    since: int | None = None,
-    count: int | None = None,
-) -> int:
-    """Follows an event store that another process writes: the live view on a terminal,
-    else one line per event (numbered by sequence). Stops after ``duration`` seconds (None:
-    until Ctrl-C) or ``count`` events. Starts after the events already stored unless
-    ``since`` is given. Returns how many events were shown."""
-    pos = store.last_seq() if since is None else since
-    model = LiveModel()
-    # Services already known: their latest state from the history (cheap: one pass).
-    if since is None and live:
-        # (the last 100k events at most, so a huge store opens quickly)
-        for r in store.records(max(0, pos - 100_000)):
-            if isinstance(r.event, (ServiceStateEvent, HealthEvent)):
-                model.on_event(r.event, apply_state=True)
-        model.events = 0
-        model.feed.clear()
-
-    def poll(limit: int) -> list[tuple[int, Event]]:
-        nonlocal pos
-        batch = [(r.seq, r.event) for r in store.records(pos, limit=limit)]
-        if batch:
-            pos = batch[-1][0]
-        return batch
-
-    return follow(
-        poll,
-        out,
-        title=f"tracebus watch {store.path}",
-        status=lambda: f"last seq {pos:,} │ db {store.path}",
-        model=model,
-        duration=duration,
-        interval=interval,
-        live=live,
-        count=count,
-    )
-
-
-def watch_redis(
-    url: str,
-    out: TextIO,
-    *,
-    stream: str | None = None,
-    duration: float | None = None,
-    interval: float = 0.1,
-    live: bool = True,
-    count: int | None = None,
-) -> int:
-    """Follows the Redis stream that other processes' ``RedisStreamBridge``s send to (see
-    ``tracebus demo --redis``): a local bus and ``StateStore`` fed by a receive-only bridge,
-    shown like ``watch`` (the live view, else one line per event, numbered in arrival
-    order). The stream is read from its start — what it keeps (``maxlen``) — so the table
-    shows the current state at once. Stops after ``duration`` seconds (None: until Ctrl-C)
-    or ``count`` events. Returns how many events were shown. Needs redis-py; raises
-    ``BridgeError`` if the server does not answer, ``ValueError`` for a bad URL."""
-    from .bus import EventBus
-    from .redis_bridge import RedisStreamBridge
-
-    bus = EventBus(history_size=0)
-    state = StateStore()
-    feed = bus.subscribe_channel(None, 1_000_000)
-    kw: dict[str, Any] = {} if stream is None else {"stream": stream}
-    # start_id "0": the whole stream, so the state is known at once. Receive-only: what it
-    # receives is not handed to a writer only to be dropped as an echo.
-    bridge = RedisStreamBridge(bus, url, state_store=state, start_id="0", outbound=False, **kw)
-    received = 0
-
-    def poll(limit: int) -> list[tuple[int, Event]]:
-        nonlocal received
-        batch = feed.drain(limit)
-        first = received + 1
-        received += len(batch)
-        return list(enumerate(batch, first))
-
-    def status() -> str:
-        m = bridge.metrics()
-        return (
-            f"services {len(state.get_all_service_states()):,} │ errors {m['errors']} │ "
-            f"view drops {feed.stats()['dropped']} │ {url} {bridge.stream}"
-        )
-
-    try:
-        with bridge.start():
-            shown = follow(
-                poll,
-                out,
-                title=f"tracebus watch {url} {bridge.stream}",
-                status=status,
-                duration=duration,
-                interval=interval,
-                live=live,
-                count=count,
-            )
-    finally:
-        bus.close()
-    dropped = feed.stats()["dropped"]
-    if dropped:  # the view fell a million events behind: say so, not only in the footer
-        sys.stderr.write(f"tracebus watch: {dropped} events arrived faster than shown, skipped\n")
-    return shown

@@ -27,7 +27,7 @@ from redis_support import RedisServer, require_redis_server
 import tracebus as tb
 from tracebus import BridgeError, RedisStreamBridge
 
-PEER = str(Path(__file__).with_name("redis_peer.py"))
+PEER = str(Path(__file__).parents[1] / "redis_peer.py")
 pytestmark = pytest.mark.timeout(60)
 
 
@@ -587,7 +587,7 @@ def test_receive_only_bridge_receives_and_sends_nothing(
 
 
 def test_dedupe_window_is_bounded_and_keeps_the_latest_ids() -> None:
-    from tracebus.redis_bridge import _Window
+    from tracebus.redis.window import _Window
 
     w = _Window(10)
     for i in range(1000):

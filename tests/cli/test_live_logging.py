@@ -14,8 +14,9 @@ from collections.abc import Iterator
 import pytest
 
 import tracebus as tb
-from tracebus.demo import DemoConfig, DemoEnvironment
-from tracebus.live import DemoLiveView, follow
+from tracebus.cli.demo import DemoConfig, DemoEnvironment
+from tracebus.cli.live import DemoLiveView
+from tracebus.cli.watch import follow
 
 
 @pytest.fixture

@@ -28,7 +28,8 @@ from tracebus import (
     ServiceType,
     SqliteEventStore,
 )
-from tracebus.live import LiveModel, footer_text, render, watch
+from tracebus.cli.live import LiveModel, footer_text, render
+from tracebus.cli.watch import watch
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
