@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from integrations_support import run_example
 
 import tracebus.logging as tlog
 from tracebus import (
@@ -273,21 +274,7 @@ def test_structlog_pipeline(bus: EventBus) -> None:
 
 
 def test_example_runs() -> None:
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    examples = Path(__file__).resolve().parents[2] / "examples"
-    proc = subprocess.run(
-        [sys.executable, str(examples / "logging_correlation.py")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=examples,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == [
+    assert run_example("logging_correlation.py") == [
         "INFO [None] outside any scope",
         "INFO [boot] inside the scope",
         "INFO [system.startup] handling system.startup, correlation matches: True",
