@@ -12,8 +12,9 @@ Ids: with the SDK's tracer, the trace id is derived from the correlation id exac
 ``tracebus.to_traceparent`` does (``corr_`` + hex, left-padded) and the span id is the event
 id's 16 hex digits, so the spans that different processes make for one cascade (events
 carried by the Redis bridge or the event store keep their ids) land in one trace with the
-right parents. With another tracer implementation the ids are the tracer's own and parents
-are linked within the process only.
+right parents. With another tracer implementation (or the global provider's proxy tracer,
+when ``instrument`` runs before ``trace.set_tracer_provider``) the ids are the tracer's own
+and parents are linked within the process only: ``instrumentation.deterministic`` tells.
 
 Point-in-time events: a handler error is emitted as an OpenTelemetry **log record** through
 the Logs API, with ``event_name="tracebus.handler.error"``, severity ERROR, the exception
@@ -43,6 +44,7 @@ Limits:
 - Spans ids are event ids: an event dispatched twice (``replay_into`` of events this
   instrumentation already traced, within its last 4096 spans) gets no second span.
 - A filter built with ``filter_by(predicate)`` runs its predicate once more per event.
+- The hook keeps the bus alive until ``uninstrument()``.
 - A root event (no parent) starts a new trace even if an OpenTelemetry span is active where
   it is published; open ``with tracebus.correlation(...)`` inside the span to join its trace
   (a correlation id made by Rust outside any scope cannot join it without a Rust change).

@@ -300,7 +300,8 @@ def test_max_open_spans_ends_the_oldest(otel: Otel) -> None:
     inst.uninstrument()
     spans = otel.finished()
     assert len(spans) == 2
-    assert sum(bool((s.attributes or {}).get("tracebus.incomplete")) for s in spans) >= 1
+    incomplete = {s.name for s in spans if (s.attributes or {}).get("tracebus.incomplete")}
+    assert incomplete == {"system.startup"}  # evicted by the second event's span
     bus.close()
 
 
@@ -353,3 +354,15 @@ def test_example_runs() -> None:
         "    user.action status=UNSET",
         "log record: tracebus.handler.error RuntimeError",
     ]
+
+
+def test_deterministic_only_with_the_sdk_tracer(otel: Otel) -> None:
+    bus = EventBus()
+    inst = totel.instrument(bus, otel.tracer_provider)
+    assert inst.deterministic is True
+    inst.uninstrument()
+    noop = totel.instrument(bus, trace.NoOpTracerProvider())
+    assert noop.deterministic is False
+    bus.publish(SystemEvent("orch", "startup"))  # no-op spans: nothing breaks
+    noop.uninstrument()
+    bus.close()
