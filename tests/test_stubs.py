@@ -186,6 +186,8 @@ def run_example(name: str) -> list[str]:
 
 def test_every_example_is_tested() -> None:
     tested = {"quickstart.py", "filters.py", "async_handler.py", "channel_drain.py"}
+    # The integrations' examples are run by tests/integrations/.
+    tested |= {"logging_correlation.py", "prometheus_metrics.py", "otel_tracing.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 

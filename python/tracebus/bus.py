@@ -18,6 +18,17 @@ _tasks: set[asyncio.Task[None]] = set()
 
 H = TypeVar("H", bound=Callable[..., Any])
 
+#: Subscribe hooks of integrations (``tracebus.otel.instrument``), by ``id(bus)``:
+#: ``hook(filter, handler)`` returns the handler to subscribe in its place (of the same kind,
+#: plain or async) and a callback given the new subscription. Empty unless one is installed.
+_subscribe_hooks: dict[
+    int,
+    Callable[
+        [_core.Filter | None, Callable[[Any], object]],
+        tuple[Callable[[Any], object], Callable[[_core.Subscription], object]],
+    ],
+] = {}
+
 
 def log_handler_error(
     exc: BaseException, event: _core.Event, subscription: _core.Subscription
@@ -75,6 +86,10 @@ class EventBus(_core.EventBus):
         """
         if mode is None:
             mode = "async" if inspect.iscoroutinefunction(handler) else "sync"
+        hook = _subscribe_hooks.get(id(self))
+        bind = None
+        if hook is not None:
+            handler, bind = hook(filter, handler)
         if mode == "async":
             if not inspect.iscoroutinefunction(handler):
                 raise TypeError("handler must be an async function (async def) for mode='async'")
@@ -89,6 +104,8 @@ class EventBus(_core.EventBus):
             task = loop.create_task(_aio.pump(sub, handler), name=f"tracebus-{sub.id}")
             _tasks.add(task)
             task.add_done_callback(_tasks.discard)
+            if bind is not None:
+                bind(sub)
             return sub
         if mode not in ("sync", "thread"):
             raise ValueError(f"mode must be 'sync', 'thread', 'async' or None, got {mode!r}")
@@ -97,7 +114,10 @@ class EventBus(_core.EventBus):
             raise TypeError(
                 f"handler is an async function; it needs mode='async' (or no mode), not {mode!r}"
             )
-        return self._subscribe(filter, handler, mode, buffer_size, strategy)
+        sub = self._subscribe(filter, handler, mode, buffer_size, strategy)
+        if bind is not None:
+            bind(sub)
+        return sub
 
     def on(
         self,

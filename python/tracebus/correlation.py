@@ -4,13 +4,22 @@ Inside ``with correlation("user_restart") as ctx:``, every update and event crea
 thread, and in threads and asyncio tasks that copy the context) joins ``ctx.correlation_id``.
 Events published from a handler join the correlation of the event being handled, with that
 event as their parent, without any code in the handler.
+
+With ``opentelemetry-api`` installed, ``to_traceparent`` / ``from_traceparent`` go through the
+global OpenTelemetry propagator (``opentelemetry.propagate``), and a ``tracestate`` received
+with ``from_traceparent(..., tracestate=...)`` is kept for the correlation and sent again by
+``to_trace_headers``. A ``correlation()`` opened inside an active OpenTelemetry span, outside
+any tracebus scope or handler, joins that span's trace: its correlation id is the trace id
+and its parent the span (``corr_`` + trace id, ``evt_`` + span id).
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from ._core import CorrelationContext, _correlation_var
 
@@ -19,11 +28,43 @@ __all__ = [
     "correlation",
     "current_correlation",
     "from_traceparent",
+    "to_trace_headers",
     "to_traceparent",
 ]
 
 _VAR = _correlation_var()
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+# tracestate received per correlation id (from_traceparent), most recent last, bounded.
+_TRACESTATES: dict[str, str] = {}
+_TRACESTATES_MAX = 1024
+
+
+def _otel() -> Any:
+    """``opentelemetry.propagate`` and ``opentelemetry.trace`` if the API is installed."""
+    try:
+        from opentelemetry import propagate, trace
+    except ImportError:
+        return None
+    return propagate, trace
+
+
+def _correlation_of_trace(trace_id: int) -> str:
+    hexid = f"{trace_id:032x}"
+    return "corr_" + (hexid[16:] if hexid.startswith("0" * 16) else hexid)
+
+
+def _joined_otel_span() -> tuple[str, str] | None:
+    """(correlation id, parent id) of the active OpenTelemetry span when no tracebus scope or
+    handler is current; None otherwise (and whenever OpenTelemetry was never imported)."""
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is None:
+        return None
+    sc = trace.get_current_span().get_span_context()
+    if not sc.is_valid or _VAR.get() is not None:
+        return None
+    if CorrelationContext().correlation_id == CorrelationContext().correlation_id:
+        return None  # a handler is running: its event's correlation wins
+    return _correlation_of_trace(sc.trace_id), f"evt_{sc.span_id:016x}"
 
 
 @contextmanager
@@ -45,6 +86,11 @@ def correlation(
     >>> update.correlation_id == ctx.correlation_id
     True
     """
+    if correlation_id is None:
+        joined = _joined_otel_span()
+        if joined is not None:
+            correlation_id = joined[0]
+            parent_id = parent_id if parent_id is not None else joined[1]
     ctx = CorrelationContext(caused_by, correlation_id, parent_id)
     token = _VAR.set(ctx)
     try:
@@ -86,12 +132,56 @@ def to_traceparent(
         raise ValueError("correlation_id maps to the all-zero trace id, which W3C forbids")
     if int(span, 16) == 0:
         span = "0" * 15 + "1"
-    return f"00-{trace_id}-{span}-{'01' if sampled else '00'}"
+    traceparent = f"00-{trace_id}-{span}-{'01' if sampled else '00'}"
+    otel = _otel()
+    if otel is None:
+        return traceparent
+    carrier = _inject(otel, correlation_id, trace_id, span, sampled)
+    return str(carrier.get("traceparent", traceparent))
 
 
-def from_traceparent(traceparent: str, caused_by: str = "remote") -> CorrelationContext:
+def _inject(
+    otel: Any, correlation_id: str, trace_id: str, span: str, sampled: bool
+) -> dict[str, str]:
+    propagate, trace = otel
+    state = _TRACESTATES.get(correlation_id)
+    sc = trace.SpanContext(
+        int(trace_id, 16),
+        int(span, 16),
+        is_remote=True,
+        trace_flags=trace.TraceFlags(1 if sampled else 0),
+        trace_state=trace.TraceState.from_header([state]) if state else None,
+    )
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=trace.set_span_in_context(trace.NonRecordingSpan(sc)))
+    return carrier
+
+
+def to_trace_headers(
+    correlation_id: str, parent_id: str | None = None, *, sampled: bool = True
+) -> dict[str, str]:
+    """Outgoing trace headers for a correlation: ``traceparent`` and, if one was received for
+    it, ``tracestate``; with OpenTelemetry installed, whatever the global propagator writes."""
+    traceparent = to_traceparent(correlation_id, parent_id, sampled=sampled)
+    otel = _otel()
+    if otel is not None:
+        _v, trace_id, span, _f = traceparent.split("-")
+        headers: dict[str, str] = _inject(otel, correlation_id, trace_id, span, sampled)
+        headers.setdefault("traceparent", traceparent)
+        return headers
+    headers = {"traceparent": traceparent}
+    state = _TRACESTATES.get(correlation_id)
+    if state:
+        headers["tracestate"] = state
+    return headers
+
+
+def from_traceparent(
+    traceparent: str, caused_by: str = "remote", *, tracestate: str | None = None
+) -> CorrelationContext:
     """A ``CorrelationContext`` for an incoming W3C ``traceparent`` header, to use with
-    ``correlation(correlation_id=ctx.correlation_id, parent_id=ctx.parent_id)``."""
+    ``correlation(correlation_id=ctx.correlation_id, parent_id=ctx.parent_id)``. A
+    ``tracestate`` header given with it is kept for ``to_trace_headers``."""
     if not isinstance(traceparent, str):
         raise TypeError(f"traceparent must be a str, got {type(traceparent).__name__}")
     m = _TRACEPARENT.match(traceparent.strip().lower())
@@ -103,4 +193,19 @@ def from_traceparent(traceparent: str, caused_by: str = "remote") -> Correlation
     if int(trace_id, 16) == 0 or int(span_id, 16) == 0:
         raise ValueError("traceparent has an all-zero trace id or span id")
     corr = "corr_" + (trace_id[16:] if trace_id.startswith("0" * 16) else trace_id)
+    otel = _otel()
+    if otel is not None:
+        propagate, trace = otel
+        carrier = {"traceparent": m.group(0)}
+        if tracestate:
+            carrier["tracestate"] = tracestate
+        sc = trace.get_current_span(propagate.extract(carrier)).get_span_context()
+        if sc.is_valid:  # else the global propagator is not W3C: the parse above stands
+            corr, span_id = _correlation_of_trace(sc.trace_id), f"{sc.span_id:016x}"
+            tracestate = sc.trace_state.to_header() or None
+    if tracestate:
+        _TRACESTATES.pop(corr, None)
+        _TRACESTATES[corr] = tracestate
+        while len(_TRACESTATES) > _TRACESTATES_MAX:
+            del _TRACESTATES[next(iter(_TRACESTATES))]
     return CorrelationContext(caused_by, corr, "evt_" + span_id)

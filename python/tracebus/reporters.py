@@ -23,6 +23,7 @@ from ._core import (
 )
 from ._enums import ServiceState
 from .bus import EventBus
+from .logging import CorrelationFilter
 
 __all__ = [
     "ConsoleReporter",
@@ -232,7 +233,11 @@ class TUIReporter:
 class ConsoleReporter:
     """Logs updates through ``logging`` with the reference's level rules: FAILED → ERROR,
     RETRYING → WARNING, STARTING/STOPPING → DEBUG, others INFO; unhealthy clusters → WARNING
-    (ERROR with an error text)."""
+    (ERROR with an error text).
+
+    Each record carries ``correlation_id``, ``event_id``, ``parent_id`` and ``caused_by``: an
+    update's own ids, else the current scope's (a ``tracebus.logging.CorrelationFilter`` is
+    added to the logger unless it has one)."""
 
     def __init__(
         self, logger: logging.Logger | None = None, store: StateStore | None = None
@@ -240,6 +245,8 @@ class ConsoleReporter:
         if logger is not None and not isinstance(logger, logging.Logger):
             raise TypeError(f"logger must be a logging.Logger or None, got {type(logger).__name__}")
         self.logger = logger if logger is not None else logging.getLogger("tracebus.console")
+        if not any(isinstance(f, CorrelationFilter) for f in self.logger.filters):
+            self.logger.addFilter(CorrelationFilter())
         self.store = store if store is not None else StateStore()
 
     _LEVELS = {
@@ -252,7 +259,13 @@ class ConsoleReporter:
     def report(self, update: ManagedServiceUpdate) -> None:
         """Stores and logs ``update``."""
         self.store.set_service_state(update)
-        self.logger.log(self._LEVELS.get(update.state, logging.INFO), "%s", update)
+        ids = {
+            "correlation_id": update.correlation_id,
+            "event_id": update.event_id,
+            "parent_id": update.parent_id,
+            "caused_by": update.caused_by,
+        }
+        self.logger.log(self._LEVELS.get(update.state, logging.INFO), "%s", update, extra=ids)
 
     def report_health(self, update: HealthStatusUpdate) -> None:
         """Logs a health update."""
@@ -263,7 +276,14 @@ class ConsoleReporter:
             if update.is_healthy
             else (logging.ERROR if update.error else logging.WARNING)
         )
-        self.logger.log(level, "%s", HealthEvent.from_update(update))
+        event = HealthEvent.from_update(update)
+        ids = {
+            "correlation_id": event.correlation_id,
+            "event_id": event.event_id,
+            "parent_id": event.parent_id,
+            "caused_by": event.caused_by,
+        }
+        self.logger.log(level, "%s", event, extra=ids)
 
     def get_state_store(self) -> StateStore:
         """The reporter's state store."""
