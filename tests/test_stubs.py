@@ -253,14 +253,14 @@ def test_async_handler() -> None:
         "handled: MC mc healthy (3/3 nodes)",
         "handled: WC wc unhealthy (1/2 nodes)",
         "handled: WC wc recovered (2/2 nodes)",
-        "alert: system error: alerting (wc is down) caused_by=health.failure",
+        "alert: alerting error: wc is down caused_by=health.failure",
     ]
     assert re.fullmatch(rf"correlation {CORR} \(4 events\)", out[5])
     assert out[6:] == [
         "● [health.check] MC mc healthy (3/3 nodes)  (health_round)",
         "● [health.failure] WC wc unhealthy (1/2 nodes)  (health_round)",
         # Published by the async handler after an await: still a child of the failure.
-        "  └─ [system.error] system error: alerting (wc is down)  (health.failure)",
+        "  └─ [system.error] alerting error: wc is down  (health.failure)",
         "● [health.recovery] WC wc recovered (2/2 nodes)  (health_round)",
     ]
 

@@ -392,6 +392,25 @@ impl HealthEvent {
     fn error(&self) -> Option<&str> {
         self.error.as_deref()
     }
+    /// A copy carrying `err`: unhealthy, type `health.failure`, severity error (None: a copy
+    /// without an error, health unchanged).
+    fn with_error<'py>(
+        slf: &Bound<'py, Self>,
+        err: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let e = extract_opt_text("err", Some(err))?;
+        let o = PyDict::new(py);
+        let mut positional = Vec::new();
+        // is_healthy and error are the 4th and 7th positional arguments of `__getnewargs_ex__`.
+        positional.push((6, e.as_deref().into_pyobject(py)?.into_any()));
+        if e.is_some() {
+            positional.push((3, false.into_pyobject(py)?.to_owned().into_any()));
+            o.set_item("recovered", false)?;
+        }
+        o.set_item("event_id", py.None())?;
+        Event::rebuild_with(slf.as_super(), &positional, &o)
+    }
     /// True for a `health.recovery` event.
     #[getter]
     fn recovered(slf: PyRef<'_, Self>) -> bool {
