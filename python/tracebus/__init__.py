@@ -42,7 +42,13 @@ from ._core import (
 from ._enums import BufferAction, EventType, ServiceState, ServiceType, Severity
 from .bus import EventBus
 from .codec import decode_event, encode_event
-from .correlation import correlation, current_correlation, from_traceparent, to_traceparent
+from .correlation import (
+    RemoteContext,
+    correlation,
+    current_correlation,
+    from_traceparent,
+    to_traceparent,
+)
 from .eventstore import ConcurrencyError, EventStoreError, SqliteEventStore, rebuild_state
 from .performance import (
     EventBatchProcessor,
@@ -63,13 +69,24 @@ from .reporters import (
     TUIReporterConfig,
 )
 from .trace import Trace, TraceNode, build_trace
+from .types import (
+    BatchStats,
+    BusMetrics,
+    ChannelStats,
+    OptimizedBusMetrics,
+    StoreMetrics,
+    SubscriptionStats,
+)
 
 __all__ = [
+    "BatchStats",
     "BridgeError",
     "BufferAction",
     "BusClosedError",
+    "BusMetrics",
     "Channel",
     "ChannelClosed",
+    "ChannelStats",
     "ConcurrencyError",
     "ConsoleReporter",
     "CorrelationContext",
@@ -85,6 +102,7 @@ __all__ = [
     "HealthEvent",
     "HealthStatusUpdate",
     "ManagedServiceUpdate",
+    "OptimizedBusMetrics",
     "OptimizedEventBus",
     "OptimizedEventBusConfig",
     "PerformanceMetrics",
@@ -93,6 +111,7 @@ __all__ = [
     "PublishDepthError",
     "PublishTimeoutError",
     "RedisStreamBridge",
+    "RemoteContext",
     "ServiceReporter",
     "ServiceState",
     "ServiceStateEvent",
@@ -104,7 +123,9 @@ __all__ = [
     "StateChangeEvent",
     "StateStore",
     "StateTransition",
+    "StoreMetrics",
     "Subscription",
+    "SubscriptionStats",
     "SystemEvent",
     "TUIReporter",
     "TUIReporterConfig",

@@ -40,8 +40,11 @@ class Trace:
         when it is empty (an unknown correlation, or one pushed out of the bus's bounded
         history) or when a root is an event created inside a handler (``depth > 0``) whose
         parent is missing, i.e. was pushed out. A root with ``depth == 0`` is a real root,
-        even with a ``parent_id`` from elsewhere (``from_traceparent``, an explicit one)."""
-        return bool(self.roots) and all(r.event.depth == 0 for r in self.roots)
+        even with a ``parent_id`` from elsewhere (``from_traceparent``, an explicit one), and
+        so is one without a parent (``correlation.new`` inside a handler)."""
+        return bool(self.roots) and all(
+            r.event.depth == 0 or r.event.parent_id is None for r in self.roots
+        )
 
     def events(self) -> list[Event]:
         """Every event of the trace, depth-first."""
