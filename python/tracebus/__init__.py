@@ -51,6 +51,8 @@ from .correlation import (
 )
 from .eventstore import ConcurrencyError, EventStoreError, SqliteEventStore, rebuild_state
 from .performance import (
+    Anomaly,
+    AnomalyConfig,
     EventBatchProcessor,
     EventPoolManager,
     OptimizedEventBus,
@@ -79,6 +81,8 @@ from .types import (
 )
 
 __all__ = [
+    "Anomaly",
+    "AnomalyConfig",
     "BatchStats",
     "BridgeError",
     "BufferAction",
