@@ -186,6 +186,7 @@ def run_example(name: str) -> list[str]:
 
 def test_every_example_is_tested() -> None:
     tested = {"quickstart.py", "filters.py", "async_handler.py", "channel_drain.py"}
+    tested |= {"typed_api.py", "anomalies.py"}
     # The integrations' examples are run by tests/integrations/.
     tested |= {"logging_correlation.py", "prometheus_metrics.py", "otel_tracing.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
@@ -278,4 +279,32 @@ def test_channel_drain() -> None:
         "gap: 1 change(s) lost before #3",
         "#3 pf-db: Stopping -> Stopped",
         "dropped by the subscription: 1",
+    ]
+
+
+def test_typed_api() -> None:
+    out = run_example("typed_api.py")
+    assert out[0] == "waited for: WC wc healthy (2/2 nodes)"
+    assert "store change: pf Unknown -> Running" in out
+    assert "channel: ['pf (PortForward) Starting → Running']" in out
+    assert "published=4 handler_errors=0" in out
+    assert "new root: True" in out
+    assert "remote: corr_4bf92f3577b34da6a3ce929d0e0e4736 parent=evt_00f067aa0ba902b7" in out
+    assert out[-7:] == [
+        "state: pf Starting -> Running",
+        "any: service.running",
+        "any: health.check",
+        "first health: wc healthy=True",
+        "any: health.failure",
+        "any: system.startup",
+        "async system: orchestrator startup: 3 services",
+    ]
+
+
+def test_anomalies() -> None:
+    out = run_example("anomalies.py")
+    assert out == [
+        "warn rate.type.service.failed: 20.0/s vs baseline 0.0/s (z=+200.0)",
+        "warn rate.source.pf-api: 20.0/s vs baseline 0.0/s (z=+200.0)",
+        "anomalies: 2",
     ]
