@@ -112,9 +112,10 @@ class AnomalyDetector:
         judged against the zeros it had until then."""
         cfg = self.config
         found: list[Anomaly] = []
-        for name in values.keys() - self._baselines.keys():
-            # Unseen until now: it was 0 in each earlier sample.
-            self._baselines[name] = _Baseline(n=self._samples)
+        for name in values:
+            if name not in self._baselines:
+                # Unseen until now: it was 0 in each earlier sample.
+                self._baselines[name] = _Baseline(n=self._samples)
         for name, b in self._baselines.items():
             x = float(values.get(name, 0.0))
             if b.n >= cfg.warmup:
