@@ -19,7 +19,6 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from types import TracebackType
 from typing import Any
 
 from ._core import CorrelationContext, _correlation_var, new_correlation_id
@@ -173,13 +172,8 @@ class RemoteContext:
         self._scopes.append(cm)
         return ctx
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._scopes.pop().__exit__(exc_type, exc, tb)
+    def __exit__(self, *exc_info: Any) -> None:
+        self._scopes.pop().__exit__(*exc_info)
 
     def __repr__(self) -> str:
         return (
