@@ -337,3 +337,26 @@ def test_thread_mode_worker_is_named_after_the_handler(bus: EventBus) -> None:
     wait_until(lambda: bool(names))
     # The kernel keeps 15 bytes of a thread's name.
     assert names == ["tracebus-on_health"[:15]]
+
+
+@pytest.mark.timeout(30)
+def test_finished_pumps_leave_no_entry_behind() -> None:
+    from tracebus import bus as bus_module
+
+    async def main() -> int:
+        bus = EventBus()
+
+        async def handler(event: Event) -> None:
+            pass
+
+        sub = bus.subscribe(None, handler)
+        assert id(bus) in bus_module._bus_tasks
+        sub.close()  # its pump ends without aclose
+        for _ in range(100):
+            if id(bus) not in bus_module._bus_tasks:
+                break
+            await asyncio.sleep(0.01)
+        bus.close()
+        return id(bus)
+
+    assert asyncio.run(main()) not in bus_module._bus_tasks

@@ -7,6 +7,7 @@ import inspect
 import logging
 import threading
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any, Literal, TypeAlias, TypeVar, overload
 
 from . import _aio, _core
@@ -61,6 +62,16 @@ _KIND_TYPES: dict[type[_core.Event], tuple[EventType | str, ...]] = {
         _ANOMALY,
     ),
 }
+
+
+def _forget(bus_id: int, task: asyncio.Task[None]) -> None:
+    """Done callback of a pump task: drops it (and its bus's entry once empty)."""
+    _tasks.discard(task)
+    group = _bus_tasks.get(bus_id)
+    if group is not None:
+        group.discard(task)
+        if not group:
+            del _bus_tasks[bus_id]
 
 
 def class_filter(cls: type[_core.Event]) -> _core.Filter | None:
@@ -195,9 +206,9 @@ class EventBus(_core.EventBus):
                 ) from None
             sub = self._subscribe(flt, handler, "async", buffer_size, strategy)
             task = loop.create_task(_aio.pump(sub, handler), name=f"tracebus-{sub.id}")
-            for group in (_tasks, _bus_tasks.setdefault(id(self), set())):
-                group.add(task)
-                task.add_done_callback(group.discard)
+            _tasks.add(task)
+            _bus_tasks.setdefault(id(self), set()).add(task)
+            task.add_done_callback(partial(_forget, id(self)))
             if bind is not None:
                 bind(sub)
             return sub
@@ -428,7 +439,6 @@ class EventBus(_core.EventBus):
                 raise TimeoutError(
                     f"{len(pending)} async handler(s) still running after {timeout}s"
                 )
-        _bus_tasks.pop(id(self), None)
 
     def trace(self, correlation_id: str) -> Trace:
         """The cascade of ``correlation_id`` from the in-memory history, as a tree.
