@@ -215,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--follow",
         action="store_true",
-        help="show the events in the live view (at --speed), then keep following new ones",
+        help="show the events in the live view (at --speed), then keep following new ones "
+        "(until Ctrl-C, or --limit events)",
     )
     r.add_argument(
         "--speed",
@@ -512,6 +513,7 @@ def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
                 since=args.since,
                 speed=args.speed,
                 select=kw,
+                count=args.limit or None,
             )
         return 0
     if args.speed is not None:
@@ -783,13 +785,32 @@ _COMMANDS = {
 }
 
 
+def _join_relative_points(argv: list[str]) -> list[str]:
+    """``--at -5m`` as ``--at=-5m`` (argparse takes ``-5m`` for an option)."""
+    import re
+
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in ("--at", "--from", "--to") and i + 1 < len(argv):
+            nxt = argv[i + 1]
+            if re.fullmatch(r"-\d+(?:\.\d+)?(?:ms|s|m|h|d)", nxt):
+                out.append(f"{a}={nxt}")
+                i += 2
+                continue
+        out.append(a)
+        i += 1
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] == "bench":
         return cmd_bench(args_list[1:])
     parser = build_parser()
-    args = parser.parse_args(args_list)
+    args = parser.parse_args(_join_relative_points(args_list))
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import datetime
 import importlib
+import inspect
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -195,16 +196,11 @@ def _payload(event: Any) -> dict[str, Any]:
     parts = event_parts(event)
     args, kwargs = parts["args"], parts["kwargs"]
     out: dict[str, Any] = {}
-    try:
-        import inspect
-
-        names = [
-            p.name
-            for p in inspect.signature(type(event)).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
-    except (TypeError, ValueError):
-        names = []
+    names = [
+        p.name
+        for p in _new_params(type(event)).values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
     for i, v in enumerate(args):
         name = names[i] if i < len(names) else f"arg{i}"
         if name not in ("type", "source") or i > 1:
@@ -215,6 +211,25 @@ def _payload(event: Any) -> dict[str, Any]:
     out.update(parts.get("state") or {})
     out["class"] = parts["class"]
     return {k: _jsonable(v) for k, v in out.items()}
+
+
+def _new_params(cls: type) -> Mapping[str, inspect.Parameter]:
+    """The parameters ``cls(...)`` is rebuilt with: its own Python ``__new__``'s (without
+    ``cls``), else the nearest native kind's signature (a subclass's ``__init__`` does
+    not count: decoding goes through ``__new__``)."""
+    for k in cls.__mro__:
+        new = k.__dict__.get("__new__")
+        if new is None:
+            continue
+        if isinstance(new, staticmethod):
+            params = dict(inspect.signature(new.__func__).parameters)
+            params.pop(next(iter(params)), None)
+            return params
+        try:
+            return inspect.signature(k).parameters
+        except (TypeError, ValueError):
+            break
+    return inspect.signature(Event).parameters
 
 
 def _jsonable(v: Any) -> Any:
@@ -268,12 +283,7 @@ def event_from_flat(obj: dict[str, Any]) -> Event:
     cls = resolve_class(str(obj.get("class") or "tracebus:Event"))
     if "type" in obj:
         register_event_type(str(obj["type"]))
-    import inspect
-
-    try:
-        params = inspect.signature(cls).parameters
-    except (TypeError, ValueError):
-        params = inspect.signature(Event).parameters
+    params = _new_params(cls)
     fields = dict(obj)
     if "timestamp_epoch" in fields:
         fields["timestamp"] = fields["timestamp_epoch"]
