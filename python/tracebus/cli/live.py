@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -38,7 +38,16 @@ from .._core import (
 )
 from ..performance import PerformanceMetrics, PerformanceMonitor
 
-__all__ = ["DemoLiveView", "LiveModel", "footer_text", "render"]
+__all__ = [
+    "DemoLiveView",
+    "EventFeed",
+    "FeedLine",
+    "LiveModel",
+    "ServiceTable",
+    "cluster_line",
+    "footer_text",
+    "render",
+]
 
 STATE_STYLES = {
     "Running": "bold green",
@@ -73,13 +82,25 @@ class ServiceRow:
     error: str | None = None
 
 
+class FeedLine(NamedTuple):
+    """One line of the event feed: ``text`` may be cut, ``keep`` (a service's transition,
+    ``Starting → Running``) stays visible."""
+
+    timestamp: float
+    severity: str
+    type: str
+    text: str
+    keep: str
+    correlation_id: str
+
+
 class LiveModel:
     """What the live view shows, updated from updates and events (no rendering here)."""
 
     def __init__(self, feed_size: int = 200) -> None:
         self.services: dict[str, ServiceRow] = {}
         self.clusters: dict[str, tuple[bool, int, int]] = {}
-        self.feed: deque[tuple[float, str, str, str, str]] = deque(maxlen=feed_size)
+        self.feed: deque[FeedLine] = deque(maxlen=feed_size)
         self.events = 0
         self._rate_window: deque[tuple[float, int]] = deque(maxlen=50)
 
@@ -104,7 +125,15 @@ class LiveModel:
         """An event for the feed; with ``apply_state`` a ``ServiceStateEvent`` or
         ``HealthEvent`` also updates the table (when no reporter feeds it)."""
         self.events += 1
-        self.feed.append((e.timestamp, str(e.severity), str(e.type), str(e), e.correlation_id))
+        if isinstance(e, ServiceStateEvent):
+            # the transition is kept visible when the line is cut (see EventFeed)
+            text = f"{e.source} ({e.service_type})"
+            keep = f"{e.old_state} → {e.new_state}" + (f" ({e.error})" if e.error else "")
+        else:
+            text, keep = str(e), ""
+        self.feed.append(
+            FeedLine(e.timestamp, str(e.severity), str(e.type), text, keep, e.correlation_id)
+        )
         if apply_state:
             if isinstance(e, ServiceStateEvent):
                 self.services[e.source] = ServiceRow(
@@ -147,86 +176,186 @@ def _age(ts: float, now: float) -> str:
     return f"{d:.1f}s ago" if d < 60 else time.strftime("%H:%M:%S", time.localtime(ts))
 
 
-def render(model: LiveModel, title: str, footer: str, height: int = 40, width: int = 150) -> Group:
-    """The view as one rich renderable for a terminal ``height`` lines by ``width`` columns
-    (narrow terminals drop the correlation, then the last-change column)."""
-    now = time.time()
-    # Fixed lines: table title, header (3), bottom border, caption; clusters panel (3);
-    # events panel borders (2); footer; one spare for the cursor. The rest is shared by the
-    # table rows and the event lines.
-    fixed = 6 + (3 if model.clusters else 0) + 2 + 1 + 1
-    free = max(6, height - fixed)
-    feed_lines = max(3, min(12, free // 3))
-    table_rows = max(3, free - feed_lines)
-    counts: dict[str, int] = {}
-    for r in model.services.values():
-        counts[r.state] = counts.get(r.state, 0) + 1
-    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    table = Table(
-        title=f"{title} — {len(model.services)} services ({summary})",
-        title_justify="left",
-        expand=True,
-        pad_edge=False,
+def _table_width(widths: list[int]) -> int:
+    """Columns of a table (heavy head, no edge padding) whose cells are ``widths`` wide."""
+    return sum(widths) + 2 * len(widths) + len(widths) + 1 - 2
+
+
+class ServiceTable:
+    """The live view's service table: one row per service of a ``LiveModel``, trouble
+    first, then the most recent changes.
+
+    Columns have priorities: ``service`` and ``state`` are never cut; when the width is
+    short, ``correlation`` goes first, then ``last change``, ``pid``, ``port``, ``type``
+    and ``ready``; only then is the service name cut (with ``…``). Columns take their
+    content's width, so a wide terminal shows no stretched blank column."""
+
+    #: (header, cell key, priority: higher stays longer)
+    COLUMNS: tuple[tuple[str, int], ...] = (
+        ("service", 100),
+        ("type", 30),
+        ("state", 100),
+        ("ready", 35),
+        ("port", 20),
+        ("pid", 10),
+        ("last change", 5),
+        ("correlation", 1),
     )
-    show_corr = width >= 120
-    show_age = width >= 95
-    columns: list[tuple[str, dict[str, Any]]] = [
-        ("service", {"no_wrap": True, "ratio": 1}),
-        ("type", {"no_wrap": True, "min_width": 9}),
-        ("state", {"no_wrap": True, "min_width": 8}),
-        ("ready", {"no_wrap": True, "min_width": 5}),
-        ("port", {"justify": "right", "no_wrap": True, "min_width": 5}),
-        ("pid", {"justify": "right", "no_wrap": True, "min_width": 5}),
-    ]
-    if show_age:
-        columns.append(("last change", {"no_wrap": True, "min_width": 11}))
-    if show_corr:
-        columns.append(("correlation", {"no_wrap": True, "min_width": 21}))
-    for col, kw in columns:
-        table.add_column(col, **kw)
-    # Trouble first, then the most recent changes.
-    rows = sorted(
-        model.services.items(),
-        key=lambda kv: (kv[1].state == "Running", -kv[1].changed, kv[0]),
-    )
-    for label, r in rows[:table_rows]:
-        cells: list[Any] = [
-            label,
-            r.type,
-            Text(r.state, style=STATE_STYLES.get(r.state, "")),
-            Text("yes", style="green") if r.ready else Text("no", style="dim"),
-            str(r.port or "-"),
-            str(r.pid or "-"),
+
+    def __init__(self, model: LiveModel, title: str = "services") -> None:
+        self.model = model
+        self.title = title
+
+    def heading(self) -> str:
+        """``title — N services (n Running, …)``; ``title — no services yet`` when empty."""
+        services = self.model.services
+        if not services:
+            return f"{self.title} — no services yet"
+        counts: dict[str, int] = {}
+        for r in services.values():
+            counts[r.state] = counts.get(r.state, 0) + 1
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        return f"{self.title} — {len(services)} services ({summary})"
+
+    def render(self, width: int, max_rows: int) -> Table:
+        """The table for ``width`` columns with at most ``max_rows`` rows (then an ``… and
+        N more`` caption)."""
+        now = time.time()
+        rows = sorted(
+            self.model.services.items(),
+            key=lambda kv: (kv[1].state == "Running", -kv[1].changed, kv[0]),
+        )
+        shown = rows[:max_rows]
+        cells = [
+            {
+                "service": label,
+                "type": r.type,
+                "state": r.state,
+                "ready": "yes" if r.ready else "no",
+                "port": str(r.port or "-"),
+                "pid": str(r.pid or "-"),
+                "last change": _age(r.changed, now),
+                "correlation": r.correlation_id,
+            }
+            for label, r in shown
         ]
-        if show_age:
-            cells.append(_age(r.changed, now))
-        if show_corr:
-            cells.append(r.correlation_id)
-        table.add_row(*cells)
-    if len(rows) > table_rows:
-        table.caption = f"… and {len(rows) - table_rows} more"
-    clusters = Text(no_wrap=True, overflow="ellipsis")  # one line, cut at the edge
-    # Unhealthy clusters first; at most 16 shown.
+        cols = [name for name, _ in self.COLUMNS]
+
+        def natural(name: str) -> int:
+            return max([len(name), *(len(c[name]) for c in cells)])
+
+        widths = {name: natural(name) for name in cols}
+        by_priority = sorted(self.COLUMNS, key=lambda c: c[1])
+        for name, prio in by_priority:
+            if _table_width([widths[c] for c in cols]) <= width or prio >= 100:
+                break
+            cols.remove(name)
+        service_width = widths["service"]
+        over = _table_width([widths[c] for c in cols]) - width
+        if over > 0:
+            service_width = max(4, widths["service"] - over)
+        table = Table(
+            title=Text(self.heading(), no_wrap=True, overflow="ellipsis"),
+            title_justify="left",
+            expand=False,
+            pad_edge=False,
+        )
+        for name in cols:
+            kw: dict[str, Any] = {"no_wrap": True}
+            if name == "service":
+                kw.update(max_width=service_width, overflow="ellipsis")
+            if name in ("port", "pid"):
+                kw["justify"] = "right"
+            table.add_column(name, **kw)
+        for c in cells:
+            row: list[Any] = []
+            for name in cols:
+                v = c[name]
+                if name == "state":
+                    row.append(Text(v, style=STATE_STYLES.get(v, "")))
+                elif name == "ready":
+                    row.append(Text(v, style="green" if v == "yes" else "dim"))
+                else:
+                    row.append(v)
+            table.add_row(*row)
+        if len(rows) > max_rows:
+            table.caption = f"… and {len(rows) - max_rows} more"
+        return table
+
+
+class EventFeed:
+    """The live view's event feed: the latest events of a ``LiveModel``, one line each:
+    time, severity, type, text (cut with ``…`` when the line is too long, keeping a
+    service's transition — the new state — visible) and, on wide terminals, the
+    correlation id."""
+
+    def __init__(self, model: LiveModel) -> None:
+        self.model = model
+
+    def render(self, width: int, lines: int) -> Text:
+        """The last ``lines`` events for a panel ``width`` columns wide (inside)."""
+        show_corr = width >= 116
+        narrow = width < 76
+        type_w = 15 if narrow else 17
+        feed = Text(no_wrap=True, overflow="ellipsis")
+        for ln in list(self.model.feed)[-lines:]:
+            style = SEVERITY_STYLES.get(ln.severity, "")
+            ts = ln.timestamp
+            stamp = time.strftime("%H:%M:%S", time.localtime(ts))
+            if not narrow:
+                stamp += f".{int(ts * 1000) % 1000:03d}"
+            head = f"{stamp} {ln.severity.upper():5} {ln.type[:type_w]:{type_w}} "
+            corr = f"  {ln.correlation_id}" if show_corr else ""
+            room = width - len(head) - len(corr)
+            keep = ln.keep
+            if narrow and keep and len(ln.text) + 1 + len(keep) > room:
+                keep = "→ " + keep.split(" → ", 1)[-1]  # just the new state
+            text = ln.text
+            if keep:
+                text_room = room - len(keep) - 1
+                if len(text) > text_room:
+                    text = text[: max(0, text_room - 1)] + "…" if text_room > 1 else ""
+            feed.append(stamp + " ")
+            feed.append(f"{ln.severity.upper():5} ", style=style)
+            feed.append(f"{ln.type[:type_w]:{type_w}} ", style=style)
+            feed.append(text + (" " if text and keep else ""))
+            if keep:
+                feed.append(keep, style="bold")
+            feed.append(f"{corr}\n" if show_corr else "\n", style="dim")
+        feed.rstrip()
+        return feed
+
+
+def cluster_line(model: LiveModel) -> Text:
+    """One line of cluster health (unhealthy first, at most 16), cut at the edge."""
+    clusters = Text(no_wrap=True, overflow="ellipsis")
     ranked = sorted(model.clusters.items(), key=lambda kv: (kv[1][0], kv[0]))
     for name, (ok, ready, total) in ranked[:16]:
         clusters.append(f" {name} ", style="bold green" if ok else "bold white on red")
         clusters.append(f"{ready}/{total} nodes  ")
     if len(ranked) > 16:
         clusters.append(f"… {len(ranked) - 16} more")
-    feed = Text(no_wrap=True, overflow="ellipsis")  # one line an event, cut at the edge
-    for ts, sev, typ, text, corr in list(model.feed)[-feed_lines:]:
-        style = SEVERITY_STYLES.get(sev, "")
-        feed.append(
-            time.strftime("%H:%M:%S", time.localtime(ts)) + f".{int(ts * 1000) % 1000:03d} "
+    return clusters
+
+
+def render(model: LiveModel, title: str, footer: str, height: int = 40, width: int = 150) -> Group:
+    """The whole view (``ServiceTable``, clusters, ``EventFeed``, footer) as one rich
+    renderable for a terminal ``height`` lines by ``width`` columns."""
+    # Fixed lines: table title, header (3), bottom border, caption; clusters panel (3);
+    # events panel borders (2); footer; one spare for the cursor. The rest is shared by the
+    # table rows and the event lines.
+    # Below 20 lines the clusters panel gives way to the table and the feed.
+    clusters = bool(model.clusters) and height >= 20
+    fixed = 6 + (3 if clusters else 0) + 2 + 1 + 1
+    free = max(2, height - fixed)
+    feed_lines = max(1, min(12, free // 3))
+    table_rows = max(1, free - feed_lines)
+    parts: list[Any] = [ServiceTable(model, title).render(width, table_rows)]
+    if clusters:
+        parts.append(
+            Panel(cluster_line(model), title="clusters", title_align="left", padding=(0, 1))
         )
-        feed.append(f"{sev.upper():5} ", style=style)
-        feed.append(f"{typ:17} ", style=style)
-        feed.append(f"{text}  ")
-        feed.append(f"{corr}\n" if show_corr else "\n", style="dim")
-    parts: list[Any] = [table]
-    if model.clusters:
-        parts.append(Panel(clusters, title="clusters", title_align="left", padding=(0, 1)))
-    feed.rstrip()
+    feed = EventFeed(model).render(width - 4, feed_lines)
     parts.append(Panel(feed, title="events", title_align="left", padding=(0, 1)))
     parts.append(Text(footer, style="bold", no_wrap=True, overflow="ellipsis"))
     return Group(*parts)
@@ -294,7 +423,8 @@ class DemoLiveView:
             self.model.consume(tui.channel.drain())
         self.model.consume(self.feed.drain())
         now = time.monotonic()
-        if now - self._sampled >= 0.5:
+        if now - self._sampled >= 0.5 or self.metrics.events_sent < self.model.events:
+            # (also the first frame: its footer counts the events it shows)
             self.metrics = self.monitor.sample()
             self._sampled = now
         drops = tui.stats()["dropped"] if tui is not None else 0

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -148,7 +149,7 @@ def watch(
     return follow(
         poll,
         out,
-        title=f"tracebus watch {store.path}",
+        title=f"tracebus watch {os.path.basename(store.path)}",  # (the path: in the footer)
         status=lambda: f"last seq {pos:,} │ db {store.path}",
         model=model,
         duration=duration,
