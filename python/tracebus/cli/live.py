@@ -43,6 +43,8 @@ __all__ = [
     "EventFeed",
     "FeedLine",
     "LiveModel",
+    "LiveView",
+    "ServiceRow",
     "ServiceTable",
     "cluster_line",
     "footer_text",
@@ -388,20 +390,65 @@ def footer_text(m: PerformanceMetrics, extra: str = "") -> str:
     )
 
 
-class DemoLiveView:
-    """The demo's live view: the table from the ``TUIReporter``'s channel, the feed from a
-    bus channel, the footer from a ``PerformanceMonitor`` sampling the bus and the store
-    twice a second."""
+class LiveView:
+    """A live dashboard of a bus, for your own tools: the service table (``ServiceTable``),
+    the event feed (``EventFeed``) and a footer, redrawn by ``refresh``.
 
-    def __init__(self, env: Any, feed: Channel, out: TextIO, title: str = "tracebus demo") -> None:
-        self.env = env
-        self.feed = feed
+    - ``bus``: an ``EventBus``; a channel subscribed to it (``buffer`` events; beyond that
+      the view skips events, counted as ``view drops`` in the footer) feeds the view.
+      Service rows follow its ``ServiceStateEvent``s, cluster health its ``HealthEvent``s.
+    - ``state_store``: a ``StateStore`` whose services are shown at once (optional); with
+      it the footer's performance figures include the store.
+    - ``event_store``: a ``SqliteEventStore`` whose stored service events are applied first
+      (the table then shows the state the history left), optional.
+    - ``out``: the terminal (default stdout); ``title``: the table's heading.
+    - ``footer``: a function returning the footer's text (default: a
+      ``PerformanceMonitor`` sample: events/s, p99 latency, drops, score).
+
+    Use it as a context manager (``start``/``stop``) and call ``refresh(wait)`` in your
+    loop; ``stop`` leaves the last frame on screen. While it runs, ``tracebus`` log records
+    print above it."""
+
+    def __init__(
+        self,
+        bus: Any,
+        state_store: Any = None,
+        *,
+        event_store: Any = None,
+        out: TextIO | None = None,
+        title: str = "tracebus",
+        footer: Callable[[], str] | None = None,
+        buffer: int = 100_000,
+    ) -> None:
+        import sys
+
+        self.bus = bus
         self.title = title
         self.model = LiveModel()
-        self.monitor = PerformanceMonitor(env.bus, env.state)
-        self.metrics = self.monitor.sample()
+        self.feed: Channel | None = None if bus is None else bus.subscribe_channel(None, buffer)
+        self.monitor = PerformanceMonitor(bus, state_store) if bus is not None else None
+        self.metrics = self.monitor.sample() if self.monitor is not None else None
         self._sampled = time.monotonic()
-        self.console = Console(file=out, force_terminal=True)
+        self._footer = footer
+        if event_store is not None:
+            for r in event_store.records():
+                if isinstance(r.event, (ServiceStateEvent, HealthEvent)):
+                    self.model.on_event(r.event, apply_state=True)
+            self.model.events = 0
+            self.model.feed.clear()
+        if state_store is not None:
+            for label, snap in state_store.get_all_service_states().items():
+                self.model.services[label] = ServiceRow(
+                    str(snap.source_type),
+                    str(snap.state),
+                    snap.is_ready,
+                    snap.proxy_port,
+                    snap.pid,
+                    snap.last_updated,
+                    snap.correlation_id,
+                    snap.error_detail,
+                )
+        self.console = Console(file=out if out is not None else sys.stdout, force_terminal=True)
         self.live = Live(
             console=self.console, auto_refresh=False, transient=False, redirect_stdout=False
         )
@@ -416,20 +463,31 @@ class DemoLiveView:
         self.live.start()
         self._restore_logs = _logs_through(self.console)
 
-    def refresh(self, wait: float) -> None:
-        """Takes in what arrived, redraws, then waits up to ``wait`` seconds."""
-        tui = self.env.tui
-        if tui is not None:
-            self.model.consume(tui.channel.drain())
-        self.model.consume(self.feed.drain())
+    def _take_in(self) -> None:
+        """Feeds what arrived to the model."""
+        if self.feed is not None:
+            self.model.consume(self.feed.drain(), apply_state=True)
+
+    def _drops(self) -> int:
+        return int(self.feed.stats()["dropped"]) if self.feed is not None else 0
+
+    def footer(self) -> str:
+        """The footer's text: ``footer()`` if given, else the performance figures."""
+        if self._footer is not None:
+            return self._footer()
         now = time.monotonic()
-        if now - self._sampled >= 0.5 or self.metrics.events_sent < self.model.events:
-            # (also the first frame: its footer counts the events it shows)
-            self.metrics = self.monitor.sample()
-            self._sampled = now
-        drops = tui.stats()["dropped"] if tui is not None else 0
-        foot = footer_text(self.metrics, f" │ view drops {drops}")
-        self.live.update(render(self.model, self.title, foot, *self._size()), refresh=True)
+        if self.monitor is not None and self.metrics is not None:
+            if now - self._sampled >= 0.5 or self.metrics.events_sent < self.model.events:
+                # (also the first frame: its footer counts the events it shows)
+                self.metrics = self.monitor.sample()
+                self._sampled = now
+            return footer_text(self.metrics, f" │ view drops {self._drops()}")
+        return f" events {self.model.events:,}"
+
+    def refresh(self, wait: float = 0.0) -> None:
+        """Takes in what arrived, redraws, then waits up to ``wait`` seconds."""
+        self._take_in()
+        self.live.update(render(self.model, self.title, self.footer(), *self._size()), refresh=True)
         if wait > 0:
             time.sleep(wait)
 
@@ -442,3 +500,34 @@ class DemoLiveView:
                 self._restore_logs()
                 self._restore_logs = None
             self.live.stop()
+
+    def __enter__(self) -> LiveView:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class DemoLiveView(LiveView):
+    """The demo's live view: the table from the ``TUIReporter``'s channel, the feed from a
+    bus channel, the footer from a ``PerformanceMonitor`` sampling the bus and the store
+    twice a second."""
+
+    def __init__(self, env: Any, feed: Channel, out: TextIO, title: str = "tracebus demo") -> None:
+        super().__init__(None, out=out, title=title)
+        self.env = env
+        self.feed = feed
+        self.monitor = PerformanceMonitor(env.bus, env.state)
+        self.metrics = self.monitor.sample()
+
+    def _take_in(self) -> None:
+        tui = self.env.tui
+        if tui is not None:
+            self.model.consume(tui.channel.drain())
+        if self.feed is not None:
+            self.model.consume(self.feed.drain())
+
+    def _drops(self) -> int:
+        tui = self.env.tui
+        return int(tui.stats()["dropped"]) if tui is not None else 0
