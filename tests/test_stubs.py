@@ -188,6 +188,7 @@ def test_every_example_is_tested() -> None:
     tested = {"quickstart.py", "filters.py", "async_handler.py", "channel_drain.py"}
     # The integrations' examples are run by tests/integrations/.
     tested |= {"logging_correlation.py", "prometheus_metrics.py", "otel_tracing.py"}
+    tested |= {"dashboard.py"}  # run by tests/cli/test_live_blocks.py
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 

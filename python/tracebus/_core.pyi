@@ -637,6 +637,10 @@ class Filter:
     @property
     def indexed(self) -> bool:
         """True when the filter can be routed by an index (no full scan)."""
+    @property
+    def _pushdown(self) -> dict[str, Any]:
+        """What every passing event must have (``types``, ``min_severity``,
+        ``correlation_id``; each only when required), for a query to choose rows by."""
 
 def filter_by_type(*types: EventType | str) -> Filter:
     """Events whose type is one of ``types``."""

@@ -46,6 +46,7 @@ from .schema import (
 )
 
 _SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+_SEVERITIES = ("trace", "debug", "info", "warn", "error", "fatal")  # the stored names, in order
 
 
 class StoredRecord(NamedTuple):
@@ -351,6 +352,25 @@ class SqliteEventStore:
             raise TypeError(f"stream must be a str or None, got {type(stream).__name__}")
         where = []
         args: list[Any] = []
+        if filter is not None:
+            # What the filter requires of every event is chosen in SQL (type and severity
+            # by their columns, correlation by its index), so only those rows are decoded;
+            # the filter stays the exact check.
+            need = filter._pushdown
+            if "types" in need:
+                want = need["types"]
+                _types = tuple(want) if _types is None else tuple(t for t in _types if t in want)
+            if "min_severity" in need:
+                floor = _SEVERITIES.index(need["min_severity"])
+                sev = _SEVERITIES[floor:]
+                _severities = (
+                    sev if _severities is None else tuple(x for x in _severities if x in sev)
+                )
+            if "correlation_id" in need:
+                if correlation_id is None:
+                    correlation_id = need["correlation_id"]
+                elif correlation_id != need["correlation_id"]:
+                    _types = ()  # two different correlations: nothing passes
         if correlation_id is not None:
             if not isinstance(correlation_id, str):
                 raise TypeError(
@@ -363,7 +383,7 @@ class SqliteEventStore:
         # cannot be decoded yields instead of raising.
         for column, values in (("type", _types), ("severity", _severities)):
             if values is not None:
-                where.append(f"{column} IN ({','.join('?' * len(values))})")
+                where.append(f"{column} IN ({','.join('?' * len(values))})" if values else "0")
                 args.extend(values)
         cond = "".join(f" AND {w}" for w in where)
         seqs = None if stream is None else self._stream_seqs(stream, since)
