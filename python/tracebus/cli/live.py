@@ -85,8 +85,8 @@ class ServiceRow:
 
 
 class FeedLine(NamedTuple):
-    """One line of the event feed: ``text`` may be cut, ``keep`` (a service's transition,
-    ``Starting → Running``) stays visible."""
+    """One line of the event feed: ``text``, then ``keep`` (a service's transition,
+    ``Starting → Running``: always visible), then ``tail`` (an error: cut first)."""
 
     timestamp: float
     severity: str
@@ -94,6 +94,7 @@ class FeedLine(NamedTuple):
     text: str
     keep: str
     correlation_id: str
+    tail: str = ""
 
 
 class LiveModel:
@@ -130,11 +131,12 @@ class LiveModel:
         if isinstance(e, ServiceStateEvent):
             # the transition is kept visible when the line is cut (see EventFeed)
             text = f"{e.source} ({e.service_type})"
-            keep = f"{e.old_state} → {e.new_state}" + (f" ({e.error})" if e.error else "")
+            keep = f"{e.old_state} → {e.new_state}"
+            tail = f" (error: {e.error})" if e.error else ""
         else:
-            text, keep = str(e), ""
+            text, keep, tail = str(e), "", ""
         self.feed.append(
-            FeedLine(e.timestamp, str(e.severity), str(e.type), text, keep, e.correlation_id)
+            FeedLine(e.timestamp, str(e.severity), str(e.type), text, keep, e.correlation_id, tail)
         )
         if apply_state:
             if isinstance(e, ServiceStateEvent):
@@ -309,23 +311,34 @@ class EventFeed:
             head = f"{stamp} {ln.severity.upper():5} {ln.type[:type_w]:{type_w}} "
             corr = f"  {ln.correlation_id}" if show_corr else ""
             room = width - len(head) - len(corr)
-            keep = ln.keep
-            if narrow and keep and len(ln.text) + 1 + len(keep) > room:
-                keep = "→ " + keep.split(" → ", 1)[-1]  # just the new state
-            text = ln.text
+            keep, tail, text = ln.keep, ln.tail, ln.text
             if keep:
-                text_room = room - len(keep) - 1
-                if len(text) > text_room:
-                    text = text[: max(0, text_room - 1)] + "…" if text_room > 1 else ""
+                # the transition stays whole; the error goes first, then the name is cut
+                # (keeping at least 12 characters of it, else just the new state shows)
+                if narrow and len(text) + 1 + len(keep) > room:
+                    keep = "→ " + keep.split(" → ", 1)[-1]
+                name_room = room - len(keep) - 1
+                tail_room = name_room - min(len(text), 12)
+                tail = _cut(tail, max(0, tail_room)) if len(tail) > tail_room else tail
+                name_room -= len(tail)
+                text = _cut(text, name_room) if len(text) > name_room else text
             feed.append(stamp + " ")
             feed.append(f"{ln.severity.upper():5} ", style=style)
             feed.append(f"{ln.type[:type_w]:{type_w}} ", style=style)
             feed.append(text + (" " if text and keep else ""))
             if keep:
                 feed.append(keep, style="bold")
+                feed.append(tail)
             feed.append(f"{corr}\n" if show_corr else "\n", style="dim")
         feed.rstrip()
         return feed
+
+
+def _cut(text: str, room: int) -> str:
+    """``text`` in at most ``room`` characters, ending in ``…`` when cut."""
+    if room <= 0:
+        return ""
+    return text if len(text) <= room else text[: room - 1] + "…"
 
 
 def cluster_line(model: LiveModel) -> Text:
