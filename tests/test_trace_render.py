@@ -27,8 +27,8 @@ def test_connectors() -> None:
 
 
 def test_fitted_to_width() -> None:
-    lines = sample().lines(45)  # type: ignore[attr-defined]
-    assert all(len(ln) <= 45 for ln in lines)
+    lines = sample().lines(60)  # type: ignore[attr-defined]
+    assert all(len(ln) <= 60 for ln in lines)
     assert lines[2].endswith("…") and not lines[4].endswith("…")
 
 
