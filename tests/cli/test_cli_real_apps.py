@@ -104,17 +104,7 @@ def test_custom_events_everywhere_without_import(
     r = cli("stats", "--db", str(db), "--by-type", cwd=tmp_path)
     assert r.returncode == 0 and "deploy.done: 2" in r.stdout, r.stderr
     r = cli(
-        "watch",
-        "--db",
-        str(db),
-        "--since",
-        "0",
-        "--count",
-        "2",
-        "--plain",
-        "--duration",
-        "20",
-        cwd=tmp_path,
+        "watch", "--db", str(db), *"--since 0 --count 2 --plain --duration 20".split(), cwd=tmp_path
     )
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 2, r.stderr
 
@@ -138,18 +128,8 @@ def test_json_lines_round_trip(tmp_path: Path, app_store: tuple[Path, str]) -> N
     r = cli("replay", "--db", str(db), "--json", "--import", "usermod", cwd=tmp_path)
     rows = [json.loads(x) for x in r.stdout.splitlines()]
     first = rows[0]
-    for k in (
-        "seq",
-        "event_id",
-        "type",
-        "severity",
-        "source",
-        "timestamp",
-        "correlation_id",
-        "parent_id",
-        "caused_by",
-    ):
-        assert k in first
+    header = "seq event_id type severity source timestamp correlation_id parent_id caused_by"
+    assert set(header.split()) <= set(first)
     assert first["timestamp"].endswith("Z") and "T" in first["timestamp"]
     assert first["metadata"] == {"version": "1.2"}
     other = tmp_path / "other.db"
@@ -257,19 +237,7 @@ def test_stats_times_are_iso(tmp_path: Path) -> None:
 def test_watch_waits_for_the_file(tmp_path: Path) -> None:
     db = tmp_path / "late.db"
     proc = subprocess.Popen(
-        [
-            TRACEBUS,
-            "watch",
-            "--db",
-            str(db),
-            "--since",
-            "0",
-            "--count",
-            "1",
-            "--plain",
-            "--duration",
-            "30",
-        ],
+        [TRACEBUS, "watch", "--db", str(db), *"--since 0 --count 1 --plain --duration 30".split()],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -101,6 +101,14 @@ def _add_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--correlation", metavar="ID", help="only this correlation id")
 
 
+def _store_command(sub: Any, name: str, help: str, description: str) -> argparse.ArgumentParser:
+    """A subcommand reading an event store: ``--db PATH`` (required) and ``--import``."""
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help, description=description)
+    p.add_argument("--db", required=True, help="SQLite event store")
+    _add_import(p)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``tracebus`` argument parser."""
     p = _Parser(
@@ -226,22 +234,22 @@ def build_parser() -> argparse.ArgumentParser:
         "default 0)",
     )
 
-    s = sub.add_parser(
-        "stats", help="figures of an event store", description="Prints an event store's figures."
+    s = _store_command(
+        sub,
+        "stats",
+        help="figures of an event store",
+        description="Prints an event store's figures.",
     )
-    s.add_argument("--db", required=True, help="SQLite event store")
-    _add_import(s)
     s.add_argument("--json", action="store_true", help="as JSON")
     s.add_argument("--by-type", action="store_true", help="only the counts by event type")
 
-    st = sub.add_parser(
+    st = _store_command(
+        sub,
         "state",
         help="the service table rebuilt from an event store, now or at a past point",
         description="Rebuilds the state store from the stored service events (event "
         "sourcing) and prints the service table as it was at --at.",
     )
-    st.add_argument("--db", required=True, help="SQLite event store")
-    _add_import(st)
     st.add_argument(
         "--at",
         metavar="POINT",
@@ -251,14 +259,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     st.add_argument("--json", action="store_true", help="as JSON (one object per service)")
 
-    df = sub.add_parser(
+    df = _store_command(
+        sub,
         "diff",
         help="what changed between two points of an event store's history",
         description="Services added, removed and changed between --from and --to, with the "
         "state changes and the events that caused them.",
     )
-    df.add_argument("--db", required=True, help="SQLite event store")
-    _add_import(df)
     df.add_argument("--from", dest="frm", required=True, metavar="POINT", help="as state --at")
     df.add_argument("--to", metavar="POINT", help="as state --at (default: the end)")
 
