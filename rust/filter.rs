@@ -199,10 +199,8 @@ impl Pushdown {
             Tree::MinSeverity(s) => {
                 self.min_severity = Some(self.min_severity.map_or(*s, |have| have.max(*s)));
             }
-            Tree::Correlation(c) => {
-                if self.correlation.is_none() {
-                    self.correlation = Some(c.to_string());
-                }
+            Tree::Correlation(c) if self.correlation.is_none() => {
+                self.correlation = Some(c.to_string());
             }
             Tree::And(fs) => fs.iter().for_each(|f| self.collect(f)),
             _ => {}

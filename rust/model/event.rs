@@ -376,7 +376,7 @@ schemas! {
 /// function, or a staticmethod wrapping one), not one of the native kinds' methods.
 fn defined_in_python(cls: &Bound<'_, pyo3::types::PyType>, name: &str) -> PyResult<bool> {
     for k in cls.getattr("__mro__")?.cast_into::<PyTuple>()?.iter() {
-        if let Some(v) = k.getattr("__dict__")?.get_item(name).ok() {
+        if let Ok(v) = k.getattr("__dict__")?.get_item(name) {
             return Ok(v.hasattr("__code__")? || v.hasattr("__func__")?);
         }
     }
