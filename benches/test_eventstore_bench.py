@@ -317,3 +317,62 @@ def test_attach_overhead(benchmark: Any, tmp_path: Path, bench_quick: bool, cont
     benchmark.extra_info.update(
         contender=contender, events=n, events_per_s=n / benchmark.stats["min"]
     )
+
+
+# -- selective replay: the filter pushed into SQL (issue 13) ---------------------------------
+#
+# One type out of 20, interleaved (every page holds rows of each type). ``TRACEBUS_BENCH_
+# SELECTIVE_N`` sets the store's size (default 20k quick, 100k otherwise; 1000000 by hand).
+_SELECTIVE_TYPES = 20
+
+
+def _selective_n(quick: bool) -> int:
+    import os
+
+    env = os.environ.get("TRACEBUS_BENCH_SELECTIVE_N")
+    return int(env) if env else (20_000 if quick else 100_000)
+
+
+@pytest.fixture(scope="module")
+def selective_db(tmp_path_factory: pytest.TempPathFactory, bench_quick: bool) -> tuple[Path, int]:
+    from tracebus import Event, register_event_type
+
+    n = _selective_n(bench_quick)
+    types = [register_event_type(f"bench.t{i}") for i in range(_SELECTIVE_TYPES)]
+    path = tmp_path_factory.mktemp("selective") / "selective.db"
+    with SqliteEventStore(path) as store:
+        for start in range(0, n, 5000):
+            store.append_many(
+                [
+                    Event(types[i % _SELECTIVE_TYPES], f"src-{i % 50}")
+                    for i in range(start, min(n, start + 5000))
+                ]
+            )
+    return path, n
+
+
+@pytest.mark.parametrize("contender", ["sql-pushdown", "python-filter"])
+def test_replay_one_type_of_20(
+    benchmark: Any, selective_db: tuple[Path, int], bench_quick: bool, contender: str
+) -> None:
+    from tracebus import filter_by_type
+
+    path, n = selective_db
+    want = n // _SELECTIVE_TYPES + (1 if n % _SELECTIVE_TYPES > 7 else 0)
+    benchmark.group = f"event store: replay 1 type of 20 from {n} events"
+    flt = filter_by_type("bench.t7")
+    store = SqliteEventStore(path)
+    if contender == "sql-pushdown":
+
+        def run() -> int:
+            return sum(1 for _ in store.replay(filter=flt))
+
+    else:  # what a full replay filtered in Python costs (the state before issue 13)
+
+        def run() -> int:
+            return sum(1 for e in store.replay() if flt.matches(e))
+
+    result = benchmark.pedantic(run, rounds=3 if bench_quick else 5, warmup_rounds=1)
+    store.close()
+    assert result == want
+    benchmark.extra_info.update(contender=contender, events=n, matching=want)

@@ -87,9 +87,20 @@ pub fn extract_severity(param: &str, v: &Bound<'_, PyAny>) -> PyResult<Severity>
     Severity::parse(s).ok_or_else(|| {
         value_err(
             param,
-            format!("must be one of {:?}, got {s:?}", Severity::NAMES),
+            format!(
+                "must be one of {:?} (any case; \"warning\" is \"warn\"), got {s:?}",
+                Severity::NAMES
+            ),
         )
     })
+}
+
+/// The canonical name (`"warn"`, ...) of a severity spelling (any case; `warning` is
+/// `warn`); ValueError naming `param` otherwise. `Severity("WARN")` comes here.
+#[pyfunction]
+#[pyo3(signature = (value, param = "severity"))]
+pub fn _parse_severity(value: &Bound<'_, PyAny>, param: &str) -> PyResult<&'static str> {
+    extract_severity(param, value).map(Severity::as_str)
 }
 
 pub fn extract_action(param: &str, v: &Bound<'_, PyAny>) -> PyResult<BufferAction> {

@@ -152,6 +152,60 @@ impl Filter {
     fn __repr__(&self) -> String {
         format!("Filter({})", describe(&self.tree))
     }
+    /// The parts every passing event must have, for a query to choose rows by (the filter
+    /// stays the exact check): a dict with `types` (names), `min_severity` and
+    /// `correlation_id`, each only when the filter requires it.
+    #[getter]
+    fn _pushdown<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        let mut need = Pushdown::default();
+        need.collect(&self.tree);
+        let d = pyo3::types::PyDict::new(py);
+        if let Some(types) = need.types {
+            let mut names: Vec<String> = types
+                .iter()
+                .map(|i| tracebus_core::model::kinds::event_type_name(*i).to_string())
+                .collect();
+            names.sort();
+            d.set_item("types", names)?;
+        }
+        if let Some(s) = need.min_severity {
+            d.set_item("min_severity", s.as_str())?;
+        }
+        if let Some(c) = need.correlation {
+            d.set_item("correlation_id", c)?;
+        }
+        Ok(d)
+    }
+}
+
+/// What a filter requires of every event it passes (the conjuncts at its top).
+#[derive(Default)]
+struct Pushdown {
+    types: Option<HashSet<u32>>,
+    min_severity: Option<tracebus_core::model::kinds::Severity>,
+    correlation: Option<String>,
+}
+
+impl Pushdown {
+    fn collect(&mut self, t: &PyTree) {
+        match t {
+            Tree::Types(s) => {
+                let s: HashSet<u32> = s.iter().copied().collect();
+                self.types = Some(match self.types.take() {
+                    Some(have) => have.intersection(&s).copied().collect(),
+                    None => s,
+                });
+            }
+            Tree::MinSeverity(s) => {
+                self.min_severity = Some(self.min_severity.map_or(*s, |have| have.max(*s)));
+            }
+            Tree::Correlation(c) if self.correlation.is_none() => {
+                self.correlation = Some(c.to_string());
+            }
+            Tree::And(fs) => fs.iter().for_each(|f| self.collect(f)),
+            _ => {}
+        }
+    }
 }
 
 /// Evaluates a tree for a Python event; predicates are called with the event.

@@ -36,7 +36,7 @@ mod _core {
         _correlation_var, new_correlation_id, new_event_id, CorrelationContext,
     };
     #[pymodule_export]
-    use crate::enums::{_bind_enums, register_event_type, registered_event_types};
+    use crate::enums::{_bind_enums, _parse_severity, register_event_type, registered_event_types};
     #[pymodule_export]
     use crate::filter::{
         any_filter, combine_filters, filter_by, filter_by_correlation, filter_by_severity,

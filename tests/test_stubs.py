@@ -189,6 +189,7 @@ def test_every_example_is_tested() -> None:
     tested |= {"typed_api.py", "anomalies.py"}
     # The integrations' examples are run by tests/integrations/.
     tested |= {"logging_correlation.py", "prometheus_metrics.py", "otel_tracing.py"}
+    tested |= {"dashboard.py"}  # run by tests/cli/test_live_blocks.py
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 

@@ -81,6 +81,7 @@ __all__ = [
     "_event_id_of_key",
     "_event_key",
     "_number_rows",
+    "_parse_severity",
     "_stop_all_batch_processors",
     "any_filter",
     "combine_filters",
@@ -157,6 +158,10 @@ def _bind_enums(
     buffer_action: type[BufferAction],
 ) -> None:
     """Binds the Python enum classes (called once by ``tracebus._enums``)."""
+
+def _parse_severity(value: Severity | str, param: str = "severity") -> str:
+    """The canonical name (``"warn"``, ...) of a severity spelling: any case, ``warning``
+    for ``warn``; ``ValueError`` naming ``param`` otherwise."""
 
 def register_event_type(name: str) -> EventType | str:
     """Registers a custom event type (idempotent) so it routes like a built-in; returns it."""
@@ -344,7 +349,18 @@ class HealthStatusUpdate:
 
 @disjoint_base
 class Event:
-    """Base class of every event: routing header in Rust plus read-only metadata."""
+    """Base class of every event: routing header in Rust plus read-only metadata.
+
+    Subclass it for your own events (register custom types with ``register_event_type``).
+    Stored and sent events are rebuilt as ``cls(*args, **kwargs)`` from
+    ``__getnewargs_ex__``, and the instance ``__dict__`` is restored after, so a subclass
+    that adds fields as attributes (in ``__init__`` or later) needs nothing more. A subclass
+    that defines its own ``__new__`` must also define ``__getnewargs_ex__`` returning
+    ``(args, kwargs)`` that its ``__new__`` accepts; one that does not is refused with a
+    ``TypeError`` when the class is defined (its events could be written, never read)."""
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        """Refuses a subclass whose events could not be rebuilt (see the class docstring)."""
 
     __match_args__ = ("type", "source")
 
@@ -631,6 +647,10 @@ class Filter:
     @property
     def indexed(self) -> bool:
         """True when the filter can be routed by an index (no full scan)."""
+    @property
+    def _pushdown(self) -> dict[str, Any]:
+        """What every passing event must have (``types``, ``min_severity``,
+        ``correlation_id``; each only when required), for a query to choose rows by."""
 
 def filter_by_type(*types: EventType | str) -> Filter:
     """Events whose type is one of ``types`` (at least one: ``ValueError`` otherwise)."""

@@ -68,7 +68,20 @@ _SEVERITY_ORDER = ("trace", "debug", "info", "warn", "error", "fatal")
 
 
 class Severity(_StrictStrEnum):
-    """Event severity, ordered ``TRACE < DEBUG < INFO < WARN < ERROR < FATAL``."""
+    """Event severity, ordered ``TRACE < DEBUG < INFO < WARN < ERROR < FATAL``.
+
+    Spellings are case-insensitive and ``warning`` is ``warn`` (as ``logging`` names it):
+    ``Severity("WARN") is Severity("warning") is Severity.WARN``, everywhere a severity is
+    taken (filters, channels, events, the CLI's ``--severity``)."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> Any:
+        if isinstance(value, str):
+            try:
+                return cls(_core._parse_severity(value))
+            except ValueError:
+                pass
+        return super()._missing_(value)
 
     TRACE = "trace"
     DEBUG = "debug"
@@ -85,8 +98,11 @@ class Severity(_StrictStrEnum):
     def _other_rank(self, other: object) -> int:
         if isinstance(other, Severity):
             return other.rank
-        if isinstance(other, str) and other in _SEVERITY_ORDER:
-            return _SEVERITY_ORDER.index(other)
+        if isinstance(other, str):
+            try:
+                return _SEVERITY_ORDER.index(_core._parse_severity(other))
+            except ValueError:
+                pass
         raise TypeError(f"cannot compare Severity with {other!r}")
 
     def __lt__(self, other: object) -> bool:

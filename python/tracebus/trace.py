@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from ._core import Event
 
-__all__ = ["Trace", "TraceNode", "build_trace"]
+__all__ = ["Trace", "TraceNode", "build_trace", "fit"]
 
 
 @dataclass
@@ -50,19 +51,78 @@ class Trace:
         """Every event of the trace, depth-first."""
         return [n.event for r in self.roots for _, n in r.walk()]
 
-    def render(self) -> str:
-        """A text tree, one event a line: ``type source: text``."""
-        lines = [f"correlation {self.correlation_id} ({len(self)} events)"]
-        for r in self.roots:
-            for depth, node in r.walk():
-                e = node.event
-                lines.append(
-                    f"{'  ' * depth}{'└─ ' if depth else '● '}[{e.type}] {e}  ({e.caused_by})"
-                )
-        return "\n".join(lines)
+    def lines(
+        self,
+        width: int | None = None,
+        max_lines: int | None = None,
+        *,
+        title: str | None = None,
+        causes: bool = True,
+    ) -> list[str]:
+        """The tree as text lines: a title (``correlation ID (N events)``, after ``title:``
+        if given), then one event a line, ``[type] text  (caused_by)`` (without the cause
+        unless ``causes``), roots marked ``●``
+        and each child by ``├─`` (``└─`` for the last child) under its parent's guide
+        lines. With ``width`` every line is cut to fit, ending in ``…``; with
+        ``max_lines`` at most that many event lines, then a ``… N more events`` line."""
+        head = f"correlation {self.correlation_id} ({len(self)} events)"
+        out = [f"{title}: {head}" if title else head]
+        shown = 0
+        total = len(self)
+        # (node, guide prefix, connector) depth-first, without recursion
+        stack: list[tuple[TraceNode, str, str]] = [(r, "", "● ") for r in reversed(self.roots)]
+        while stack:
+            node, prefix, connector = stack.pop()
+            if max_lines is not None and shown >= max_lines:
+                out.append(f"… {total - shown} more events")
+                break
+            e = node.event
+            cause = f"  ({e.caused_by})" if causes else ""
+            out.append(f"{prefix}{connector}[{e.type}] {e}{cause}")
+            shown += 1
+            if connector == "● ":
+                child_prefix = prefix + "  "
+            else:
+                child_prefix = prefix + ("│  " if connector == "├─ " else "   ")
+            kids = node.children
+            for i in range(len(kids) - 1, -1, -1):
+                stack.append((kids[i], child_prefix, "└─ " if i == len(kids) - 1 else "├─ "))
+        if width is not None:
+            out = [fit(line, width) for line in out]
+        return out
+
+    def render(self, width: int | None = None) -> str:
+        """The tree as text (``lines``), cut to ``width`` columns if given."""
+        return "\n".join(self.lines(width))
 
     def __str__(self) -> str:
         return self.render()
+
+    def __rich__(self) -> Any:
+        """``rich.print(trace)``: the tree, fitted to the console's width (lines are cut
+        with ``…``, never wrapped)."""
+        from rich.text import Text
+
+        class _Fitted:
+            def __init__(self, trace: Trace) -> None:
+                self.trace = trace
+
+            def __rich_console__(self, console: Any, options: Any) -> Iterator[Any]:
+                for line in self.trace.lines(options.max_width):
+                    yield Text(line, no_wrap=True, overflow="ellipsis")
+
+        return _Fitted(self)
+
+
+def fit(line: str, width: int) -> str:
+    """``line`` cut to ``width`` terminal cells, ending in ``…`` when cut."""
+    from rich.cells import cell_len, set_cell_size
+
+    if width < 1:
+        raise ValueError(f"width must be at least 1, got {width}")
+    if cell_len(line) <= width:
+        return line
+    return set_cell_size(line, width - 1) + "…"
 
 
 def build_trace(correlation_id: str, events: Iterable[Event]) -> Trace:

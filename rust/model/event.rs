@@ -79,6 +79,11 @@ static PROXY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 /// Base class of every event: type, source, severity, ids, timestamp and read-only metadata.
 ///
 /// Subclass it for your own events; register custom types with `register_event_type`.
+/// Stored and sent events are rebuilt as `cls(*args, **kwargs)` from `__getnewargs_ex__`
+/// (the instance `__dict__` is restored after), so a subclass adding attributes needs
+/// nothing more. A subclass defining its own `__new__` must also define
+/// `__getnewargs_ex__` returning `(args, kwargs)` its `__new__` accepts, else it is refused
+/// (TypeError) when the class is defined.
 #[pyclass(frozen, subclass, module = "tracebus", name = "Event")]
 pub struct Event {
     pub header: Header,
@@ -323,6 +328,25 @@ correlated_pymethods!(Event, header, timestamp, {}, {
         ("type", "source")
     }
 
+    /// Checks a subclass when it is defined: decoding (and copying) rebuilds an event as
+    /// `cls(*args, **kwargs)` from `__getnewargs_ex__`, so a subclass that defines its own
+    /// `__new__` must also define `__getnewargs_ex__` returning what that `__new__` takes;
+    /// one that does not is refused here (TypeError), before anything is written.
+    #[classmethod]
+    #[pyo3(signature = (**kwargs))]
+    fn __init_subclass__(
+        cls: &Bound<'_, pyo3::types::PyType>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
+        if kwargs.is_some_and(|k| !k.is_empty()) {
+            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "{}.__init_subclass__() takes no keyword arguments",
+                cls.qualname()?
+            )));
+        }
+        check_rebuildable(cls)
+    }
+
     /// Reports the metadata dict to the GC, so cycles through metadata are collected.
     fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
         if let Some(m) = &self.metadata {
@@ -396,4 +420,31 @@ schemas! {
         args { "type": EventType(h.type_id), "source": Str(&h.source) }
         kwargs { "severity": Str(h.severity.as_str()) }
     }
+}
+
+/// Whether the nearest definition of `name` in `cls`'s MRO is written in Python (a
+/// function, or a staticmethod wrapping one), not one of the native kinds' methods.
+fn defined_in_python(cls: &Bound<'_, pyo3::types::PyType>, name: &str) -> PyResult<bool> {
+    for k in cls.getattr("__mro__")?.cast_into::<PyTuple>()?.iter() {
+        if let Ok(v) = k.getattr("__dict__")?.get_item(name) {
+            return Ok(v.hasattr("__code__")? || v.hasattr("__func__")?);
+        }
+    }
+    Ok(false)
+}
+
+/// Refuses (TypeError, saying what to change) an `Event` subclass with its own `__new__`
+/// but the native `__getnewargs_ex__`: its events could be written but not read back.
+fn check_rebuildable(cls: &Bound<'_, pyo3::types::PyType>) -> PyResult<()> {
+    if defined_in_python(cls, "__new__")? && !defined_in_python(cls, "__getnewargs_ex__")? {
+        let name = cls.qualname()?;
+        return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "{name} defines its own __new__, so its events could be stored but not rebuilt: \
+             decoding calls {name}(*args, **kwargs) with what __getnewargs_ex__ returns, and \
+             the inherited one returns Event's (type, source, header keywords). Either drop \
+             __new__ (set your fields in __init__ or as attributes), or also define \
+             __getnewargs_ex__(self) returning (args, kwargs) that your __new__ accepts"
+        )));
+    }
+    Ok(())
 }

@@ -183,7 +183,7 @@ def test_watch_follows_another_process_in_a_terminal(tmp_path: Path) -> None:
     assert rc == 0
     assert writer.returncode == 0
     frame = last_frame(screen)
-    assert f"tracebus watch {db}" in frame
+    assert f"tracebus watch {db.name}" in frame and f"db {db}" in frame  # path: in the footer
     assert re.search(r"pf-3\s+│\s+PortForward\s+│\s+Running\s+│\s+yes\s+│\s+9003", frame)
     assert "service.failed" in frame or "service.running" in frame
     assert re.search(r"shown \d+ │ last seq 40", frame)

@@ -232,7 +232,9 @@ def test_bad_levels_and_severities() -> None:
     with pytest.raises(TypeError, match="level"):
         tlog.level_to_severity(1.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="Severity"):
-        tlog.severity_to_level("warning")
+        tlog.severity_to_level("loud")
+    # severity spellings are one parser everywhere: any case, warning = warn (issue 15)
+    assert tlog.severity_to_level("warning") == tlog.severity_to_level("WARN") == 30
 
 
 # --- structlog -----------------------------------------------------------------------------

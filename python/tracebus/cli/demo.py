@@ -86,9 +86,9 @@ class DemoConfig:
             raise ValueError(f"services must be between 3 and 100000, got {self.services}")
         if not (isinstance(self.duration, (int, float)) and math.isfinite(self.duration)):
             raise ValueError(f"duration must be a number of seconds, got {self.duration!r}")
-        if not 8 <= self.duration <= 86_400:
+        if not 0 < self.duration <= 86_400:
             raise ValueError(
-                f"duration must be between 8 and 86400 simulated seconds, got {self.duration}"
+                f"duration must be > 0 and at most 86400 simulated seconds, got {self.duration}"
             )
         if not (
             isinstance(self.speed, (int, float)) and math.isfinite(self.speed) and self.speed >= 0
@@ -404,16 +404,19 @@ class DemoEnvironment:
     def timeline(self) -> list[tuple[float, str, Callable[[], object]]]:
         """(simulated time, name, step) in order."""
         d = float(self.config.duration)
+        # Below 8 simulated seconds the fixed offsets and the health interval are compressed
+        # in proportion, so the whole scenario fits any positive duration.
+        k = min(1.0, d / 8.0)
         steps: list[tuple[float, str, Callable[[], object]]] = [(0.0, "startup", self.startup)]
-        t = HEALTH_INTERVAL / 2
+        t = HEALTH_INTERVAL * k / 2
         while t < d:
             steps.append((t, "health", self.health_round))
-            t += HEALTH_INTERVAL
+            t += HEALTH_INTERVAL * k
         steps += [
-            (0.25 * d - 0.6, "fail", self.fail_cluster),
-            (0.25 * d + 2.2, "retry", lambda: self.retry(1)),
-            (0.25 * d + 3.4, "retry", lambda: self.retry(2)),
-            (0.55 * d - 0.5, "recover", self.recover_cluster),
+            (0.25 * d - 0.6 * k, "fail", self.fail_cluster),
+            (0.25 * d + 2.2 * k, "retry", lambda: self.retry(1)),
+            (0.25 * d + 3.4 * k, "retry", lambda: self.retry(2)),
+            (0.55 * d - 0.5 * k, "recover", self.recover_cluster),
             (0.75 * d, "user", self.user_restart),
         ]
         steps.sort(key=lambda s: s[0])

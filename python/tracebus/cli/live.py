@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -38,7 +38,18 @@ from .._core import (
 )
 from ..performance import PerformanceMetrics, PerformanceMonitor
 
-__all__ = ["DemoLiveView", "LiveModel", "footer_text", "render"]
+__all__ = [
+    "DemoLiveView",
+    "EventFeed",
+    "FeedLine",
+    "LiveModel",
+    "LiveView",
+    "ServiceRow",
+    "ServiceTable",
+    "cluster_line",
+    "footer_text",
+    "render",
+]
 
 STATE_STYLES = {
     "Running": "bold green",
@@ -73,13 +84,26 @@ class ServiceRow:
     error: str | None = None
 
 
+class FeedLine(NamedTuple):
+    """One line of the event feed: ``text``, then ``keep`` (a service's transition,
+    ``Starting → Running``: always visible), then ``tail`` (an error: cut first)."""
+
+    timestamp: float
+    severity: str
+    type: str
+    text: str
+    keep: str
+    correlation_id: str
+    tail: str = ""
+
+
 class LiveModel:
     """What the live view shows, updated from updates and events (no rendering here)."""
 
     def __init__(self, feed_size: int = 200) -> None:
         self.services: dict[str, ServiceRow] = {}
         self.clusters: dict[str, tuple[bool, int, int]] = {}
-        self.feed: deque[tuple[float, str, str, str, str]] = deque(maxlen=feed_size)
+        self.feed: deque[FeedLine] = deque(maxlen=feed_size)
         self.events = 0
         self._rate_window: deque[tuple[float, int]] = deque(maxlen=50)
 
@@ -104,7 +128,16 @@ class LiveModel:
         """An event for the feed; with ``apply_state`` a ``ServiceStateEvent`` or
         ``HealthEvent`` also updates the table (when no reporter feeds it)."""
         self.events += 1
-        self.feed.append((e.timestamp, str(e.severity), str(e.type), str(e), e.correlation_id))
+        if isinstance(e, ServiceStateEvent):
+            # the transition is kept visible when the line is cut (see EventFeed)
+            text = f"{e.source} ({e.service_type})"
+            keep = f"{e.old_state} → {e.new_state}"
+            tail = f" (error: {e.error})" if e.error else ""
+        else:
+            text, keep, tail = str(e), "", ""
+        self.feed.append(
+            FeedLine(e.timestamp, str(e.severity), str(e.type), text, keep, e.correlation_id, tail)
+        )
         if apply_state:
             if isinstance(e, ServiceStateEvent):
                 self.services[e.source] = ServiceRow(
@@ -147,86 +180,197 @@ def _age(ts: float, now: float) -> str:
     return f"{d:.1f}s ago" if d < 60 else time.strftime("%H:%M:%S", time.localtime(ts))
 
 
-def render(model: LiveModel, title: str, footer: str, height: int = 40, width: int = 150) -> Group:
-    """The view as one rich renderable for a terminal ``height`` lines by ``width`` columns
-    (narrow terminals drop the correlation, then the last-change column)."""
-    now = time.time()
-    # Fixed lines: table title, header (3), bottom border, caption; clusters panel (3);
-    # events panel borders (2); footer; one spare for the cursor. The rest is shared by the
-    # table rows and the event lines.
-    fixed = 6 + (3 if model.clusters else 0) + 2 + 1 + 1
-    free = max(6, height - fixed)
-    feed_lines = max(3, min(12, free // 3))
-    table_rows = max(3, free - feed_lines)
-    counts: dict[str, int] = {}
-    for r in model.services.values():
-        counts[r.state] = counts.get(r.state, 0) + 1
-    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    table = Table(
-        title=f"{title} — {len(model.services)} services ({summary})",
-        title_justify="left",
-        expand=True,
-        pad_edge=False,
+def _table_width(widths: list[int]) -> int:
+    """Columns of a table (heavy head, no edge padding) whose cells are ``widths`` wide."""
+    return sum(widths) + 2 * len(widths) + len(widths) + 1 - 2
+
+
+class ServiceTable:
+    """The live view's service table: one row per service of a ``LiveModel``, trouble
+    first, then the most recent changes.
+
+    Columns have priorities: ``service`` and ``state`` are never cut; when the width is
+    short, ``correlation`` goes first, then ``last change``, ``pid``, ``port``, ``type``
+    and ``ready``; only then is the service name cut (with ``…``). Columns take their
+    content's width, so a wide terminal shows no stretched blank column."""
+
+    #: (header, cell key, priority: higher stays longer)
+    COLUMNS: tuple[tuple[str, int], ...] = (
+        ("service", 100),
+        ("type", 30),
+        ("state", 100),
+        ("ready", 35),
+        ("port", 20),
+        ("pid", 10),
+        ("last change", 5),
+        ("correlation", 1),
     )
-    show_corr = width >= 120
-    show_age = width >= 95
-    columns: list[tuple[str, dict[str, Any]]] = [
-        ("service", {"no_wrap": True, "ratio": 1}),
-        ("type", {"no_wrap": True, "min_width": 9}),
-        ("state", {"no_wrap": True, "min_width": 8}),
-        ("ready", {"no_wrap": True, "min_width": 5}),
-        ("port", {"justify": "right", "no_wrap": True, "min_width": 5}),
-        ("pid", {"justify": "right", "no_wrap": True, "min_width": 5}),
-    ]
-    if show_age:
-        columns.append(("last change", {"no_wrap": True, "min_width": 11}))
-    if show_corr:
-        columns.append(("correlation", {"no_wrap": True, "min_width": 21}))
-    for col, kw in columns:
-        table.add_column(col, **kw)
-    # Trouble first, then the most recent changes.
-    rows = sorted(
-        model.services.items(),
-        key=lambda kv: (kv[1].state == "Running", -kv[1].changed, kv[0]),
-    )
-    for label, r in rows[:table_rows]:
-        cells: list[Any] = [
-            label,
-            r.type,
-            Text(r.state, style=STATE_STYLES.get(r.state, "")),
-            Text("yes", style="green") if r.ready else Text("no", style="dim"),
-            str(r.port or "-"),
-            str(r.pid or "-"),
+
+    def __init__(self, model: LiveModel, title: str = "services") -> None:
+        self.model = model
+        self.title = title
+
+    def heading(self) -> str:
+        """``title — N services (n Running, …)``; ``title — no services yet`` when empty."""
+        services = self.model.services
+        if not services:
+            return f"{self.title} — no services yet"
+        counts: dict[str, int] = {}
+        for r in services.values():
+            counts[r.state] = counts.get(r.state, 0) + 1
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        return f"{self.title} — {len(services)} services ({summary})"
+
+    def render(self, width: int, max_rows: int) -> Table:
+        """The table for ``width`` columns with at most ``max_rows`` rows (then an ``… and
+        N more`` caption)."""
+        now = time.time()
+        rows = sorted(
+            self.model.services.items(),
+            key=lambda kv: (kv[1].state == "Running", -kv[1].changed, kv[0]),
+        )
+        shown = rows[:max_rows]
+        cells = [
+            {
+                "service": label,
+                "type": r.type,
+                "state": r.state,
+                "ready": "yes" if r.ready else "no",
+                "port": str(r.port or "-"),
+                "pid": str(r.pid or "-"),
+                "last change": _age(r.changed, now),
+                "correlation": r.correlation_id,
+            }
+            for label, r in shown
         ]
-        if show_age:
-            cells.append(_age(r.changed, now))
-        if show_corr:
-            cells.append(r.correlation_id)
-        table.add_row(*cells)
-    if len(rows) > table_rows:
-        table.caption = f"… and {len(rows) - table_rows} more"
-    clusters = Text(no_wrap=True, overflow="ellipsis")  # one line, cut at the edge
-    # Unhealthy clusters first; at most 16 shown.
+        cols = [name for name, _ in self.COLUMNS]
+
+        def natural(name: str) -> int:
+            return max([len(name), *(len(c[name]) for c in cells)])
+
+        widths = {name: natural(name) for name in cols}
+        by_priority = sorted(self.COLUMNS, key=lambda c: c[1])
+        for name, prio in by_priority:
+            if _table_width([widths[c] for c in cols]) <= width or prio >= 100:
+                break
+            cols.remove(name)
+        service_width = widths["service"]
+        over = _table_width([widths[c] for c in cols]) - width
+        if over > 0:
+            service_width = max(4, widths["service"] - over)
+        table = Table(
+            title=Text(self.heading(), no_wrap=True, overflow="ellipsis"),
+            title_justify="left",
+            expand=False,
+            pad_edge=False,
+        )
+        for name in cols:
+            kw: dict[str, Any] = {"no_wrap": True}
+            if name == "service":
+                kw.update(max_width=service_width, overflow="ellipsis")
+            if name in ("port", "pid"):
+                kw["justify"] = "right"
+            table.add_column(name, **kw)
+        for c in cells:
+            row: list[Any] = []
+            for name in cols:
+                v = c[name]
+                if name == "state":
+                    row.append(Text(v, style=STATE_STYLES.get(v, "")))
+                elif name == "ready":
+                    row.append(Text(v, style="green" if v == "yes" else "dim"))
+                else:
+                    row.append(v)
+            table.add_row(*row)
+        if len(rows) > max_rows:
+            table.caption = f"… and {len(rows) - max_rows} more"
+        return table
+
+
+class EventFeed:
+    """The live view's event feed: the latest events of a ``LiveModel``, one line each:
+    time, severity, type, text (cut with ``…`` when the line is too long, keeping a
+    service's transition — the new state — visible) and, on wide terminals, the
+    correlation id."""
+
+    def __init__(self, model: LiveModel) -> None:
+        self.model = model
+
+    def render(self, width: int, lines: int) -> Text:
+        """The last ``lines`` events for a panel ``width`` columns wide (inside)."""
+        show_corr = width >= 116
+        narrow = width < 76
+        type_w = 15 if narrow else 17
+        feed = Text(no_wrap=True, overflow="ellipsis")
+        for ln in list(self.model.feed)[-lines:]:
+            style = SEVERITY_STYLES.get(ln.severity, "")
+            ts = ln.timestamp
+            stamp = time.strftime("%H:%M:%S", time.localtime(ts))
+            if not narrow:
+                stamp += f".{int(ts * 1000) % 1000:03d}"
+            head = f"{stamp} {ln.severity.upper():5} {ln.type[:type_w]:{type_w}} "
+            corr = f"  {ln.correlation_id}" if show_corr else ""
+            room = width - len(head) - len(corr)
+            keep, tail, text = ln.keep, ln.tail, ln.text
+            if keep:
+                # the transition stays whole; the error goes first, then the name is cut
+                # (keeping at least 12 characters of it, else just the new state shows)
+                if narrow and len(text) + 1 + len(keep) > room:
+                    keep = "→ " + keep.split(" → ", 1)[-1]
+                name_room = room - len(keep) - 1
+                tail_room = name_room - min(len(text), 12)
+                tail = _cut(tail, max(0, tail_room)) if len(tail) > tail_room else tail
+                name_room -= len(tail)
+                text = _cut(text, name_room) if len(text) > name_room else text
+            feed.append(stamp + " ")
+            feed.append(f"{ln.severity.upper():5} ", style=style)
+            feed.append(f"{ln.type[:type_w]:{type_w}} ", style=style)
+            feed.append(text + (" " if text and keep else ""))
+            if keep:
+                feed.append(keep, style="bold")
+                feed.append(tail)
+            feed.append(f"{corr}\n" if show_corr else "\n", style="dim")
+        feed.rstrip()
+        return feed
+
+
+def _cut(text: str, room: int) -> str:
+    """``text`` in at most ``room`` characters, ending in ``…`` when cut."""
+    if room <= 0:
+        return ""
+    return text if len(text) <= room else text[: room - 1] + "…"
+
+
+def cluster_line(model: LiveModel) -> Text:
+    """One line of cluster health (unhealthy first, at most 16), cut at the edge."""
+    clusters = Text(no_wrap=True, overflow="ellipsis")
     ranked = sorted(model.clusters.items(), key=lambda kv: (kv[1][0], kv[0]))
     for name, (ok, ready, total) in ranked[:16]:
         clusters.append(f" {name} ", style="bold green" if ok else "bold white on red")
         clusters.append(f"{ready}/{total} nodes  ")
     if len(ranked) > 16:
         clusters.append(f"… {len(ranked) - 16} more")
-    feed = Text(no_wrap=True, overflow="ellipsis")  # one line an event, cut at the edge
-    for ts, sev, typ, text, corr in list(model.feed)[-feed_lines:]:
-        style = SEVERITY_STYLES.get(sev, "")
-        feed.append(
-            time.strftime("%H:%M:%S", time.localtime(ts)) + f".{int(ts * 1000) % 1000:03d} "
+    return clusters
+
+
+def render(model: LiveModel, title: str, footer: str, height: int = 40, width: int = 150) -> Group:
+    """The whole view (``ServiceTable``, clusters, ``EventFeed``, footer) as one rich
+    renderable for a terminal ``height`` lines by ``width`` columns."""
+    # Fixed lines: table title, header (3), bottom border, caption; clusters panel (3);
+    # events panel borders (2); footer; one spare for the cursor. The rest is shared by the
+    # table rows and the event lines.
+    # Below 20 lines the clusters panel gives way to the table and the feed.
+    clusters = bool(model.clusters) and height >= 20
+    fixed = 6 + (3 if clusters else 0) + 2 + 1 + 1
+    free = max(2, height - fixed)
+    feed_lines = max(1, min(12, free // 3))
+    table_rows = max(1, free - feed_lines)
+    parts: list[Any] = [ServiceTable(model, title).render(width, table_rows)]
+    if clusters:
+        parts.append(
+            Panel(cluster_line(model), title="clusters", title_align="left", padding=(0, 1))
         )
-        feed.append(f"{sev.upper():5} ", style=style)
-        feed.append(f"{typ:17} ", style=style)
-        feed.append(f"{text}  ")
-        feed.append(f"{corr}\n" if show_corr else "\n", style="dim")
-    parts: list[Any] = [table]
-    if model.clusters:
-        parts.append(Panel(clusters, title="clusters", title_align="left", padding=(0, 1)))
-    feed.rstrip()
+    feed = EventFeed(model).render(width - 4, feed_lines)
     parts.append(Panel(feed, title="events", title_align="left", padding=(0, 1)))
     parts.append(Text(footer, style="bold", no_wrap=True, overflow="ellipsis"))
     return Group(*parts)
@@ -259,20 +403,65 @@ def footer_text(m: PerformanceMetrics, extra: str = "") -> str:
     )
 
 
-class DemoLiveView:
-    """The demo's live view: the table from the ``TUIReporter``'s channel, the feed from a
-    bus channel, the footer from a ``PerformanceMonitor`` sampling the bus and the store
-    twice a second."""
+class LiveView:
+    """A live dashboard of a bus, for your own tools: the service table (``ServiceTable``),
+    the event feed (``EventFeed``) and a footer, redrawn by ``refresh``.
 
-    def __init__(self, env: Any, feed: Channel, out: TextIO, title: str = "tracebus demo") -> None:
-        self.env = env
-        self.feed = feed
+    - ``bus``: an ``EventBus``; a channel subscribed to it (``buffer`` events; beyond that
+      the view skips events, counted as ``view drops`` in the footer) feeds the view.
+      Service rows follow its ``ServiceStateEvent``s, cluster health its ``HealthEvent``s.
+    - ``state_store``: a ``StateStore`` whose services are shown at once (optional); with
+      it the footer's performance figures include the store.
+    - ``event_store``: a ``SqliteEventStore`` whose stored service events are applied first
+      (the table then shows the state the history left), optional.
+    - ``out``: the terminal (default stdout); ``title``: the table's heading.
+    - ``footer``: a function returning the footer's text (default: a
+      ``PerformanceMonitor`` sample: events/s, p99 latency, drops, score).
+
+    Use it as a context manager (``start``/``stop``) and call ``refresh(wait)`` in your
+    loop; ``stop`` leaves the last frame on screen. While it runs, ``tracebus`` log records
+    print above it."""
+
+    def __init__(
+        self,
+        bus: Any,
+        state_store: Any = None,
+        *,
+        event_store: Any = None,
+        out: TextIO | None = None,
+        title: str = "tracebus",
+        footer: Callable[[], str] | None = None,
+        buffer: int = 100_000,
+    ) -> None:
+        import sys
+
+        self.bus = bus
         self.title = title
         self.model = LiveModel()
-        self.monitor = PerformanceMonitor(env.bus, env.state)
-        self.metrics = self.monitor.sample()
+        self.feed: Channel | None = None if bus is None else bus.subscribe_channel(None, buffer)
+        self.monitor = PerformanceMonitor(bus, state_store) if bus is not None else None
+        self.metrics = self.monitor.sample() if self.monitor is not None else None
         self._sampled = time.monotonic()
-        self.console = Console(file=out, force_terminal=True)
+        self._footer = footer
+        if event_store is not None:
+            for r in event_store.records():
+                if isinstance(r.event, (ServiceStateEvent, HealthEvent)):
+                    self.model.on_event(r.event, apply_state=True)
+            self.model.events = 0
+            self.model.feed.clear()
+        if state_store is not None:
+            for label, snap in state_store.get_all_service_states().items():
+                self.model.services[label] = ServiceRow(
+                    str(snap.source_type),
+                    str(snap.state),
+                    snap.is_ready,
+                    snap.proxy_port,
+                    snap.pid,
+                    snap.last_updated,
+                    snap.correlation_id,
+                    snap.error_detail,
+                )
+        self.console = Console(file=out if out is not None else sys.stdout, force_terminal=True)
         self.live = Live(
             console=self.console, auto_refresh=False, transient=False, redirect_stdout=False
         )
@@ -287,19 +476,31 @@ class DemoLiveView:
         self.live.start()
         self._restore_logs = _logs_through(self.console)
 
-    def refresh(self, wait: float) -> None:
-        """Takes in what arrived, redraws, then waits up to ``wait`` seconds."""
-        tui = self.env.tui
-        if tui is not None:
-            self.model.consume(tui.channel.drain())
-        self.model.consume(self.feed.drain())
+    def _take_in(self) -> None:
+        """Feeds what arrived to the model."""
+        if self.feed is not None:
+            self.model.consume(self.feed.drain(), apply_state=True)
+
+    def _drops(self) -> int:
+        return int(self.feed.stats()["dropped"]) if self.feed is not None else 0
+
+    def footer(self) -> str:
+        """The footer's text: ``footer()`` if given, else the performance figures."""
+        if self._footer is not None:
+            return self._footer()
         now = time.monotonic()
-        if now - self._sampled >= 0.5:
-            self.metrics = self.monitor.sample()
-            self._sampled = now
-        drops = tui.stats()["dropped"] if tui is not None else 0
-        foot = footer_text(self.metrics, f" │ view drops {drops}")
-        self.live.update(render(self.model, self.title, foot, *self._size()), refresh=True)
+        if self.monitor is not None and self.metrics is not None:
+            if now - self._sampled >= 0.5 or self.metrics.events_sent < self.model.events:
+                # (also the first frame: its footer counts the events it shows)
+                self.metrics = self.monitor.sample()
+                self._sampled = now
+            return footer_text(self.metrics, f" │ view drops {self._drops()}")
+        return f" events {self.model.events:,}"
+
+    def refresh(self, wait: float = 0.0) -> None:
+        """Takes in what arrived, redraws, then waits up to ``wait`` seconds."""
+        self._take_in()
+        self.live.update(render(self.model, self.title, self.footer(), *self._size()), refresh=True)
         if wait > 0:
             time.sleep(wait)
 
@@ -312,3 +513,34 @@ class DemoLiveView:
                 self._restore_logs()
                 self._restore_logs = None
             self.live.stop()
+
+    def __enter__(self) -> LiveView:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class DemoLiveView(LiveView):
+    """The demo's live view: the table from the ``TUIReporter``'s channel, the feed from a
+    bus channel, the footer from a ``PerformanceMonitor`` sampling the bus and the store
+    twice a second."""
+
+    def __init__(self, env: Any, feed: Channel, out: TextIO, title: str = "tracebus demo") -> None:
+        super().__init__(None, out=out, title=title)
+        self.env = env
+        self.feed = feed
+        self.monitor = PerformanceMonitor(env.bus, env.state)
+        self.metrics = self.monitor.sample()
+
+    def _take_in(self) -> None:
+        tui = self.env.tui
+        if tui is not None:
+            self.model.consume(tui.channel.drain())
+        if self.feed is not None:
+            self.model.consume(self.feed.drain())
+
+    def _drops(self) -> int:
+        tui = self.env.tui
+        return int(tui.stats()["dropped"]) if tui is not None else 0

@@ -1,6 +1,10 @@
 """The ``tracebus`` command line (also ``python -m tracebus``).
 
-Commands: ``demo``, ``bench``, ``trace``, ``replay``, ``stats``, ``watch``; ``--help`` on each.
+Commands: ``demo``, ``bench``, ``trace``, ``replay``, ``stats``, ``watch``, ``state``,
+``diff``, ``import``; ``--help`` on each. Every command that reads a store reads any store:
+events of types or classes this process does not know are shown from their stored fields
+(``--import MODULE`` or ``TRACEBUS_IMPORT`` imports the user's module first, so their
+classes decode as themselves).
 Bad arguments, missing or foreign files, a missing redis-py and an unreachable or bad Redis
 URL print one line on stderr and exit non-zero.
 """
@@ -62,6 +66,49 @@ def _number(name: str, minimum: float = 0.0) -> Any:
     return parse
 
 
+def _add_import(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--import",
+        action="append",
+        dest="imports",
+        metavar="MODULE",
+        help="import this module first (repeatable; also TRACEBUS_IMPORT=mod1,mod2), so its "
+        "event classes and registered types decode as themselves",
+    )
+
+
+def _add_filters(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--type",
+        action="append",
+        dest="types",
+        metavar="TYPE",
+        help="only this event type (repeatable; any stored type name, registered or not)",
+    )
+    p.add_argument(
+        "--source",
+        action="append",
+        dest="sources",
+        metavar="SOURCE",
+        help="only this source (repeatable)",
+    )
+    p.add_argument(
+        "--severity",
+        metavar="MIN",
+        help="only events at least this severe (trace, debug, info, warn, error, fatal; any "
+        "case, warning = warn)",
+    )
+    p.add_argument("--correlation", metavar="ID", help="only this correlation id")
+
+
+def _store_command(sub: Any, name: str, help: str, description: str) -> argparse.ArgumentParser:
+    """A subcommand reading an event store: ``--db PATH`` (required) and ``--import``."""
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help, description=description)
+    p.add_argument("--db", required=True, help="SQLite event store")
+    _add_import(p)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``tracebus`` argument parser."""
     p = _Parser(
@@ -90,9 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument(
         "--duration",
-        type=_number("--duration", 8),
+        type=_number("--duration", 0.001),
         default=30.0,
-        help="simulated seconds (default 30)",
+        help="simulated seconds, any positive number up to 86400 (default 30; below 8 the "
+        "scripted scenario is compressed to fit)",
     )
     d.add_argument(
         "--speed",
@@ -128,12 +176,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="show one correlation's cascade as a tree",
         description="Shows the events of one correlation id from an event store, cause → effects.",
     )
-    t.add_argument("correlation_id", metavar="CORRELATION_ID")
+    t.add_argument(
+        "correlation_id",
+        metavar="CORRELATION_ID",
+        help="a correlation id, or an unambiguous prefix of one",
+    )
     t.add_argument("--db", required=True, help="SQLite event store")
+    _add_import(t)
     t.add_argument(
         "--json",
         action="store_true",
-        help="JSON lines (one event a line, depth-first) instead of a tree",
+        help="JSON lines (one flat object per event, depth-first, with its depth) instead of "
+        "a tree",
     )
 
     r = sub.add_parser(
@@ -142,25 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Prints stored events in order, optionally filtered.",
     )
     r.add_argument("--db", required=True, help="SQLite event store")
-    r.add_argument(
-        "--type",
-        action="append",
-        dest="types",
-        metavar="TYPE",
-        help="only this event type (repeatable)",
-    )
-    r.add_argument(
-        "--source",
-        action="append",
-        dest="sources",
-        metavar="SOURCE",
-        help="only this source (repeatable)",
-    )
-    r.add_argument(
-        "--severity",
-        metavar="MIN",
-        help="only events at least this severe (trace, debug, info, warn, error, fatal)",
-    )
+    _add_import(r)
+    _add_filters(r)
     r.add_argument(
         "--since",
         type=_positive_int("--since", 0),
@@ -175,13 +212,73 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="at most N events",
     )
-    r.add_argument("--json", action="store_true", help="JSON lines (seq, stream, version, event)")
-
-    s = sub.add_parser(
-        "stats", help="figures of an event store", description="Prints an event store's figures."
+    r.add_argument(
+        "--json",
+        action="store_true",
+        help="JSON lines: one flat object per event with every header field (seq, event_id, "
+        "type, severity, source, timestamp as ISO 8601 UTC, correlation_id, parent_id, "
+        "caused_by), the payload's fields, class, stream and timestamp_epoch; tracebus "
+        "import reads them back",
     )
-    s.add_argument("--db", required=True, help="SQLite event store")
+    r.add_argument(
+        "--follow",
+        action="store_true",
+        help="show the events in the live view (at --speed), then keep following new ones "
+        "(until Ctrl-C, or --limit events)",
+    )
+    r.add_argument(
+        "--speed",
+        type=_number("--speed"),
+        default=None,
+        help="with --follow: replay at this many times the recorded pace (0 = no waiting; "
+        "default 0)",
+    )
+
+    s = _store_command(
+        sub,
+        "stats",
+        help="figures of an event store",
+        description="Prints an event store's figures.",
+    )
     s.add_argument("--json", action="store_true", help="as JSON")
+    s.add_argument("--by-type", action="store_true", help="only the counts by event type")
+
+    st = _store_command(
+        sub,
+        "state",
+        help="the service table rebuilt from an event store, now or at a past point",
+        description="Rebuilds the state store from the stored service events (event "
+        "sourcing) and prints the service table as it was at --at.",
+    )
+    st.add_argument(
+        "--at",
+        metavar="POINT",
+        help="a sequence number (1234), an ISO 8601 time (2026-12-02T12:00:00, UTC unless "
+        "it says otherwise) or a time before the last stored event (-5m, -30s, -2h); "
+        "default: the end",
+    )
+    st.add_argument("--json", action="store_true", help="as JSON (one object per service)")
+
+    df = _store_command(
+        sub,
+        "diff",
+        help="what changed between two points of an event store's history",
+        description="Services added, removed and changed between --from and --to, with the "
+        "state changes and the events that caused them.",
+    )
+    df.add_argument("--from", dest="frm", required=True, metavar="POINT", help="as state --at")
+    df.add_argument("--to", metavar="POINT", help="as state --at (default: the end)")
+
+    im = sub.add_parser(
+        "import",
+        help="append JSON lines (tracebus replay --json) to an event store",
+        description="Reads tracebus replay --json lines from stdin (or --file) and appends "
+        "the events, keeping their ids, timestamps and streams, to --db (created if "
+        "missing). Classes are rebuilt by name: built-ins, or a module given with --import.",
+    )
+    im.add_argument("--db", required=True, help="SQLite event store to append to")
+    im.add_argument("--file", help="read this file instead of stdin")
+    _add_import(im)
 
     w = sub.add_parser(
         "watch",
@@ -216,11 +313,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     w.add_argument(
         "--since",
+        "--from",
         type=_positive_int("--since", 0),
         default=None,
         metavar="SEQ",
-        help="with --db: start after this sequence number (default: the current end)",
+        help="with --db: start after this sequence number (default: the current end); "
+        "re-watch a past incident with --from SEQ --speed X",
     )
+    w.add_argument(
+        "--speed",
+        type=_number("--speed"),
+        default=None,
+        help="with --db: show stored events at this many times their recorded pace (0 = no "
+        "waiting, the default)",
+    )
+    w.add_argument(
+        "--wait",
+        type=_number("--wait"),
+        default=None,
+        metavar="SECONDS",
+        help="with --db: wait at most this long for the file to appear (default: as long as "
+        "--duration, else until Ctrl-C)",
+    )
+    _add_import(w)
     w.add_argument("--plain", action="store_true", help="one line per event even on a terminal")
     return p
 
@@ -233,40 +348,59 @@ def _open_store(path: str) -> Any:
     return SqliteEventStore(path, create=False)
 
 
-def _filter(args: argparse.Namespace) -> Any:
-    from .. import combine_filters, filter_by_severity, filter_by_source, filter_by_type
-    from .._enums import Severity
+def _imports(args: argparse.Namespace) -> None:
+    from .stored import import_modules
 
-    parts = []
-    try:
-        if args.types:
-            parts.append(filter_by_type(*args.types))
-        if args.sources:
-            parts.append(filter_by_source(*args.sources))
-        if args.severity:
-            parts.append(filter_by_severity(Severity(args.severity.lower())))
-    except ValueError as e:
-        raise CliError(str(e)) from None
-    return combine_filters(*parts) if parts else None
+    import_modules(getattr(args, "imports", None))
+
+
+def _filter_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``read_records`` keywords of ``--type/--source/--severity/--correlation``."""
+    kw: dict[str, Any] = {
+        "types": args.types,
+        "sources": args.sources,
+        "severity": args.severity,
+        "correlation_id": args.correlation,
+    }
+    if args.severity is not None:
+        from .stored import severities_at_least
+
+        severities_at_least(args.severity)  # a bad spelling fails before reading
+    return kw
 
 
 def _line(seq: int, e: Any) -> str:
-    import time
+    from .stored import iso_time
 
-    ts = (
-        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.timestamp))
-        + f".{int(e.timestamp * 1000) % 1000:03d}"
-    )
     sev = str(e.severity).upper()
-    return f"{seq:>8} {ts} {sev:5} {e.type!s:17} {e}  [{e.correlation_id}]"
+    return f"{seq:>8} {iso_time(e.timestamp)} {sev:5} {e.type!s:17} {e}  [{e.correlation_id}]"
 
 
-def _event_json(e: Any, **extra: Any) -> str:
-    from ..codec import encode_event
+def _point(store: Any, text: str | None, name: str) -> int | float | None:
+    """``--at``-style text as a sequence number (int) or a timestamp (float)."""
+    import datetime
+    import re
 
-    return json.dumps(
-        {**extra, "type": str(e.type), "event": json.loads(encode_event(e))}, ensure_ascii=False
-    )
+    if text is None:
+        return None
+    t = text.strip()
+    if re.fullmatch(r"\d+", t):
+        return int(t)
+    m = re.fullmatch(r"-(\d+(?:\.\d+)?)(ms|s|m|h|d)", t)
+    if m:
+        unit = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+        last = store.stats()["last_timestamp"] or 0.0
+        return float(last) - float(m.group(1)) * unit
+    try:
+        d = datetime.datetime.fromisoformat(t.replace("Z", "+00:00"))
+    except ValueError:
+        raise CliError(
+            f"{name} must be a sequence number, an ISO 8601 time or -DURATION (e.g. -5m), "
+            f"got {text!r}"
+        ) from None
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=datetime.UTC)
+    return d.timestamp()
 
 
 @contextmanager
@@ -311,45 +445,242 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         return run_demo(cfg, out)
 
 
+def _correlation(store: Any, given: str) -> str:
+    """The stored correlation id ``given`` names: itself, or the one id it is a prefix of;
+    ``CliError`` listing the matches when it is ambiguous."""
+    from .._core import _correlation_key
+
+    with store._db() as c:
+        if c.execute(
+            "SELECT 1 FROM events WHERE correlation_id = ? LIMIT 1", (_correlation_key(given),)
+        ).fetchone():
+            return given
+        like = given.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        found = [
+            str(r[0])
+            for r in c.execute(
+                "SELECT DISTINCT json_extract(data, '$.kwargs.correlation_id') AS cid FROM"
+                " events WHERE cid LIKE ? ESCAPE '\\' LIMIT 11",
+                (like,),
+            )
+        ]
+    if not found:
+        raise CliError(f"no events with correlation id {given} in {store.path}")
+    if len(found) > 1:
+        more = " …" if len(found) > 10 else ""
+        raise CliError(
+            f"correlation id prefix {given!r} is ambiguous: it matches "
+            + ", ".join(found[:10])
+            + more
+        )
+    return found[0]
+
+
 def cmd_trace(args: argparse.Namespace, out: TextIO) -> int:
+    from ..trace import build_trace
+    from .stored import flat_json, read_records
     from .summary import render_tree
 
     with _open_store(args.db) as store:
-        trace = store.trace(args.correlation_id)
-        if len(trace) == 0:
-            raise CliError(f"no events with correlation id {args.correlation_id} in {args.db}")
+        corr = _correlation(store, args.correlation_id)
+        records = list(read_records(store, correlation_id=corr))
+        seq_of = {id(r.event): r.seq for r in records}
+        trace = build_trace(corr, (r.event for r in records))
         if args.json:
             for r in trace.roots:
                 for depth, node in r.walk():
-                    out.write(_event_json(node.event, depth=depth) + "\n")
+                    out.write(flat_json(seq_of.get(id(node.event)), node.event, depth=depth) + "\n")
         else:
-            for line in render_tree(trace, "trace", max_lines=1_000_000):
+            for line in render_tree(trace, "trace", max_lines=1_000_000, width=_width(out)):
                 out.write(line + "\n")
     return 0
 
 
+def _width(out: TextIO) -> int | None:
+    """The terminal's width when ``out`` is one (trees are fitted to it), else None."""
+    if not out.isatty():
+        return None
+    import shutil
+
+    return shutil.get_terminal_size().columns
+
+
 def cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
-    flt = _filter(args)
-    # --type also narrows the SQL query (the filter stays the exact check), so only
-    # matching rows are decoded.
-    types = tuple(args.types) if args.types else None
+    from .stored import flat_json, read_records
+
+    kw = _filter_kwargs(args)
+    if args.follow:
+        from .watch import watch
+
+        with _open_store(args.db) as store:
+            watch(
+                store,
+                out,
+                live=out.isatty(),
+                since=args.since,
+                speed=args.speed,
+                select=kw,
+                count=args.limit or None,
+            )
+        return 0
+    if args.speed is not None:
+        raise CliError("--speed works with --follow")
     with _open_store(args.db) as store:
-        for r in store.records(args.since, flt, limit=args.limit, _types=types):
+        for r in read_records(store, args.since, limit=args.limit, **kw):
             if args.json:
-                out.write(
-                    _event_json(r.event, seq=r.seq, stream=r.stream, version=r.version) + "\n"
-                )
+                out.write(flat_json(r.seq, r.event, stream=r.stream, version=r.version) + "\n")
             else:
                 out.write(_line(r.seq, r.event) + "\n")
     return 0
 
 
+def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
+    from ..eventstore import SqliteEventStore
+    from .stored import event_from_flat
+
+    src = open(args.file, encoding="utf-8") if args.file else sys.stdin
+    n = 0
+    try:
+        with SqliteEventStore(args.db) as store:
+            batch: list[tuple[Any, str | None]] = []
+
+            def flush() -> None:
+                by_stream: dict[str | None, list[Any]] = {}
+                for e, stream in batch:  # consecutive runs keep the order
+                    by_stream.setdefault(stream, []).append(e)
+                if len(by_stream) == 1:
+                    ((stream, events),) = by_stream.items()
+                    store.append_many(events, stream=stream)
+                else:
+                    for e, stream in batch:
+                        store.append(e, stream=stream)
+                batch.clear()
+
+            for lineno, line in enumerate(src, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                    e = event_from_flat(obj)
+                except (ValueError, TypeError) as err:
+                    raise CliError(f"line {lineno}: {err}") from None
+                batch.append((e, obj.get("stream")))
+                n += 1
+                if len(batch) >= 1000:
+                    flush()
+            if batch:
+                flush()
+    finally:
+        if src is not sys.stdin:
+            src.close()
+    sys.stderr.write(f"tracebus import: {n} events appended to {args.db}\n")
+    return 0
+
+
+def _state_rows_at(store: Any, at: int | float | None) -> dict[str, Any]:
+    return dict(store.rebuild_state(until=at).get_all_service_states())
+
+
+def cmd_state(args: argparse.Namespace, out: TextIO) -> int:
+    from .stored import iso_time
+    from .summary import state_rows, table_lines
+
+    with _open_store(args.db) as store:
+        at = _point(store, args.at, "--at")
+        state = store.rebuild_state(until=at)
+    if args.json:
+        for label, s in sorted(state.get_all_service_states().items()):
+            out.write(
+                json.dumps(
+                    {
+                        "service": label,
+                        "type": str(s.source_type),
+                        "state": str(s.state),
+                        "ready": s.is_ready,
+                        "port": s.proxy_port,
+                        "pid": s.pid,
+                        "error": s.error_detail,
+                        "updated": iso_time(s.last_updated),
+                    }
+                )
+                + "\n"
+            )
+        return 0
+    where = "the end" if at is None else (f"seq {at}" if isinstance(at, int) else iso_time(at))
+    rows = state_rows(state)
+    out.write(f"state at {where}: {len(rows)} services\n")
+    for line in table_lines(rows):
+        out.write(line + "\n")
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace, out: TextIO) -> int:
+    from .stored import iso_time, read_records
+
+    with _open_store(args.db) as store:
+        a = _point(store, args.frm, "--from")
+        b = _point(store, args.to, "--to")
+        before = _state_rows_at(store, a)
+        after = _state_rows_at(store, b)
+        # the events between the two points, per service
+        from ..eventstore.rebuild import _SERVICE_TYPES
+
+        causes: dict[str, list[str]] = {}
+        since = a if isinstance(a, int) else 0
+        for r in read_records(store, since, types=_SERVICE_TYPES):
+            e = r.event
+            if isinstance(b, int) and r.seq > b:
+                break
+            if isinstance(a, float) and e.timestamp <= a:
+                continue
+            if isinstance(b, float) and e.timestamp > b:
+                continue
+            new = getattr(e, "new_state", None)
+            causes.setdefault(e.source, []).append(
+                f"seq {r.seq} {iso_time(e.timestamp)} {e.type} → {new} "
+                f"[{e.correlation_id}] (caused by {e.caused_by})"
+            )
+
+    def name(p: int | float | None) -> str:
+        return "the end" if p is None else f"seq {p}" if isinstance(p, int) else str(iso_time(p))
+
+    out.write(f"diff {name(a)} → {name(b)}\n")
+    changed = 0
+    for label in sorted(set(before) | set(after)):
+        old, new = before.get(label), after.get(label)
+        if old is None and new is not None:
+            out.write(f"+ {label}: added, {new.state}\n")
+        elif new is None and old is not None:
+            out.write(f"- {label}: removed (was {old.state})\n")
+        elif old is not None and new is not None and old != new:
+            what = f"{old.state} → {new.state}" if old.state != new.state else "updated"
+            out.write(f"~ {label}: {what}\n")
+        else:
+            continue
+        changed += 1
+        for c in causes.get(label, []):
+            out.write(f"    {c}\n")
+    if not changed:
+        out.write("no changes\n")
+    return 0
+
+
 def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
+    from .stored import iso_time
+
     with _open_store(args.db) as store:
         st = store.stats()
+    t0, t1 = st["first_timestamp"], st["last_timestamp"]
+    st["first_timestamp"] = iso_time(t0)
+    st["last_timestamp"] = iso_time(t1)
+    st["duration_seconds"] = None if t0 is None else round(t1 - t0, 6)
+    if args.by_type:
+        st = {"by_type": st["by_type"]}
     if args.json:
         out.write(json.dumps(st, indent=2) + "\n")
         return 0
+    if "duration_seconds" in st and st["duration_seconds"] is not None:
+        st["duration"] = _duration(st.pop("duration_seconds"))
     for k, v in st.items():
         if isinstance(v, dict):
             out.write(f"{k}:\n")
@@ -360,6 +691,36 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _duration(seconds: float) -> str:
+    """``1h 02m 03.5s``-style text of a number of seconds."""
+    h, rest = divmod(float(seconds), 3600)
+    m, sec = divmod(rest, 60)
+    if h:
+        return f"{int(h)}h {int(m):02d}m {sec:04.1f}s"
+    if m:
+        return f"{int(m)}m {sec:04.1f}s"
+    return f"{sec:.3f}s"
+
+
+def _wait_for_file(path: str, wait: float | None, out: TextIO) -> None:
+    """Waits (interruptibly) until ``path`` exists, at most ``wait`` seconds (None: until
+    Ctrl-C); says so once on stderr."""
+    import time
+
+    if os.path.exists(path):
+        return
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise CliError(f"no such event store: {path} (no directory {parent})")
+    sys.stderr.write(f"tracebus watch: waiting for {path} to appear (Ctrl-C stops)\n")
+    sys.stderr.flush()
+    deadline = None if wait is None else time.monotonic() + wait
+    while not os.path.exists(path):
+        if deadline is not None and time.monotonic() >= deadline:
+            raise CliError(f"no such event store: {path} (waited {wait:g} s)")
+        time.sleep(0.1)
+
+
 def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
     from .watch import watch, watch_redis
 
@@ -367,6 +728,8 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
     if args.redis is not None:
         if args.since is not None:
             raise CliError("--since works with --db only (--redis reads the stream from its start)")
+        if args.speed is not None or args.wait is not None:
+            raise CliError("--speed and --wait work with --db only")
         with _redis_errors(args.redis):
             watch_redis(
                 args.redis,
@@ -379,8 +742,23 @@ def cmd_watch(args: argparse.Namespace, out: TextIO) -> int:
         return 0
     if args.stream is not None:
         raise CliError("--stream needs --redis URL")
+    import time
+
+    start = time.monotonic()
+    _wait_for_file(args.db, args.wait if args.wait is not None else args.duration, out)
+    duration = args.duration
+    if duration is not None:
+        duration = max(0.0, duration - (time.monotonic() - start))
     with _open_store(args.db) as store:
-        watch(store, out, duration=args.duration, live=live, since=args.since, count=args.count)
+        watch(
+            store,
+            out,
+            duration=duration,
+            live=live,
+            since=args.since,
+            count=args.count,
+            speed=args.speed,
+        )
     return 0
 
 
@@ -408,7 +786,29 @@ _COMMANDS = {
     "replay": cmd_replay,
     "stats": cmd_stats,
     "watch": cmd_watch,
+    "state": cmd_state,
+    "diff": cmd_diff,
+    "import": cmd_import,
 }
+
+
+def _join_relative_points(argv: list[str]) -> list[str]:
+    """``--at -5m`` as ``--at=-5m`` (argparse takes ``-5m`` for an option)."""
+    import re
+
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in ("--at", "--from", "--to") and i + 1 < len(argv):
+            nxt = argv[i + 1]
+            if re.fullmatch(r"-\d+(?:\.\d+)?(?:ms|s|m|h|d)", nxt):
+                out.append(f"{a}={nxt}")
+                i += 2
+                continue
+        out.append(a)
+        i += 1
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -417,7 +817,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list and args_list[0] == "bench":
         return cmd_bench(args_list[1:])
     parser = build_parser()
-    args = parser.parse_args(args_list)
+    args = parser.parse_args(_join_relative_points(args_list))
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
@@ -425,6 +825,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     out = sys.stdout
     try:
+        _imports(args)
         return _COMMANDS[args.command](args, out)
     except KeyboardInterrupt:
         return 130

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, TextIO
 from .._core import Event, StateStore
 from ..eventstore import SqliteEventStore, rebuild_state
 from ..performance import PerformanceMetrics
-from ..trace import Trace
+from ..trace import Trace, fit
 
 if TYPE_CHECKING:
     from .demo import DemoEnvironment
@@ -19,23 +19,22 @@ def _fmt_event(e: Event, t0: float) -> str:
     return f"{e.timestamp - t0:7.3f}s {sev:5} {e.type!s:17} {e}  [{e.correlation_id}]"
 
 
-def render_tree(trace: Trace, title: str, max_lines: int) -> list[str]:
-    """A cascade as text lines, cause → effects, at most ``max_lines`` event lines."""
-    lines = [f"{title}: correlation {trace.correlation_id} ({len(trace)} events)"]
-    shown = 0
-    total = len(trace)
-    for root in trace.roots:
-        for depth, node in root.walk():
-            if shown >= max_lines:
-                lines.append(
-                    f"    … {total - shown} more events "
-                    f"(tracebus trace {trace.correlation_id} --db …)"
-                )
-                return lines
-            e = node.event
-            lines.append(f"  {'   ' * depth}{'└─ ' if depth else '● '}[{e.type}] {e}")
-            shown += 1
-    return lines
+def render_tree(
+    trace: Trace, title: str, max_lines: int, width: int | None = None, db: str = "…"
+) -> list[str]:
+    """A cascade as text lines (``Trace.lines``, indented two spaces), cause → effects, at
+    most ``max_lines`` event lines (then how to see the rest: ``tracebus trace ID --db
+    db``), each cut to ``width`` columns if given (the hint is never cut)."""
+    lines = trace.lines(None, max_lines, title=title, causes=False)
+    body = ["  " + line for line in lines[1:]]
+    if body and body[-1].startswith("  … ") and body[-1].endswith("more events"):
+        body[-1] = f"    {body[-1].strip()}:"
+        hint = f"    tracebus trace {trace.correlation_id} --db {db}"
+        body.append(hint)
+        if width is not None:
+            return [fit(x, width) for x in [lines[0], *body[:-1]]] + [hint]
+    out = [lines[0], *body]
+    return out if width is None else [fit(x, width) for x in out]
 
 
 def state_rows(store: StateStore) -> list[tuple[str, str, str, str, str, str]]:
@@ -55,6 +54,15 @@ def state_rows(store: StateStore) -> list[tuple[str, str, str, str, str, str]]:
     return rows
 
 
+def table_lines(rows: list[tuple[str, str, str, str, str, str]]) -> list[str]:
+    """The service table (``state_rows``) as aligned text lines with a header."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(_HEADERS)]
+    lines = ["  " + "  ".join(h.ljust(widths[i]) for i, h in enumerate(_HEADERS))]
+    for r in rows:
+        lines.append("  " + "  ".join(v.ljust(widths[i]) for i, v in enumerate(r)).rstrip())
+    return lines
+
+
 def _summary(
     env: DemoEnvironment,
     es: SqliteEventStore,
@@ -70,15 +78,13 @@ def _summary(
     w("\n== cascades (cause → effects) ==\n")
     for corr in env.cascades:
         trace = es.trace(corr)
-        for line in render_tree(trace, env.cascade_names[corr], cfg.max_tree_lines):
+        for line in render_tree(trace, env.cascade_names[corr], cfg.max_tree_lines, db=db_path):
             w(line + "\n")
         w("\n")
     rows = state_rows(env.state)
     w(f"== final state ({len(rows)} services) ==\n")
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(_HEADERS)]
-    w("  " + "  ".join(h.ljust(widths[i]) for i, h in enumerate(_HEADERS)) + "\n")
-    for r in rows[: cfg.max_table_rows]:
-        w("  " + "  ".join(v.ljust(widths[i]) for i, v in enumerate(r)) + "\n")
+    for line in table_lines(rows[: cfg.max_table_rows]):
+        w(line + "\n")
     if len(rows) > cfg.max_table_rows:
         by_state: dict[str, int] = {}
         for r in rows:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -90,37 +91,69 @@ def watch(
     live: bool = True,
     since: int | None = None,
     count: int | None = None,
+    speed: float | None = None,
+    select: dict[str, Any] | None = None,
 ) -> int:
     """Follows an event store that another process writes: the live view on a terminal,
     else one line per event (numbered by sequence). Stops after ``duration`` seconds (None:
     until Ctrl-C) or ``count`` events. Starts after the events already stored unless
-    ``since`` is given. Returns how many events were shown."""
+    ``since`` is given; with ``speed`` (> 0) stored events are shown at that many times
+    their recorded pace (re-watching an incident), new ones as they come. ``select``:
+    ``read_records`` filters (``types``, ``sources``, ``severity``, ``correlation_id``).
+    Events of types or classes this process does not know are shown from their stored
+    fields. Returns how many events were shown."""
+    from .stored import read_records
+
+    if speed is not None and (not isinstance(speed, (int, float)) or not speed >= 0):
+        raise ValueError(f"speed must be a number >= 0 or None, got {speed!r}")
     pos = store.last_seq() if since is None else since
     model = LiveModel()
+    sel = select or {}
     # Services already known: their latest state from the history (cheap: one pass).
     if since is None and live:
         # (the last 100k events at most, so a huge store opens quickly)
-        for r in store.records(max(0, pos - 100_000)):
+        for r in read_records(store, max(0, pos - 100_000)):
             if isinstance(r.event, (ServiceStateEvent, HealthEvent)):
                 model.on_event(r.event, apply_state=True)
         model.events = 0
         model.feed.clear()
+    pending: list[tuple[int, Any]] = []
+    clock: list[float] = []  # (first event's timestamp, wall time it was shown)
 
-    def poll(limit: int) -> list[tuple[int, Event]]:
-        nonlocal pos
-        batch = [(r.seq, r.event) for r in store.records(pos, limit=limit)]
-        if batch:
-            pos = batch[-1][0]
+    def due(limit: int) -> list[tuple[int, Any]]:
+        """The pending events whose time has come at ``speed``."""
+        if not speed:
+            batch = pending[:limit]
+        else:
+            if not clock:
+                clock.extend((pending[0][1].timestamp, time.monotonic()))
+            t0, w0 = clock
+            now = (time.monotonic() - w0) * speed + t0
+            n = 0
+            while n < min(limit, len(pending)) and pending[n][1].timestamp <= now:
+                n += 1
+            batch = pending[:n]
+        del pending[: len(batch)]
         return batch
+
+    def poll(limit: int) -> list[tuple[int, Any]]:
+        nonlocal pos
+        if len(pending) < limit:
+            fresh = [(r.seq, r.event) for r in read_records(store, pos, limit=limit, **sel)]
+            if fresh:
+                pending.extend(fresh)
+            # skipped rows (filters) still advance the position
+            pos = max(pos, fresh[-1][0] if fresh else pos)
+        return due(limit)
 
     return follow(
         poll,
         out,
-        title=f"tracebus watch {store.path}",
+        title=f"tracebus watch {os.path.basename(store.path)}",  # (the path: in the footer)
         status=lambda: f"last seq {pos:,} │ db {store.path}",
         model=model,
         duration=duration,
-        interval=interval,
+        interval=interval if not speed else min(interval, 0.05),
         live=live,
         count=count,
     )

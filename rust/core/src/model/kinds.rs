@@ -93,10 +93,19 @@ impl Severity {
         Self::NAMES[self as usize]
     }
 
+    /// The severity named `s`: one of `NAMES` in any case, or `warning` (as `logging`
+    /// names it) for `warn`. The one parser of severity spellings (the Python enum's
+    /// lookup, filters, channels and the CLI all come here).
     pub fn parse(s: &str) -> Option<Severity> {
+        if let Some(i) = Self::NAMES.iter().position(|n| *n == s) {
+            return Some(Self::ALL[i]); // the stored spelling: no case folding
+        }
+        if s.eq_ignore_ascii_case("warning") {
+            return Some(Severity::Warn);
+        }
         Self::NAMES
             .iter()
-            .position(|n| *n == s)
+            .position(|n| n.eq_ignore_ascii_case(s))
             .map(|i| Self::ALL[i])
     }
 
@@ -270,6 +279,10 @@ mod tests {
     fn severity_is_ordered() {
         assert!(Severity::Trace < Severity::Debug && Severity::Error < Severity::Fatal);
         assert_eq!(Severity::parse("warn"), Some(Severity::Warn));
+        assert_eq!(Severity::parse("WARN"), Some(Severity::Warn));
+        assert_eq!(Severity::parse("Warning"), Some(Severity::Warn));
+        assert_eq!(Severity::parse("Error"), Some(Severity::Error));
+        assert_eq!(Severity::parse("warnings"), None);
     }
 
     #[test]
