@@ -650,22 +650,36 @@ def not_filter(filter: Filter) -> Filter:
 
 @final
 class SimpleBufferStrategy:
-    """On overflow, apply one ``BufferAction`` to every item."""
+    """On overflow, apply one ``BufferAction`` to every item. Under BLOCK, ``timeout``
+    (seconds; None = until there is room or the subscription is closed) bounds each wait:
+    an item that waits past it is dropped for that subscriber (counted in ``dropped`` and
+    ``timed_out``) and the sender goes on."""
 
-    def __new__(cls, action: BufferAction | str) -> Self:
+    def __new__(cls, action: BufferAction | str, *, timeout: float | None = None) -> Self:
         """A strategy applying ``action`` on overflow."""
     @property
     def action(self) -> BufferAction:
         """The action taken on overflow."""
+    @property
+    def timeout(self) -> float | None:
+        """The longest wait of a BLOCK send in seconds (None = until room or close)."""
 
 @final
 class PriorityBufferStrategy:
     """Severity-aware overflow: evicts the least severe, oldest item, never a more severe one."""
 
     def __new__(
-        cls, default_action: BufferAction | str | None = None, rules: _Rules | None = None
+        cls,
+        default_action: BufferAction | str | None = None,
+        rules: _Rules | None = None,
+        *,
+        timeout: float | None = None,
     ) -> Self:
-        """``default_action`` (default ``EVICT_OLDEST``) with per-event-type ``rules``."""
+        """``default_action`` (default ``EVICT_OLDEST``) with per-event-type ``rules``;
+        ``timeout`` bounds BLOCK waits as in ``SimpleBufferStrategy``."""
+    @property
+    def timeout(self) -> float | None:
+        """The longest wait of a BLOCK send in seconds (None = until room or close)."""
     @property
     def default_action(self) -> BufferAction:
         """The action taken on overflow when no rule applies."""
@@ -783,6 +797,13 @@ class StateStore:
     ) -> StateTransition:
         """Stores the update (see ``set_service_state``); returns the old and new state of
         the same atomic transition, and whether it was stored."""
+    def transition_and_publish(
+        self, update: ManagedServiceUpdate, bus: EventBus
+    ) -> StateTransition:
+        """Applies ``update`` like ``transition`` and, when subscribers were notified
+        (``updated``), publishes its ``ServiceStateEvent`` on ``bus`` in the store's order
+        for the label (each event's ``old_state`` is the previous one's ``new_state``). A
+        closed bus raises ``BusClosedError`` before the store is touched."""
     def get_service_state(self, label: str) -> ServiceStateSnapshot | None:
         """The snapshot of ``label``, or None."""
     def get_all_service_states(self) -> dict[str, ServiceStateSnapshot]:
