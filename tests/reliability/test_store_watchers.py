@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import itertools
 import random
-import subprocess
 import sys
 import threading
 import time
 
 import pytest
-from reliability_util import WAIT, Figures, run_threads, scaled, wait_until
+from reliability_util import WAIT, Figures, run_child, run_threads, scaled, wait_until
 
 from tracebus import (
     BufferAction,
@@ -173,11 +172,8 @@ def test_writer_waiting_on_a_full_watcher_is_interruptible() -> None:
         "    st, m = w.stats(), s.get_metrics()\n"
         "    print('interrupted', st['sent'], st['dropped'], m['subscription_drops'])\n"
     )
-    try:
-        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
-        out = r.stdout.strip()
-    except subprocess.TimeoutExpired:
-        out = "hung"
+    r = run_child(code, timeout=20)
+    out = "hung" if r is None else r.stdout.strip()
     # The data write happened; the owed change was given up and counted as dropped.
     assert out == "interrupted 2 1 1", out
 

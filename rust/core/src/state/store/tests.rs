@@ -18,6 +18,15 @@ pub(super) fn upd(label: &str, state: State) -> Arc<UpdateData> {
     })
 }
 
+/// Another thread becomes `sub`'s consumer (the subscribing thread would otherwise count
+/// as its consumer, whose own writes overflow instead of waiting).
+fn consumed_elsewhere(sub: &StoreSubscription) {
+    let ch = sub.channel.clone();
+    std::thread::spawn(move || ch.register_consumer())
+        .join()
+        .unwrap();
+}
+
 fn set(s: &StateStore, u: Arc<UpdateData>) -> Transition {
     let (t, mut p) = s.apply(u);
     assert!(s.notify(&mut p, true));
@@ -199,11 +208,7 @@ fn block_subscriber_whose_consumer_writes_back_does_not_deadlock() {
 fn block_subscriber_does_not_stall_reads() {
     let s = Arc::new(StateStore::new(1));
     let sub = s.subscribe(None, 1, Strategy::simple(BufferAction::Block));
-    // Another thread consumes (the subscriber would otherwise count as the consumer).
-    let ch = sub.channel.clone();
-    std::thread::spawn(move || ch.register_consumer())
-        .join()
-        .unwrap();
+    consumed_elsewhere(&sub);
     set(&s, upd("a", State::Starting));
     let (_, mut p) = s.apply(upd("a", State::Running));
     assert!(!s.notify(&mut p, false)); // would block
@@ -225,10 +230,7 @@ fn full_block_watcher_only_delays_writers_that_owe_it() {
         1,
         Strategy::simple(BufferAction::Block),
     );
-    let ch = sub.channel.clone();
-    std::thread::spawn(move || ch.register_consumer())
-        .join()
-        .unwrap();
+    consumed_elsewhere(&sub);
     set(&s, upd("a", State::Starting));
     let (_, mut owed) = s.apply(upd("a", State::Running));
     assert!(!s.notify(&mut owed, false)); // would block: the watcher is full
@@ -265,10 +267,7 @@ fn block_timeout_drops_the_change_for_that_subscriber() {
     let strategy =
         Strategy::simple(BufferAction::Block).with_timeout(Some(Duration::from_millis(30)));
     let sub = s.subscribe(None, 1, strategy);
-    let ch = sub.channel.clone();
-    std::thread::spawn(move || ch.register_consumer())
-        .join()
-        .unwrap();
+    consumed_elsewhere(&sub);
     set(&s, upd("a", State::Starting));
     set(&s, upd("a", State::Running)); // waits 30 ms, then drops
     let st = sub.channel.stats();
@@ -288,10 +287,7 @@ fn block_timeout_drops_the_change_for_that_subscriber() {
 fn abandoned_notifications_are_counted() {
     let s = StateStore::new(1);
     let sub = s.subscribe(None, 1, Strategy::simple(BufferAction::Block));
-    let ch = sub.channel.clone();
-    std::thread::spawn(move || ch.register_consumer())
-        .join()
-        .unwrap();
+    consumed_elsewhere(&sub);
     set(&s, upd("a", State::Starting));
     let (_, mut p) = s.apply(upd("a", State::Running));
     assert!(!s.notify_for(&mut p, Duration::from_millis(1)));
