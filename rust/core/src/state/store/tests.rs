@@ -332,3 +332,37 @@ fn watchers_by_label_subscribe_unsubscribe_clear_all() {
     }
     assert_eq!(all.channel.drain(64).len(), 20);
 }
+
+/// A label's report turn: one thread at a time (re-entrant for the holder), released by
+/// `end_report`; other labels are not affected.
+#[test]
+fn report_turn_orders_reports_per_label() {
+    let s = Arc::new(StateStore::new(1));
+    let (t, _) = s.apply_reporting(upd("a", State::Starting)).unwrap();
+    assert_eq!(
+        (t.old_state, t.new_state),
+        (State::Unknown, State::Starting)
+    );
+    // The holder may re-enter (a handler of its own publish reporting the same label).
+    assert!(s.apply_reporting(upd("a", State::Running)).is_some());
+    s.end_report("a");
+    let s2 = s.clone();
+    let other = std::thread::spawn(move || {
+        let refused = s2.apply_reporting(upd("a", State::Failed)).is_none();
+        let (t, _) = s2.apply_reporting(upd("b", State::Failed)).unwrap();
+        s2.end_report("b");
+        // Waits (in slices) until the holder ends its report, then goes on.
+        let got = loop {
+            if let Some((t, _)) = s2.apply_reporting(upd("a", State::Failed)) {
+                break t;
+            }
+            s2.wait_report_turn("a", Duration::from_millis(5));
+        };
+        s2.end_report("a");
+        (refused, t.new_state, got.old_state)
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(s.get("a").unwrap().state, State::Running); // nothing applied meanwhile
+    s.end_report("a");
+    assert_eq!(other.join().unwrap(), (true, State::Failed, State::Running));
+}
