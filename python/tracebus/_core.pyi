@@ -735,7 +735,8 @@ class Channel:
     def capacity(self) -> int:
         """Maximum number of buffered items."""
     def stats(self) -> dict[str, int]:
-        """Counters: sent, delivered, dropped, evicted, blocked, buffered, capacity, closed."""
+        """Counters: sent, delivered, dropped, evicted, blocked, overflowed, timed_out (BLOCK
+        sends dropped after waiting past the strategy's ``timeout``), buffered, capacity, closed."""
     def _arm_wakeup(
         self, event_loop: asyncio.AbstractEventLoop, callback: Callable[[], object]
     ) -> bool:
@@ -823,7 +824,9 @@ class StateStore:
         buffer_size: int | None = None,
         strategy: _Strategy | None = None,
     ) -> Channel:
-        """A channel of ``StateChangeEvent`` for ``label`` (None = every service)."""
+        """A channel of ``StateChangeEvent`` for ``label`` (None = every service). Under a
+        BLOCK strategy only writers that owe this watcher a change wait for room, at most
+        the strategy's ``timeout`` (then the change is dropped for it, counted)."""
     def get_metrics(self) -> dict[str, Any]:
         """Counters, counts by type and by state, and approximate memory use."""
     def __len__(self) -> int:
