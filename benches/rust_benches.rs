@@ -189,6 +189,35 @@ fn store_benches() {
         }
         hits
     });
+    // One label written, watched by one watcher; the store with 10,000 label watchers
+    // (the others on other labels) must write as fast as the store with just that one.
+    for watchers in [1usize, 10_000] {
+        let store = StateStore::new(1000);
+        let strategy = tracebus_core::delivery::channel::Strategy::simple(
+            tracebus_core::delivery::channel::BufferAction::Drop,
+        );
+        let watched = store.subscribe(Some(labels[0].clone()), 1 << 20, strategy.clone());
+        let _others: Vec<_> = (1..watchers)
+            .map(|i| store.subscribe(Some(Arc::from(format!("other-{i}"))), 1, strategy.clone()))
+            .collect();
+        let pair = [
+            update(&labels[0], State::Running),
+            update(&labels[0], State::Stopped),
+        ];
+        bench(
+            &format!("store: {watchers} label watchers, one label written"),
+            N,
+            N,
+            || {
+                watched.channel.drain(usize::MAX);
+                for i in 0..N as usize {
+                    let (_, mut p) = store.apply(pair[i % 2].clone());
+                    store.notify(&mut p, false);
+                }
+                watched.channel.len() as u64
+            },
+        );
+    }
 }
 
 fn filter_benches() {

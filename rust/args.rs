@@ -251,6 +251,26 @@ pub fn extract_timeout(v: Option<f64>) -> PyResult<Option<Duration>> {
     }
 }
 
+/// An optional `param` of seconds: None = no timeout, and so is a value too large for the
+/// clock; NaN or a negative value is a ValueError naming the parameter.
+pub fn optional_timeout(param: &str, v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
+    let Some(v) = v.filter(|v| !v.is_none()) else {
+        return Ok(None);
+    };
+    let expected = "a number of seconds or None";
+    if v.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(type_err(param, expected, v));
+    }
+    let t: f64 = v.extract().map_err(|_| type_err(param, expected, v))?;
+    if t.is_nan() || t < 0.0 {
+        return Err(value_err(
+            param,
+            format!("must be a non-negative number of seconds or None, got {t}"),
+        ));
+    }
+    Ok(Duration::try_from_secs_f64(t).ok())
+}
+
 /// An int between 1 and `max`.
 pub fn extract_positive_int(param: &str, v: &Bound<'_, PyAny>, max: u64) -> PyResult<usize> {
     Ok(extract_int_in(param, v, 1, max)? as usize)

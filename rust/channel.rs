@@ -1,6 +1,6 @@
 //! The Python face of the subscription channel: buffer strategies and `Channel`.
 
-use crate::args::{extract_timeout, timeout_arg, type_err, value_err};
+use crate::args::{extract_timeout, optional_timeout, timeout_arg, type_err, value_err};
 use crate::enums::{action_obj, extract_action, extract_event_type, extract_severity, state_obj};
 use crate::errors::{ChannelClosed, PublishTimeoutError};
 use crate::model::update::snapshot_obj;
@@ -18,7 +18,10 @@ use tracebus_core::delivery::channel::{
 use tracebus_core::model::kinds::Severity;
 use tracebus_core::state::store::StateChange;
 
-/// On overflow, apply one `BufferAction` to every item.
+/// On overflow, apply one `BufferAction` to every item. Under BLOCK, `timeout` (seconds,
+/// None = until there is room or the subscription is closed) bounds each wait: an item that
+/// waits past it is dropped for that subscriber (counted in `dropped` and `timed_out`) and
+/// the sender goes on.
 #[pyclass(frozen, module = "tracebus", name = "SimpleBufferStrategy")]
 pub struct SimpleBufferStrategy {
     pub strategy: Strategy,
@@ -27,10 +30,17 @@ pub struct SimpleBufferStrategy {
 #[pymethods]
 impl SimpleBufferStrategy {
     #[new]
-    fn py_new(action: &Bound<'_, PyAny>) -> PyResult<Self> {
+    #[pyo3(signature = (action, *, timeout=None))]
+    fn py_new(action: &Bound<'_, PyAny>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
         Ok(SimpleBufferStrategy {
-            strategy: Strategy::simple(extract_action("action", action)?),
+            strategy: Strategy::simple(extract_action("action", action)?)
+                .with_timeout(optional_timeout("timeout", timeout)?),
         })
+    }
+    /// The longest wait of a BLOCK send in seconds (None = until room or close).
+    #[getter]
+    fn timeout(&self) -> Option<f64> {
+        self.strategy.timeout.map(|t| t.as_secs_f64())
     }
     /// The action taken on overflow.
     #[getter]
@@ -39,8 +49,9 @@ impl SimpleBufferStrategy {
     }
     fn __repr__(&self) -> String {
         format!(
-            "SimpleBufferStrategy({:?})",
-            self.strategy.default_action.as_str()
+            "SimpleBufferStrategy({:?}{})",
+            self.strategy.default_action.as_str(),
+            timeout_repr(&self.strategy)
         )
     }
 }
@@ -48,6 +59,7 @@ impl SimpleBufferStrategy {
 /// Severity-aware overflow handling: evicts the least severe, oldest buffered item and never
 /// an item more severe than the incoming one (the incoming one is dropped instead). `rules`
 /// maps event types to actions that override `default_action` for items of that type.
+/// `timeout` bounds BLOCK waits as in `SimpleBufferStrategy`.
 #[pyclass(frozen, module = "tracebus", name = "PriorityBufferStrategy")]
 pub struct PriorityBufferStrategy {
     pub strategy: Strategy,
@@ -56,10 +68,11 @@ pub struct PriorityBufferStrategy {
 #[pymethods]
 impl PriorityBufferStrategy {
     #[new]
-    #[pyo3(signature = (default_action=None, rules=None))]
+    #[pyo3(signature = (default_action=None, rules=None, *, timeout=None))]
     fn py_new(
         default_action: Option<&Bound<'_, PyAny>>,
         rules: Option<&Bound<'_, PyAny>>,
+        timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let default = match default_action {
             Some(a) if !a.is_none() => extract_action("default_action", a)?,
@@ -80,8 +93,14 @@ impl PriorityBufferStrategy {
             }
         }
         Ok(PriorityBufferStrategy {
-            strategy: Strategy::priority(default, map),
+            strategy: Strategy::priority(default, map)
+                .with_timeout(optional_timeout("timeout", timeout)?),
         })
+    }
+    /// The longest wait of a BLOCK send in seconds (None = until room or close).
+    #[getter]
+    fn timeout(&self) -> Option<f64> {
+        self.strategy.timeout.map(|t| t.as_secs_f64())
     }
     /// The action taken on overflow when no rule applies.
     #[getter]
@@ -99,11 +118,18 @@ impl PriorityBufferStrategy {
     }
     fn __repr__(&self) -> String {
         format!(
-            "PriorityBufferStrategy({:?}, rules={})",
+            "PriorityBufferStrategy({:?}, rules={}{})",
             self.strategy.default_action.as_str(),
-            self.strategy.rules.len()
+            self.strategy.rules.len(),
+            timeout_repr(&self.strategy)
         )
     }
+}
+
+fn timeout_repr(s: &Strategy) -> String {
+    s.timeout
+        .map(|t| format!(", timeout={}", t.as_secs_f64()))
+        .unwrap_or_default()
 }
 
 /// Strategy from a Python argument; `None` gives `default`.
@@ -503,7 +529,8 @@ impl Channel {
 
     /// Counters: sent, delivered (taken by the consumer), dropped, evicted, blocked (sends
     /// that had to wait), overflowed (block-action sends from the consumer's own thread,
-    /// admitted past capacity because waiting would deadlock), buffered, capacity. Always
+    /// admitted past capacity because waiting would deadlock), timed_out (block sends dropped
+    /// after waiting past the strategy's `timeout`; also in dropped), buffered, capacity. Always
     /// `sent == delivered + dropped + evicted + buffered`.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         stats_dict(py, &self.stats_core())
@@ -600,6 +627,7 @@ pub fn stats_dict<'py>(py: Python<'py>, s: &ChannelStats) -> PyResult<Bound<'py,
     d.set_item("evicted", s.evicted)?;
     d.set_item("blocked", s.blocked)?;
     d.set_item("overflowed", s.overflowed)?;
+    d.set_item("timed_out", s.timed_out)?;
     d.set_item("buffered", s.buffered)?;
     d.set_item("capacity", s.capacity)?;
     d.set_item("closed", s.closed)?;

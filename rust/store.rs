@@ -1,12 +1,16 @@
 //! The Python face of the state store.
 
-use crate::args::{extract_text, LABEL_MAX};
+use crate::args::{extract_text, type_err, LABEL_MAX};
 use crate::channel::{extract_capacity, extract_strategy, Channel};
 use crate::enums::{extract_service_type, extract_state, service_type_obj, state_obj};
+use crate::errors::BusClosedError;
+use crate::model::status::service_event_from_update;
 use crate::model::update::{extract_update, snapshot_obj, ServiceStateSnapshot};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::sync::Arc;
+use std::time::Duration;
 use tracebus_core::delivery::channel::BufferAction;
 use tracebus_core::state::store::{Pending, StateStore as Core};
 
@@ -63,15 +67,38 @@ pub struct StateStore {
     pub core: Arc<Core>,
 }
 
+/// Longest wait without checking for signals (Ctrl-C).
+const SLICE: Duration = Duration::from_millis(100);
+
+/// Releases a label's report turn when the report ends, however it ends.
+struct ReportTurn<'a> {
+    core: &'a Core,
+    label: &'a str,
+}
+
+impl Drop for ReportTurn<'_> {
+    fn drop(&mut self) {
+        self.core.end_report(self.label);
+    }
+}
+
 impl StateStore {
-    /// Sends owed notifications; waits (GIL released) only if it must.
-    pub fn notify(&self, py: Python<'_>, mut p: Pending) {
-        if !self.core.notify(&mut p, false) {
-            let core = self.core.clone();
-            py.detach(move || {
-                core.notify(&mut p, true);
-            });
+    /// Sends owed notifications; waits only if it must, with the GIL released, in slices
+    /// that check for signals. Interrupted, what is still owed is counted as dropped.
+    pub fn notify(&self, py: Python<'_>, mut p: Pending) -> PyResult<()> {
+        if self.core.notify(&mut p, false) {
+            return Ok(());
         }
+        let core = self.core.clone();
+        py.detach(move || loop {
+            if core.notify_for(&mut p, SLICE) {
+                return Ok(());
+            }
+            if let Err(e) = Python::attach(|py| py.check_signals()) {
+                core.abandon(p);
+                return Err(e);
+            }
+        })
     }
 
     pub fn transition_core(
@@ -82,7 +109,7 @@ impl StateStore {
     ) -> PyResult<tracebus_core::state::store::Transition> {
         let u = extract_update(update)?;
         let (t, p) = self.core.apply_if(u.data.clone(), if_newer);
-        self.notify(py, p);
+        self.notify(py, p)?;
         Ok(t)
     }
 }
@@ -124,6 +151,47 @@ impl StateStore {
         Ok(StateTransition {
             t: self.transition_core(py, update, if_newer)?,
         })
+    }
+
+    /// Applies `update` like `transition` and, when store subscribers were notified
+    /// (`updated`), publishes its `ServiceStateEvent` on `bus`, in the store's order for
+    /// the label: until the publish returns no other thread applies a report to that label,
+    /// so each event's `old_state` is the previous event's `new_state`. A closed bus raises
+    /// `BusClosedError` before the store is touched. Returns the `StateTransition`.
+    fn transition_and_publish(
+        &self,
+        py: Python<'_>,
+        update: &Bound<'_, PyAny>,
+        bus: &Bound<'_, PyAny>,
+    ) -> PyResult<StateTransition> {
+        let data = extract_update(update)?.data.clone();
+        let closed = bus
+            .getattr(intern!(py, "closed"))
+            .map_err(|_| type_err("bus", "an EventBus", bus))?;
+        if closed.is_truthy()? {
+            return Err(BusClosedError::new_err(
+                "the event bus is closed; the update was not applied",
+            ));
+        }
+        let (t, p) = loop {
+            if let Some(r) = self.core.apply_reporting(data.clone()) {
+                break r;
+            }
+            let core = self.core.clone();
+            let label = data.label.clone();
+            py.detach(move || core.wait_report_turn(&label, SLICE));
+            py.check_signals()?;
+        };
+        let _turn = ReportTurn {
+            core: &self.core,
+            label: &data.label,
+        };
+        self.notify(py, p)?;
+        if t.updated {
+            let ev = service_event_from_update(py, &data, t.old_state)?;
+            bus.call_method1(intern!(py, "publish"), (ev,))?;
+        }
+        Ok(StateTransition { t })
     }
 
     /// The snapshot of `label`, or None.
@@ -181,21 +249,24 @@ impl StateStore {
     fn clear(&self, py: Python<'_>, label: &Bound<'_, PyAny>) -> PyResult<bool> {
         let label = extract_text("label", label, LABEL_MAX)?;
         let (existed, p) = self.core.clear(&label);
-        self.notify(py, p);
+        self.notify(py, p)?;
         Ok(existed)
     }
 
     /// Removes every service (subscribers are notified of each). Returns how many.
-    fn clear_all(&self, py: Python<'_>) -> usize {
+    fn clear_all(&self, py: Python<'_>) -> PyResult<usize> {
         let (n, p) = self.core.clear_all();
-        self.notify(py, p);
-        n
+        self.notify(py, p)?;
+        Ok(n)
     }
 
     /// Subscribes to changes of `label` (None = every service). Returns a `Channel` of
     /// `StateChangeEvent`s with per-subscription sequence numbers. Default buffer: the
     /// store's `subscription_buffer`; default strategy: drop (as in the reference). With the
-    /// block strategy, a writer never waits on a full watcher that only it would drain: the
+    /// block strategy, only writers that owe this watcher a change wait for room (at most
+    /// the strategy's `timeout`: then the change is dropped for this watcher, counted in
+    /// its stats and `subscription_drops`, a gap in its sequence numbers); other labels'
+    /// writes and reads go on. A writer never waits on a full watcher that only it would drain: the
     /// watcher's consumer is the last thread that received from it (the subscribing thread
     /// until then), and that thread's writes overflow the buffer (counted) instead.
     #[pyo3(signature = (label=None, *, buffer_size=None, strategy=None))]

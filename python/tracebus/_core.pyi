@@ -680,22 +680,36 @@ def not_filter(filter: Filter) -> Filter:
 
 @final
 class SimpleBufferStrategy:
-    """On overflow, apply one ``BufferAction`` to every item."""
+    """On overflow, apply one ``BufferAction`` to every item. Under BLOCK, ``timeout``
+    (seconds; None = until there is room or the subscription is closed) bounds each wait:
+    an item that waits past it is dropped for that subscriber (counted in ``dropped`` and
+    ``timed_out``) and the sender goes on."""
 
-    def __new__(cls, action: BufferAction | str) -> Self:
+    def __new__(cls, action: BufferAction | str, *, timeout: float | None = None) -> Self:
         """A strategy applying ``action`` on overflow."""
     @property
     def action(self) -> BufferAction:
         """The action taken on overflow."""
+    @property
+    def timeout(self) -> float | None:
+        """The longest wait of a BLOCK send in seconds (None = until room or close)."""
 
 @final
 class PriorityBufferStrategy:
     """Severity-aware overflow: evicts the least severe, oldest item, never a more severe one."""
 
     def __new__(
-        cls, default_action: BufferAction | str | None = None, rules: _Rules | None = None
+        cls,
+        default_action: BufferAction | str | None = None,
+        rules: _Rules | None = None,
+        *,
+        timeout: float | None = None,
     ) -> Self:
-        """``default_action`` (default ``EVICT_OLDEST``) with per-event-type ``rules``."""
+        """``default_action`` (default ``EVICT_OLDEST``) with per-event-type ``rules``;
+        ``timeout`` bounds BLOCK waits as in ``SimpleBufferStrategy``."""
+    @property
+    def timeout(self) -> float | None:
+        """The longest wait of a BLOCK send in seconds (None = until room or close)."""
     @property
     def default_action(self) -> BufferAction:
         """The action taken on overflow when no rule applies."""
@@ -753,8 +767,8 @@ class Channel(Generic[_ItemT]):
     def capacity(self) -> int:
         """Maximum number of buffered items."""
     def stats(self) -> ChannelStats:
-        """Counters: sent, delivered, dropped, evicted, blocked, overflowed, buffered,
-        capacity, closed."""
+        """Counters: sent, delivered, dropped, evicted, blocked, overflowed, timed_out (BLOCK
+        sends dropped after waiting past the strategy's ``timeout``), buffered, capacity, closed."""
     def _arm_wakeup(
         self, event_loop: asyncio.AbstractEventLoop, callback: Callable[[], object]
     ) -> bool:
@@ -816,6 +830,13 @@ class StateStore:
     ) -> StateTransition:
         """Stores the update (see ``set_service_state``); returns the old and new state of
         the same atomic transition, and whether it was stored."""
+    def transition_and_publish(
+        self, update: ManagedServiceUpdate, bus: EventBus
+    ) -> StateTransition:
+        """Applies ``update`` like ``transition`` and, when subscribers were notified
+        (``updated``), publishes its ``ServiceStateEvent`` on ``bus`` in the store's order
+        for the label (each event's ``old_state`` is the previous one's ``new_state``). A
+        closed bus raises ``BusClosedError`` before the store is touched."""
     def get_service_state(self, label: str) -> ServiceStateSnapshot | None:
         """The snapshot of ``label``, or None."""
     def get_all_service_states(self) -> dict[str, ServiceStateSnapshot]:
@@ -835,7 +856,9 @@ class StateStore:
         buffer_size: int | None = None,
         strategy: _Strategy | None = None,
     ) -> Channel[StateChangeEvent]:
-        """A channel of ``StateChangeEvent`` for ``label`` (None = every service)."""
+        """A channel of ``StateChangeEvent`` for ``label`` (None = every service). Under a
+        BLOCK strategy only writers that owe this watcher a change wait for room, at most
+        the strategy's ``timeout`` (then the change is dropped for it, counted)."""
     def get_metrics(self) -> StoreMetrics:
         """Counters, counts by type and by state, and approximate memory use."""
     def __len__(self) -> int:

@@ -17,9 +17,9 @@ from ._core import (
     HealthStatusUpdate,
     ManagedServiceUpdate,
     PriorityBufferStrategy,
-    ServiceStateEvent,
     SimpleBufferStrategy,
     StateStore,
+    StateTransition,
 )
 from ._enums import ServiceState
 from .bus import EventBus
@@ -86,11 +86,12 @@ class EventBusAdapter:
         self.store = store if store is not None else StateStore()
         self._health = _HealthEdges()
 
-    def report(self, update: ManagedServiceUpdate) -> None:
-        """Applies ``update`` and publishes the state change, if any."""
-        t = self.store.transition(update)
-        if t.updated:
-            self.bus.publish(ServiceStateEvent.from_update(update, t.old_state))
+    def report(self, update: ManagedServiceUpdate) -> StateTransition:
+        """Applies ``update`` and publishes the state change, if any, in the store's order
+        for the label (``StateStore.transition_and_publish``): events of one label chain
+        (``old_state`` is the previous event's ``new_state``) whatever the threads. A closed
+        bus raises ``BusClosedError`` before the store is touched. Returns the transition."""
+        return self.store.transition_and_publish(update, self.bus)
 
     def report_health(self, update: HealthStatusUpdate) -> None:
         """Publishes the health event for ``update``."""

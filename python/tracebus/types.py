@@ -68,6 +68,7 @@ class ChannelStats(TypedDict):
     evicted: int
     blocked: int
     overflowed: int
+    timed_out: int
     buffered: int
     capacity: int
     closed: bool
@@ -85,6 +86,7 @@ class SubscriptionStats(TypedDict):
     evicted: NotRequired[int]
     blocked: NotRequired[int]
     overflowed: NotRequired[int]
+    timed_out: NotRequired[int]
     buffered: NotRequired[int]
     capacity: NotRequired[int]
     closed: NotRequired[bool]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -101,3 +103,14 @@ def run_threads(targets: list[Callable[[], None]], timeout: float = WAIT * 4) ->
 def wait_until(cond: Callable[[], bool], timeout: float = WAIT, interval: float = 0.002) -> bool:
     """``tb_support.wait_until`` with this suite's longer default bound."""
     return tb_support.wait_until(cond, timeout, interval)
+
+
+def run_child(code: str, timeout: float) -> subprocess.CompletedProcess[str] | None:
+    """Runs ``code`` in a child Python, so that a hang cannot take the test run with it;
+    None if it did not finish within ``timeout`` seconds."""
+    try:
+        return subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        return None

@@ -5,12 +5,10 @@ other. A hang dumps every thread's traceback (conftest) and fails on the livenes
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 
-from reliability_util import WAIT, Figures, run_threads, scaled, wait_until
+from reliability_util import WAIT, Figures, run_child, run_threads, scaled, wait_until
 
 from tracebus import (
     BufferAction,
@@ -140,11 +138,8 @@ def test_store_setter_is_not_deadlocked_by_its_own_block_watcher(figures: Figure
         "    s.set_service_state(tb.ManagedServiceUpdate('PortForward', 'a', st))\n"
         "print(len(w.drain()))\n"
     )
-    try:
-        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=10)
-        finished = r.returncode == 0
-    except subprocess.TimeoutExpired:
-        finished = False
+    r = run_child(code, timeout=10)
+    finished = r is not None and r.returncode == 0
     figures.events = 3
     figures.threads = 1
     figures.faults = 0 if finished else 1

@@ -26,7 +26,7 @@ from .fanout import _C_REF, _sync_peers
 from .framework import Case, Contender, Goal
 from .inputs import _prepare_fanout, _prepare_filtered
 from .reporter import _prepare_updates, _py_report, _tb_report
-from .store import _py_store, _tb_store
+from .store import _WATCHERS, _prepare_one_label, _py_store, _tb_store, _tb_watched
 from .threads import _queue_thread, _tb_thread
 
 
@@ -168,6 +168,20 @@ CASES: tuple[Case, ...] = (
         ),
         (Goal(2_000_000),),
         note="one set + one get = 2 ops; hand-written: dict behind a threading.Lock",
+    ),
+    Case(
+        "store-watchers",
+        "store: 10,000 label watchers, one label written",
+        "updates/s",
+        200_000,
+        _prepare_one_label,
+        (
+            Contender("tracebus", _tb_watched(_WATCHERS), kind="tracebus"),
+            Contender("1 watcher", _tb_watched(1), kind="reference"),
+        ),
+        (Goal(0.8, "1 watcher"),),
+        note="set_service_state on a label with one watcher; the 9,999 other watchers watch "
+        "other labels and must not cost the write anything",
     ),
 )
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from .._core import StateStore
+from .._enums import ServiceState, ServiceType
 from .framework import Trial
 from .peers import PyStore, PyUpdate
 from .reporter import _round_updates, _Updates
@@ -63,5 +65,44 @@ def _py_store(locked: bool) -> Callable[[_Updates, int], Trial]:
                 return misses
 
         return Trial(2 * n, 2 * n, run, check=lambda misses: 2 * (n - misses))
+
+    return setup
+
+
+_WATCHERS = 10_000
+
+
+def _prepare_one_label(n: int) -> list[Any]:
+    """``n`` updates (rounded up to even) of one label alternating Running/Stopped, so every
+    update changes its state and notifies the label's watcher."""
+    from .._core import ManagedServiceUpdate
+
+    states = (ServiceState.RUNNING, ServiceState.STOPPED)
+    pair = [ManagedServiceUpdate(ServiceType.PORT_FORWARD, "svc-0", s) for s in states]
+    return pair * max((n + 1) // 2, 1)
+
+
+def _tb_watched(watchers: int) -> Callable[[list[Any], int], Trial]:
+    """The store with ``watchers`` label watchers (one on the written label, the others on
+    other labels), writing one label: a write's cost must not depend on the others."""
+
+    def setup(updates: list[Any], n: int) -> Trial:
+        n = len(updates[:n]) // 2 * 2
+        store = StateStore()
+        watched = store.subscribe("svc-0", buffer_size=n)
+        others = [store.subscribe(f"other-{i}", buffer_size=1) for i in range(watchers - 1)]
+        batch, set_state = updates[:n], store.set_service_state
+
+        def run() -> int:
+            watched.drain()
+            for u in batch:
+                set_state(u)
+            return len(watched)
+
+        def close() -> None:
+            for ch in [watched, *others]:
+                ch.close()
+
+        return Trial(n, n, run, close=close)
 
     return setup

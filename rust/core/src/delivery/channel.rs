@@ -52,6 +52,10 @@ pub struct Strategy {
     pub default_action: BufferAction,
     pub priority: bool,
     pub rules: HashMap<u32, BufferAction>,
+    /// Longest wait of a block-action send (`None`: until there is room or the channel is
+    /// closed). A send that waits past it drops the item (counted in `dropped` and
+    /// `timed_out`) and the sender goes on.
+    pub timeout: Option<Duration>,
 }
 
 impl Strategy {
@@ -60,6 +64,7 @@ impl Strategy {
             default_action: action,
             priority: false,
             rules: HashMap::new(),
+            timeout: None,
         }
     }
 
@@ -68,7 +73,14 @@ impl Strategy {
             default_action,
             priority: true,
             rules,
+            timeout: None,
         }
+    }
+
+    /// The same strategy with a block timeout.
+    pub fn with_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     fn action_for(&self, type_id: u32) -> BufferAction {
@@ -97,6 +109,9 @@ pub struct ChannelStats {
     /// Block-action sends admitted past capacity because the sender is the channel's own
     /// consumer (waiting would deadlock); see `send_overflow`.
     pub overflowed: u64,
+    /// Block-action sends dropped because they waited past the strategy's timeout (also
+    /// counted in `dropped`).
+    pub timed_out: u64,
     pub buffered: u64,
     pub capacity: u64,
     pub closed: bool,
@@ -122,6 +137,18 @@ pub enum SendError<T> {
     /// Only from `try_send`: the strategy says block and the buffer is full. Not counted;
     /// retry with `send_blocking`.
     WouldBlock(T),
+}
+
+/// What `count_outside` counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outside {
+    /// The item had to wait for room (`blocked`).
+    Blocked,
+    /// The item was given up before it reached the buffer (`sent`, `dropped`): the
+    /// consumer sees a gap in the sequence numbers.
+    Dropped,
+    /// Given up after waiting past the strategy's timeout (also `timed_out`).
+    TimedOut,
 }
 
 /// Why a receive returned nothing.
@@ -266,7 +293,7 @@ impl<T> Channel<T> {
     /// `WouldBlock` (uncounted), to be retried with `send_blocking` after releasing
     /// whatever the caller holds (the GIL).
     pub fn try_send(&self, item: T, severity: u8, type_id: u32) -> Result<Sent<T>, SendError<T>> {
-        self.send_inner(item, severity, type_id, None, false, None)
+        self.send_inner(item, severity, type_id, None, false)
     }
 
     /// Sends, waiting for room under the block action for at most `timeout` (forever if
@@ -278,21 +305,7 @@ impl<T> Channel<T> {
         type_id: u32,
         timeout: Option<Duration>,
     ) -> Result<Sent<T>, SendError<T>> {
-        self.send_inner(item, severity, type_id, timeout, true, None)
-    }
-
-    /// Like `send_blocking` without a timeout, but while waiting it asks `consumer_stuck`
-    /// (every few milliseconds, with this channel's consumer token, no lock held) whether
-    /// the consumer is itself waiting on something this sender holds; if so the item is
-    /// admitted past capacity (counted in `overflowed`) instead of waiting forever.
-    pub fn send_blocking_unless(
-        &self,
-        item: T,
-        severity: u8,
-        type_id: u32,
-        consumer_stuck: &dyn Fn(u64) -> bool,
-    ) -> Result<Sent<T>, SendError<T>> {
-        self.send_inner(item, severity, type_id, None, true, Some(consumer_stuck))
+        self.send_inner(item, severity, type_id, timeout, true)
     }
 
     /// Token of the thread registered as this channel's consumer (0: none yet).
@@ -307,7 +320,6 @@ impl<T> Channel<T> {
         type_id: u32,
         timeout: Option<Duration>,
         may_wait: bool,
-        consumer_stuck: Option<&dyn Fn(u64) -> bool>,
     ) -> Result<Sent<T>, SendError<T>> {
         let mut g = self.inner.lock();
         if g.closed {
@@ -360,25 +372,17 @@ impl<T> Channel<T> {
                     return Err(SendError::WouldBlock(item));
                 }
                 g.stats.blocked += 1;
-                let deadline = timeout.map(|t| Instant::now() + t);
+                let now = Instant::now();
+                // A timeout too large for the clock means no timeout.
+                let call_deadline = timeout.and_then(|t| now.checked_add(t));
+                let own_deadline = self.strategy.timeout.and_then(|t| now.checked_add(t));
+                // The earlier of the two decides what a timeout means.
+                let (deadline, own) = match (call_deadline, own_deadline) {
+                    (Some(c), Some(o)) if o < c => (Some(o), true),
+                    (Some(c), _) => (Some(c), false),
+                    (None, o) => (o, o.is_some()),
+                };
                 while g.len >= self.capacity && !g.closed {
-                    if let Some(stuck) = consumer_stuck {
-                        let slice = Instant::now() + Duration::from_millis(5);
-                        if self.not_full.wait_until(&mut g, slice).timed_out()
-                            && g.len >= self.capacity
-                            && !g.closed
-                        {
-                            let token = self.consumer.load(Ordering::Relaxed);
-                            if parking_lot::MutexGuard::unlocked(&mut g, || stuck(token))
-                                && g.len >= self.capacity
-                                && !g.closed
-                            {
-                                g.stats.overflowed += 1;
-                                break;
-                            }
-                        }
-                        continue;
-                    }
                     match deadline {
                         Some(d) => {
                             if self.not_full.wait_until(&mut g, d).timed_out()
@@ -387,6 +391,10 @@ impl<T> Channel<T> {
                             {
                                 g.stats.sent += 1;
                                 g.stats.dropped += 1;
+                                if own {
+                                    g.stats.timed_out += 1;
+                                    return Ok(Sent::Dropped(item));
+                                }
                                 return Err(SendError::Timeout(item));
                             }
                         }
@@ -401,6 +409,34 @@ impl<T> Channel<T> {
                 let seq = g.push(self.lane(severity), item);
                 self.after_push(g);
                 Ok(Sent::Queued(seq))
+            }
+        }
+    }
+
+    /// Counts what happened to an item held outside the channel (a store outbox) on its
+    /// way in, as if it had been sent here.
+    pub fn count_outside(&self, what: Outside) {
+        let mut g = self.inner.lock();
+        match what {
+            Outside::Blocked => g.stats.blocked += 1,
+            Outside::Dropped | Outside::TimedOut => {
+                g.stats.sent += 1;
+                g.stats.dropped += 1;
+                g.stats.timed_out += u64::from(what == Outside::TimedOut);
+            }
+        }
+    }
+
+    /// Waits at most `timeout` until the buffer has room or the channel is closed (only
+    /// block-action strategies are woken by receives; others just wait out the timeout).
+    pub fn wait_for_room(&self, timeout: Duration) {
+        let Some(deadline) = Instant::now().checked_add(timeout) else {
+            return;
+        };
+        let mut g = self.inner.lock();
+        while g.len >= self.capacity && !g.closed {
+            if self.not_full.wait_until(&mut g, deadline).timed_out() {
+                return;
             }
         }
     }

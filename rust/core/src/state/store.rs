@@ -1,18 +1,22 @@
 //! The centralized state store: one thread-safe source of truth for service states.
 //!
 //! Transitions are atomic (the old state is read and the new one written under one lock).
-//! Subscribers are notified in transition order: each transition takes a ticket under the
-//! data lock, and notifications are sent in ticket order, so a subscriber sees every change
-//! in the order the store applied them, even when a block-strategy subscriber makes one
-//! notifier wait. Data reads never wait for notifications.
+//! Subscribers are notified in the order the store applied the changes, per subscriber:
+//! each subscription has its own FIFO outbox, filled under the data lock (so its order is
+//! the store's apply order), and emptied into the subscription's channel by the writers
+//! that owe it a change, after the data lock is released. A full block-strategy
+//! subscriber only delays the writers that owe it a change; data reads and every other
+//! write go on. A block subscription's `timeout` bounds that wait: a change still in the
+//! outbox after it is dropped for that subscriber (counted, a gap in its sequence numbers).
 
-use crate::delivery::channel::{thread_token, Channel, SendError, Sent, Strategy};
+use crate::delivery::channel::{thread_token, Channel, Outside, SendError, Sent, Strategy};
 use crate::model::kinds::State;
 use crate::model::update::UpdateData;
 use parking_lot::{Condvar, Mutex};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// What a state-store subscriber receives.
 #[derive(Clone, Debug)]
@@ -30,11 +34,67 @@ impl StateChange {
     }
 }
 
+/// A change owed to one subscriber, waiting in its outbox.
+struct Owed {
+    ticket: u64,
+    change: StateChange,
+    /// When it was owed; only kept when the subscription's strategy has a block timeout.
+    since: Option<Instant>,
+    /// It found the channel full once (counted in the channel's `blocked`).
+    waited: bool,
+}
+
+/// A subscriber's changes not yet in its channel, in the store's apply order.
+#[derive(Default)]
+struct Outbox {
+    items: VecDeque<Owed>,
+    /// Ticket of the next change owed (per subscription, assigned under the data lock).
+    next: u64,
+    /// Some thread is moving items into the channel (only one at a time, so the order
+    /// holds); the ticket it holds outside the lock, if any.
+    pumping: bool,
+    in_flight: Option<u64>,
+}
+
+impl Outbox {
+    /// The first ticket not yet handed to the channel (or dropped).
+    fn first_pending(&self) -> u64 {
+        self.in_flight
+            .or_else(|| self.items.front().map(|o| o.ticket))
+            .unwrap_or(self.next)
+    }
+}
+
 /// A subscriber's channel, with the label it watches (`None` = every label).
 pub struct StoreSubscription {
     pub id: u64,
     pub label: Option<Arc<str>>,
     pub channel: Arc<Channel<StateChange>>,
+    outbox: Mutex<Outbox>,
+    /// Notified when a pumping thread stops pumping.
+    progress: Condvar,
+}
+
+impl StoreSubscription {
+    fn owe(&self, change: StateChange) -> u64 {
+        let since = self.channel.strategy().timeout.map(|_| Instant::now());
+        let mut o = self.outbox.lock();
+        let ticket = o.next;
+        o.next += 1;
+        o.items.push_back(Owed {
+            ticket,
+            change,
+            since,
+            waited: false,
+        });
+        ticket
+    }
+
+    /// Number of changes owed but not yet in the channel.
+    pub fn owed(&self) -> usize {
+        let o = self.outbox.lock();
+        o.items.len() + usize::from(o.in_flight.is_some())
+    }
 }
 
 /// The result of applying one update.
@@ -51,11 +111,19 @@ pub struct Transition {
     pub new_state: State,
 }
 
-/// Notifications owed after a transition, to be sent in ticket order.
+/// Notifications owed after an operation: per subscription, the last ticket owed to it.
+/// The caller hands them over with `notify` / `notify_for` (after releasing the GIL if it
+/// must wait).
+#[derive(Default)]
 pub struct Pending {
-    ticket: u64,
-    items: Vec<(Arc<Channel<StateChange>>, StateChange)>,
-    next: usize,
+    owed: Vec<(Arc<StoreSubscription>, u64)>,
+}
+
+impl Pending {
+    /// True when nothing is owed any more.
+    pub fn is_empty(&self) -> bool {
+        self.owed.is_empty()
+    }
 }
 
 #[derive(Default)]
@@ -63,8 +131,39 @@ struct Data {
     services: HashMap<Arc<str>, Arc<UpdateData>>,
     by_type: HashMap<Arc<str>, u64>,
     by_state: [u64; 7],
-    subs: Vec<Arc<StoreSubscription>>,
-    next_ticket: u64,
+    /// Watchers of one label, by label.
+    watchers: HashMap<Arc<str>, Vec<Arc<StoreSubscription>>>,
+    /// Watchers of every label.
+    all_watchers: Vec<Arc<StoreSubscription>>,
+    /// Every active subscription's label, by id.
+    sub_labels: HashMap<u64, Option<Arc<str>>>,
+    /// Labels whose report turn a thread holds (see `apply_reporting`).
+    reports: HashMap<Arc<str>, ReportTurn>,
+}
+
+/// The thread holding a label's report turn, and how often it re-entered it.
+struct ReportTurn {
+    owner: u64,
+    depth: u32,
+}
+
+impl Data {
+    /// Puts `change` in the outbox of every subscription watching its label.
+    fn owe(&self, change: &StateChange, p: &mut Pending) {
+        let by_label = self.watchers.get(&change.label);
+        for s in self
+            .all_watchers
+            .iter()
+            .chain(by_label.into_iter().flatten())
+        {
+            let ticket = s.owe(change.clone());
+            p.owed.push((s.clone(), ticket));
+        }
+    }
+
+    fn has_subs(&self) -> bool {
+        !self.sub_labels.is_empty()
+    }
 }
 
 /// Store counters.
@@ -80,19 +179,13 @@ pub struct StoreMetrics {
     pub by_state: Vec<(State, u64)>,
 }
 
-/// Whose turn it is to notify, and which threads wait for their turn (by channel thread
-/// token): a notifier blocked on a full block-strategy channel whose consumer is one of
-/// them overflows instead of waiting (the consumer waits for the notifier: a cycle).
-#[derive(Default)]
-struct Turn {
-    now: u64,
-    waiting: Vec<u64>,
-}
+/// Longest single wait of `notify` before it re-checks (a timeout, a close).
+const WAIT_SLICE: Duration = Duration::from_millis(100);
 
 pub struct StateStore {
     data: Mutex<Data>,
-    turn: Mutex<Turn>,
-    turn_cv: Condvar,
+    /// Notified when a label's report turn is released.
+    report_cv: Condvar,
     state_changes: AtomicU64,
     operations: AtomicU64,
     sub_events: AtomicU64,
@@ -105,42 +198,13 @@ impl StateStore {
     pub fn new(default_buffer: usize) -> Self {
         StateStore {
             data: Mutex::new(Data::default()),
-            turn: Mutex::new(Turn::default()),
-            turn_cv: Condvar::new(),
+            report_cv: Condvar::new(),
             state_changes: AtomicU64::new(0),
             operations: AtomicU64::new(0),
             sub_events: AtomicU64::new(0),
             sub_drops: AtomicU64::new(0),
             next_sub: AtomicU64::new(1),
             default_buffer,
-        }
-    }
-
-    fn collect(data: &mut Data, change: &StateChange) -> Pending {
-        let ticket = data.next_ticket;
-        data.next_ticket += 1;
-        let items = data
-            .subs
-            .iter()
-            .filter(|s| s.label.as_ref().is_none_or(|l| *l == change.label))
-            .map(|s| (s.channel.clone(), change.clone()))
-            .collect();
-        Pending {
-            ticket,
-            items,
-            next: 0,
-        }
-    }
-
-    /// A ticket with nothing to send: notifications are delivered in ticket order, so
-    /// every operation takes one.
-    fn empty_pending(d: &mut Data) -> Pending {
-        let ticket = d.next_ticket;
-        d.next_ticket += 1;
-        Pending {
-            ticket,
-            items: Vec::new(),
-            next: 0,
         }
     }
 
@@ -156,21 +220,80 @@ impl StateStore {
     /// never overwrite a newer one). An update not stored changes nothing and notifies
     /// nobody (`Transition::stored` is false).
     pub fn apply_if(&self, upd: Arc<UpdateData>, if_newer: bool) -> (Transition, Pending) {
-        self.operations.fetch_add(1, Ordering::Relaxed);
+        let mut pending = Pending::default();
         let mut d = self.data.lock();
+        let t = self.apply_locked(&mut d, upd, if_newer, &mut pending);
+        (t, pending)
+    }
+
+    /// `apply`, holding `upd`'s label's report turn: until the caller's `end_report`, no
+    /// other thread applies a report to that label, so what the caller publishes for the
+    /// transition keeps the store's order. The holding thread may re-enter (a handler of
+    /// its own publish reporting the same label). `None`: another thread holds the turn;
+    /// nothing was applied (wait with `wait_report_turn`, then retry).
+    pub fn apply_reporting(&self, upd: Arc<UpdateData>) -> Option<(Transition, Pending)> {
+        let me = thread_token();
+        let mut d = self.data.lock();
+        match d.reports.get_mut(&upd.label) {
+            Some(turn) if turn.owner != me => return None,
+            Some(turn) => turn.depth += 1,
+            None => {
+                d.reports.insert(
+                    upd.label.clone(),
+                    ReportTurn {
+                        owner: me,
+                        depth: 1,
+                    },
+                );
+            }
+        }
+        let mut pending = Pending::default();
+        let t = self.apply_locked(&mut d, upd, false, &mut pending);
+        Some((t, pending))
+    }
+
+    /// Waits at most `slice` for `label`'s report turn to be free.
+    pub fn wait_report_turn(&self, label: &str, slice: Duration) {
+        let me = thread_token();
+        let mut d = self.data.lock();
+        if d.reports.get(label).is_some_and(|t| t.owner != me) {
+            self.report_cv.wait_for(&mut d, slice);
+        }
+    }
+
+    /// Releases the report turn the calling thread took with `apply_reporting`.
+    pub fn end_report(&self, label: &str) {
+        let mut d = self.data.lock();
+        let Some(turn) = d.reports.get_mut(label) else {
+            return;
+        };
+        turn.depth -= 1;
+        if turn.depth == 0 {
+            d.reports.remove(label);
+            drop(d);
+            self.report_cv.notify_all();
+        }
+    }
+
+    fn apply_locked(
+        &self,
+        d: &mut Data,
+        upd: Arc<UpdateData>,
+        if_newer: bool,
+        pending: &mut Pending,
+    ) -> Transition {
+        self.operations.fetch_add(1, Ordering::Relaxed);
         if if_newer {
             if let Some(p) = d.services.get(&upd.label) {
                 if (upd.timestamp, upd.event_id) <= (p.timestamp, p.event_id) {
                     let state = p.state;
-                    let pending = Self::empty_pending(&mut d);
-                    let t = Transition {
+                    return Transition {
                         stored: false,
                         changed: false,
                         updated: false,
                         old_state: state,
                         new_state: state,
                     };
-                    return (t, pending);
                 }
             }
         }
@@ -195,28 +318,22 @@ impl StateStore {
         if changed {
             self.state_changes.fetch_add(1, Ordering::Relaxed);
         }
-        let pending = if notify && !d.subs.is_empty() {
+        if notify && d.has_subs() {
             let change = StateChange {
                 label: upd.label.clone(),
                 old_state,
                 new_state,
                 snapshot: Some(upd),
             };
-            Self::collect(&mut d, &change)
-        } else {
-            Self::empty_pending(&mut d)
-        };
-        drop(d);
-        (
-            Transition {
-                stored: true,
-                changed,
-                updated: notify,
-                old_state,
-                new_state,
-            },
-            pending,
-        )
+            d.owe(&change, pending);
+        }
+        Transition {
+            stored: true,
+            changed,
+            updated: notify,
+            old_state,
+            new_state,
+        }
     }
 
     fn dec_type(by_type: &mut HashMap<Arc<str>, u64>, t: &Arc<str>) {
@@ -247,106 +364,183 @@ impl StateStore {
     /// Removes one service; subscribers are notified (new state Unknown, no snapshot).
     pub fn clear(&self, label: &str) -> (bool, Pending) {
         self.operations.fetch_add(1, Ordering::Relaxed);
+        let mut pending = Pending::default();
         let mut d = self.data.lock();
-        match Self::remove_locked(&mut d, label) {
+        let existed = match Self::remove_locked(&mut d, label) {
             Some(prev) => {
-                let p = Self::collect(&mut d, &Self::cleared_change(&prev));
-                (true, p)
+                d.owe(&Self::cleared_change(&prev), &mut pending);
+                true
             }
-            None => {
-                let ticket = d.next_ticket;
-                d.next_ticket += 1;
-                (
-                    false,
-                    Pending {
-                        ticket,
-                        items: Vec::new(),
-                        next: 0,
-                    },
-                )
-            }
-        }
+            None => false,
+        };
+        drop(d);
+        (existed, pending)
     }
 
-    /// Removes every service, notifying subscribers of each, as one ticket.
+    /// Removes every service, notifying subscribers of each, as one operation. Costs
+    /// O(services + notifications): each service finds its watchers by label.
     pub fn clear_all(&self) -> (usize, Pending) {
         self.operations.fetch_add(1, Ordering::Relaxed);
+        let mut pending = Pending::default();
         let mut d = self.data.lock();
         let all: Vec<Arc<UpdateData>> = d.services.drain().map(|(_, v)| v).collect();
         d.by_type.clear();
         d.by_state = [0; 7];
-        let ticket = d.next_ticket;
-        d.next_ticket += 1;
-        let mut items = Vec::new();
-        for prev in &all {
-            let change = Self::cleared_change(prev);
-            for s in &d.subs {
-                if s.label.as_ref().is_none_or(|l| *l == change.label) {
-                    items.push((s.channel.clone(), change.clone()));
-                }
+        if d.has_subs() {
+            for prev in &all {
+                d.owe(&Self::cleared_change(prev), &mut pending);
             }
         }
-        (
-            all.len(),
-            Pending {
-                ticket,
-                items,
-                next: 0,
-            },
-        )
+        drop(d);
+        // Keep one entry per subscription: its last ticket.
+        pending
+            .owed
+            .sort_unstable_by_key(|(s, t)| (s.id, std::cmp::Reverse(*t)));
+        pending.owed.dedup_by_key(|(s, _)| s.id);
+        (all.len(), pending)
     }
 
-    /// Sends owed notifications in ticket order. With `may_block == false` it returns
-    /// `false` instead of waiting (for its turn, or for room in a block-strategy channel);
-    /// call it again with `may_block == true` after releasing the GIL.
-    pub fn notify(&self, p: &mut Pending, may_block: bool) -> bool {
-        {
-            let mut turn = self.turn.lock();
-            if turn.now != p.ticket {
-                if !may_block {
-                    return false;
-                }
-                let me = thread_token();
-                turn.waiting.push(me);
-                while turn.now != p.ticket {
-                    self.turn_cv.wait(&mut turn);
-                }
-                if let Some(i) = turn.waiting.iter().position(|t| *t == me) {
-                    turn.waiting.swap_remove(i);
-                }
-            }
+    /// Moves `sub`'s outbox into its channel, in order, while the channel takes items
+    /// without waiting. A change that a full block-strategy channel cannot take is kept,
+    /// unless it has waited past the strategy's timeout: then it is dropped (counted).
+    /// Only one thread pumps a subscription at a time; no lock is held while sending (the
+    /// send may run a consumer's waker).
+    fn pump(&self, sub: &StoreSubscription) {
+        let mut o = sub.outbox.lock();
+        if o.pumping {
+            return;
         }
-        let consumer_waits_for_turn =
-            |token: u64| token != 0 && self.turn.lock().waiting.contains(&token);
-        while p.next < p.items.len() {
-            let (ch, change) = &p.items[p.next];
+        o.pumping = true;
+        let timeout = sub.channel.strategy().timeout;
+        let mut expired_since: Option<Instant> = None;
+        while let Some(Owed {
+            ticket,
+            change,
+            since,
+            waited,
+        }) = o.items.pop_front()
+        {
+            o.in_flight = Some(ticket);
+            drop(o);
             let sev = change.severity();
             let ty = change.new_state.event_type();
-            let res = if may_block {
-                ch.send_blocking_unless(change.clone(), sev, ty, &consumer_waits_for_turn)
-            } else {
-                ch.try_send(change.clone(), sev, ty)
-            };
-            match res {
+            let kept = match sub.channel.try_send(change, sev, ty) {
                 Ok(Sent::Queued(_)) => {
                     self.sub_events.fetch_add(1, Ordering::Relaxed);
+                    None
                 }
                 Ok(Sent::Evicted(..)) => {
                     self.sub_events.fetch_add(1, Ordering::Relaxed);
                     self.sub_drops.fetch_add(1, Ordering::Relaxed);
+                    None
                 }
                 Ok(Sent::Dropped(_)) | Err(SendError::Closed(_)) | Err(SendError::Timeout(_)) => {
                     self.sub_drops.fetch_add(1, Ordering::Relaxed);
+                    None
                 }
-                Err(SendError::WouldBlock(_)) => return false,
+                Err(SendError::WouldBlock(change)) => {
+                    let now = *expired_since.get_or_insert_with(Instant::now);
+                    match (timeout, since) {
+                        (Some(t), Some(s)) if now.duration_since(s) >= t => {
+                            sub.channel.count_outside(Outside::TimedOut);
+                            self.sub_drops.fetch_add(1, Ordering::Relaxed);
+                            None
+                        }
+                        _ => {
+                            if !waited {
+                                sub.channel.count_outside(Outside::Blocked);
+                            }
+                            Some(change)
+                        }
+                    }
+                }
+            };
+            o = sub.outbox.lock();
+            o.in_flight = None;
+            if let Some(change) = kept {
+                o.items.push_front(Owed {
+                    ticket,
+                    change,
+                    since,
+                    waited: true,
+                });
+                break;
             }
-            p.next += 1;
         }
-        let mut turn = self.turn.lock();
-        turn.now += 1;
-        drop(turn);
-        self.turn_cv.notify_all();
-        true
+        o.pumping = false;
+        drop(o);
+        sub.progress.notify_all();
+    }
+
+    /// True when `ticket` has left `sub`'s outbox; else waits at most `slice` for room in
+    /// the channel (or for the thread pumping it), never past `ticket`'s block timeout.
+    fn wait_delivered(&self, sub: &StoreSubscription, ticket: u64, slice: Duration) -> bool {
+        self.pump(sub);
+        let mut o = sub.outbox.lock();
+        if o.first_pending() > ticket {
+            return true;
+        }
+        if o.pumping {
+            sub.progress.wait_for(&mut o, slice);
+            return false;
+        }
+        // The head waits for room; never past its timeout (the next pump drops it).
+        let slice = match (sub.channel.strategy().timeout, o.items.front()) {
+            (Some(t), Some(Owed { since: Some(s), .. })) => s.checked_add(t).map_or(slice, |d| {
+                slice.min(d.saturating_duration_since(Instant::now()))
+            }),
+            _ => slice,
+        };
+        drop(o);
+        sub.channel.wait_for_room(slice);
+        false
+    }
+
+    /// Hands owed notifications over, per subscription in the store's order. With
+    /// `may_block == false` it never waits and returns false while some change is still
+    /// owed (a full block-strategy channel); call it again with `may_block == true`
+    /// (after releasing the GIL), which returns once everything left the outboxes.
+    pub fn notify(&self, p: &mut Pending, may_block: bool) -> bool {
+        if may_block {
+            while !self.notify_for(p, WAIT_SLICE) {}
+            true
+        } else {
+            self.notify_for(p, Duration::ZERO)
+        }
+    }
+
+    /// One round of `notify` waiting at most about `slice`: true when nothing is owed any
+    /// more. Callers that must stay interruptible loop on it.
+    pub fn notify_for(&self, p: &mut Pending, slice: Duration) -> bool {
+        let mut waited = slice.is_zero();
+        p.owed.retain(|(sub, ticket)| {
+            self.pump(sub);
+            if sub.outbox.lock().first_pending() > *ticket {
+                return false;
+            }
+            if !waited {
+                waited = true;
+                return !self.wait_delivered(sub, *ticket, slice);
+            }
+            true
+        });
+        p.owed.is_empty()
+    }
+
+    /// Gives up on owed notifications (the waiting caller was interrupted): each change
+    /// still in an outbox is removed and counted as dropped for its subscriber.
+    pub fn abandon(&self, p: Pending) {
+        for (sub, ticket) in p.owed {
+            let mut o = sub.outbox.lock();
+            let before = o.items.len();
+            o.items.retain(|owed| owed.ticket > ticket);
+            let n = before - o.items.len();
+            drop(o);
+            for _ in 0..n {
+                sub.channel.count_outside(Outside::Dropped);
+                self.sub_drops.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     pub fn get(&self, label: &str) -> Option<Arc<UpdateData>> {
@@ -392,23 +586,48 @@ impl StateStore {
             id: self.next_sub.fetch_add(1, Ordering::Relaxed),
             label,
             channel: Arc::new(Channel::new(capacity, strategy)),
+            outbox: Mutex::new(Outbox::default()),
+            progress: Condvar::new(),
         });
         // Until another thread receives from it, the subscribing thread is taken for the
         // consumer: its own writes then never wait on a watcher only it would drain.
         sub.channel.register_consumer();
-        self.data.lock().subs.push(sub.clone());
+        let mut d = self.data.lock();
+        d.sub_labels.insert(sub.id, sub.label.clone());
+        match &sub.label {
+            Some(l) => d.watchers.entry(l.clone()).or_default().push(sub.clone()),
+            None => d.all_watchers.push(sub.clone()),
+        }
+        drop(d);
         sub
     }
 
-    /// Removes a subscription and closes its channel. Returns false if it was not active.
+    /// Removes a subscription and closes its channel (a writer waiting on it wakes; what
+    /// it still owed is counted as dropped). Returns false if it was not active.
     pub fn unsubscribe(&self, id: u64) -> bool {
         let mut d = self.data.lock();
-        let Some(pos) = d.subs.iter().position(|s| s.id == id) else {
+        let Some(label) = d.sub_labels.remove(&id) else {
             return false;
         };
-        let sub = d.subs.remove(pos);
+        let list = match &label {
+            Some(l) => d.watchers.get_mut(l),
+            None => Some(&mut d.all_watchers),
+        };
+        let sub = list.and_then(|v| {
+            let pos = v.iter().position(|s| s.id == id)?;
+            Some(v.swap_remove(pos))
+        });
+        if let Some(l) = &label {
+            if d.watchers.get(l).is_some_and(Vec::is_empty) {
+                d.watchers.remove(l);
+            }
+        }
         drop(d);
-        sub.channel.close();
+        if let Some(sub) = sub {
+            sub.channel.close();
+            // Nobody may be left to pump what is owed: hand it over (counted as dropped).
+            self.pump(&sub);
+        }
         true
     }
 
@@ -422,7 +641,7 @@ impl StateStore {
             operations: self.operations.load(Ordering::Relaxed),
             subscription_events: self.sub_events.load(Ordering::Relaxed),
             subscription_drops: self.sub_drops.load(Ordering::Relaxed),
-            active_subscriptions: d.subs.len() as u64,
+            active_subscriptions: d.sub_labels.len() as u64,
             by_type,
             by_state: State::ALL
                 .iter()
@@ -450,9 +669,12 @@ impl StateStore {
             })
             .sum();
         let subs: u64 = d
-            .subs
+            .all_watchers
             .iter()
-            .map(|s| s.channel.len() as u64 * std::mem::size_of::<StateChange>() as u64)
+            .chain(d.watchers.values().flatten())
+            .map(|s| {
+                (s.channel.len() + s.owed()) as u64 * std::mem::size_of::<StateChange>() as u64
+            })
             .sum();
         snap + subs
     }

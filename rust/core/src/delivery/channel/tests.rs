@@ -1,5 +1,6 @@
 use super::*;
 use std::sync::Arc;
+use std::time::Duration;
 
 fn check(s: ChannelStats) {
     assert_eq!(
@@ -243,4 +244,44 @@ fn closed_channel_counts_sends_as_dropped() {
     assert!(matches!(ch.try_send(1, 2, 0), Err(SendError::Closed(1))));
     let s = ch.stats();
     assert_eq!((s.sent, s.dropped), (1, 1));
+}
+
+#[test]
+fn block_timeout_of_the_strategy_drops_and_the_sender_goes_on() {
+    let strategy =
+        Strategy::simple(BufferAction::Block).with_timeout(Some(Duration::from_millis(20)));
+    let ch = Arc::new(Channel::new(1, strategy));
+    // Another thread sends: the test thread is not the consumer.
+    let c2 = ch.clone();
+    let r = std::thread::spawn(move || {
+        c2.try_send(1, 2, 0).unwrap();
+        c2.send_blocking(2, 2, 0, None)
+    })
+    .join()
+    .unwrap();
+    assert_eq!(r, Ok(Sent::Dropped(2)));
+    let s = ch.stats();
+    assert_eq!((s.dropped, s.timed_out, s.blocked), (1, 1, 1));
+    check(s);
+    // The call's own, shorter timeout still fails the send (and is no strategy timeout).
+    let c3 = ch.clone();
+    let r = std::thread::spawn(move || c3.send_blocking(3, 2, 0, Some(Duration::from_millis(1))))
+        .join()
+        .unwrap();
+    assert_eq!(r, Err(SendError::Timeout(3)));
+    assert_eq!(ch.stats().timed_out, 1);
+    // The gap is visible to the consumer: the next item gets sequence number 3.
+    assert_eq!(ch.drain(10), vec![(0, 1)]);
+    assert_eq!(ch.try_send(4, 2, 0), Ok(Sent::Queued(3)));
+    // A timeout too large for the clock means waiting until room or close.
+    let huge = Strategy::simple(BufferAction::Block).with_timeout(Some(Duration::MAX));
+    let ch = Arc::new(Channel::new(1, huge));
+    let c4 = ch.clone();
+    let h = std::thread::spawn(move || {
+        c4.try_send(1, 2, 0).unwrap();
+        c4.send_blocking(2, 2, 0, None)
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    ch.close();
+    assert_eq!(h.join().unwrap(), Err(SendError::Closed(2)));
 }

@@ -18,6 +18,15 @@ pub(super) fn upd(label: &str, state: State) -> Arc<UpdateData> {
     })
 }
 
+/// Another thread becomes `sub`'s consumer (the subscribing thread would otherwise count
+/// as its consumer, whose own writes overflow instead of waiting).
+fn consumed_elsewhere(sub: &StoreSubscription) {
+    let ch = sub.channel.clone();
+    std::thread::spawn(move || ch.register_consumer())
+        .join()
+        .unwrap();
+}
+
 fn set(s: &StateStore, u: Arc<UpdateData>) -> Transition {
     let (t, mut p) = s.apply(u);
     assert!(s.notify(&mut p, true));
@@ -199,11 +208,7 @@ fn block_subscriber_whose_consumer_writes_back_does_not_deadlock() {
 fn block_subscriber_does_not_stall_reads() {
     let s = Arc::new(StateStore::new(1));
     let sub = s.subscribe(None, 1, Strategy::simple(BufferAction::Block));
-    // Another thread consumes (the subscriber would otherwise count as the consumer).
-    let ch = sub.channel.clone();
-    std::thread::spawn(move || ch.register_consumer())
-        .join()
-        .unwrap();
+    consumed_elsewhere(&sub);
     set(&s, upd("a", State::Starting));
     let (_, mut p) = s.apply(upd("a", State::Running));
     assert!(!s.notify(&mut p, false)); // would block
@@ -213,4 +218,151 @@ fn block_subscriber_does_not_stall_reads() {
     assert_eq!(sub.channel.recv(None).unwrap().1.new_state, State::Starting);
     assert!(h.join().unwrap());
     assert_eq!(sub.channel.recv(None).unwrap().1.new_state, State::Running);
+}
+
+/// A store watched by a full block subscriber whose consumer is busy: writers that owe it
+/// a change wait; a write to another label, and reads, do not.
+#[test]
+fn full_block_watcher_only_delays_writers_that_owe_it() {
+    let s = Arc::new(StateStore::new(1));
+    let sub = s.subscribe(
+        Some(Arc::from("a")),
+        1,
+        Strategy::simple(BufferAction::Block),
+    );
+    consumed_elsewhere(&sub);
+    set(&s, upd("a", State::Starting));
+    let (_, mut owed) = s.apply(upd("a", State::Running));
+    assert!(!s.notify(&mut owed, false)); // would block: the watcher is full
+                                          // Another label: nobody blocks on it, the write returns at once, from any thread.
+    for i in 0..100 {
+        let (_, mut p) = s.apply(upd(&format!("b{i}"), State::Running));
+        assert!(
+            s.notify(&mut p, false),
+            "write {i} to another label was held back"
+        );
+    }
+    let s2 = s.clone();
+    let other = std::thread::spawn(move || {
+        let (_, mut p) = s2.apply(upd("c", State::Failed));
+        s2.notify(&mut p, false)
+    });
+    assert!(other.join().unwrap());
+    assert_eq!(s.get("a").unwrap().state, State::Running);
+    // The owed change arrives in order once the consumer makes room.
+    let s3 = s.clone();
+    let h = std::thread::spawn(move || s3.notify(&mut owed, true));
+    let (seq, first) = sub.channel.recv(None).unwrap();
+    assert_eq!((seq, first.new_state), (0, State::Starting));
+    assert!(h.join().unwrap());
+    assert_eq!(sub.channel.recv(None).unwrap().1.new_state, State::Running);
+}
+
+/// A block subscription with a timeout: a change that waits past it is dropped for that
+/// subscriber (counted in its stats and the store metrics, a gap in its sequence numbers)
+/// and the writer returns.
+#[test]
+fn block_timeout_drops_the_change_for_that_subscriber() {
+    let s = Arc::new(StateStore::new(1));
+    let strategy =
+        Strategy::simple(BufferAction::Block).with_timeout(Some(Duration::from_millis(30)));
+    let sub = s.subscribe(None, 1, strategy);
+    consumed_elsewhere(&sub);
+    set(&s, upd("a", State::Starting));
+    set(&s, upd("a", State::Running)); // waits 30 ms, then drops
+    let st = sub.channel.stats();
+    assert_eq!(
+        (st.sent, st.dropped, st.timed_out, st.buffered),
+        (2, 1, 1, 1)
+    );
+    assert_eq!(s.metrics().subscription_drops, 1);
+    assert_eq!(sub.channel.try_recv().unwrap().0, 0);
+    set(&s, upd("a", State::Failed));
+    let (seq, c) = sub.channel.try_recv().unwrap();
+    assert_eq!((seq, c.new_state), (2, State::Failed)); // the gap: 1 was dropped
+}
+
+/// Interrupted waiting: what is still owed is counted as dropped, nothing is stranded.
+#[test]
+fn abandoned_notifications_are_counted() {
+    let s = StateStore::new(1);
+    let sub = s.subscribe(None, 1, Strategy::simple(BufferAction::Block));
+    consumed_elsewhere(&sub);
+    set(&s, upd("a", State::Starting));
+    let (_, mut p) = s.apply(upd("a", State::Running));
+    assert!(!s.notify_for(&mut p, Duration::from_millis(1)));
+    s.abandon(p);
+    assert_eq!(sub.owed(), 0);
+    assert_eq!(s.metrics().subscription_drops, 1);
+    let st = sub.channel.stats();
+    assert_eq!((st.sent, st.dropped), (2, 1));
+}
+
+/// Watchers are kept by label: unsubscribing keeps the index exact, and clear_all
+/// notifies each watcher of its own label only.
+#[test]
+fn watchers_by_label_subscribe_unsubscribe_clear_all() {
+    let s = StateStore::new(16);
+    let subs: Vec<_> = (0..50)
+        .map(|i| {
+            s.subscribe(
+                Some(Arc::from(format!("l{}", i % 10).as_str())),
+                16,
+                Strategy::simple(BufferAction::Drop),
+            )
+        })
+        .collect();
+    let all = s.subscribe(None, 64, Strategy::simple(BufferAction::Drop));
+    for i in 0..10 {
+        set(&s, upd(&format!("l{i}"), State::Running));
+    }
+    for sub in subs.iter().step_by(2) {
+        assert!(s.unsubscribe(sub.id));
+        assert!(!s.unsubscribe(sub.id));
+    }
+    assert_eq!(s.metrics().active_subscriptions, 26);
+    let (n, mut p) = s.clear_all();
+    assert_eq!(n, 10);
+    assert!(s.notify(&mut p, false));
+    for (i, sub) in subs.iter().enumerate() {
+        let got = sub.channel.drain(16);
+        let label = format!("l{}", i % 10);
+        assert!(got.iter().all(|(_, c)| *c.label == *label));
+        assert_eq!(got.len(), if i % 2 == 0 { 1 } else { 2 }, "watcher {i}");
+    }
+    assert_eq!(all.channel.drain(64).len(), 20);
+}
+
+/// A label's report turn: one thread at a time (re-entrant for the holder), released by
+/// `end_report`; other labels are not affected.
+#[test]
+fn report_turn_orders_reports_per_label() {
+    let s = Arc::new(StateStore::new(1));
+    let (t, _) = s.apply_reporting(upd("a", State::Starting)).unwrap();
+    assert_eq!(
+        (t.old_state, t.new_state),
+        (State::Unknown, State::Starting)
+    );
+    // The holder may re-enter (a handler of its own publish reporting the same label).
+    assert!(s.apply_reporting(upd("a", State::Running)).is_some());
+    s.end_report("a");
+    let s2 = s.clone();
+    let other = std::thread::spawn(move || {
+        let refused = s2.apply_reporting(upd("a", State::Failed)).is_none();
+        let (t, _) = s2.apply_reporting(upd("b", State::Failed)).unwrap();
+        s2.end_report("b");
+        // Waits (in slices) until the holder ends its report, then goes on.
+        let got = loop {
+            if let Some((t, _)) = s2.apply_reporting(upd("a", State::Failed)) {
+                break t;
+            }
+            s2.wait_report_turn("a", Duration::from_millis(5));
+        };
+        s2.end_report("a");
+        (refused, t.new_state, got.old_state)
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(s.get("a").unwrap().state, State::Running); // nothing applied meanwhile
+    s.end_report("a");
+    assert_eq!(other.join().unwrap(), (true, State::Failed, State::Running));
 }
