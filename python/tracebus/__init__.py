@@ -41,7 +41,7 @@ from ._core import (
 )
 from ._enums import BufferAction, EventType, ServiceState, ServiceType, Severity
 from .bus import EventBus
-from .codec import decode_event, encode_event
+from .codec import EventDecodeError, UnknownEvent, decode_event, encode_event
 from .correlation import correlation, current_correlation, from_traceparent, to_traceparent
 from .eventstore import ConcurrencyError, EventStoreError, SqliteEventStore, rebuild_state
 from .performance import (
@@ -78,6 +78,7 @@ __all__ = [
     "EventBatchProcessor",
     "EventBus",
     "EventBusAdapter",
+    "EventDecodeError",
     "EventPoolManager",
     "EventStoreError",
     "EventType",
@@ -111,6 +112,7 @@ __all__ = [
     "Trace",
     "TraceNode",
     "TracebusError",
+    "UnknownEvent",
     "UserActionEvent",
     "__version__",
     "any_filter",

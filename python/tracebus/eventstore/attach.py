@@ -28,7 +28,12 @@ class _Attachment:
         self.drain.start()
 
     def _persist(self, batch: list[Event]) -> None:
-        rows = _encode_rows(batch, None, self._encode_or_skip)
+        try:
+            rows = _encode_rows(batch, None, self._encode_or_skip)
+        except Exception as err:  # not expected (_encode_or_skip catches): keep writing
+            self.failed += len(batch)
+            _log.error("event store: cannot encode a batch of %d events: %s", len(batch), err)
+            return
         try:
             self.persisted += self.store._append_deduped(rows)
         except (EventStoreError, sqlite3.Error) as err:
@@ -40,7 +45,7 @@ class _Attachment:
         counted as failed) if it cannot be encoded."""
         try:
             return _encode_row(e, None)
-        except (TypeError, ValueError) as err:
+        except Exception as err:  # e.g. RecursionError: this event only; the writer goes on
             self.failed += 1
             _log.error("event store: not persisting %r: %s", e, err)
             return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .._core import ManagedServiceUpdate, ServiceStateEvent, StateStore
 from .._enums import EventType
-from .store import SqliteEventStore
+from .store import OnError, SqliteEventStore
 
 _SERVICE_TYPES = tuple(
     t.value for t in EventType if t.value.startswith("service.")
@@ -33,7 +33,9 @@ def update_from_event(event: ServiceStateEvent) -> ManagedServiceUpdate:
     )
 
 
-def rebuild_state(event_store: SqliteEventStore, since: int = 0) -> StateStore:
+def rebuild_state(
+    event_store: SqliteEventStore, since: int = 0, *, on_error: OnError = "skip"
+) -> StateStore:
     """Event sourcing: a fresh ``StateStore`` rebuilt by replaying the stored
     ``ServiceStateEvent``s in order. Each event becomes the ``ManagedServiceUpdate`` that
     produced it (``update_from_event``), so the snapshots equal the live store's for
@@ -42,7 +44,7 @@ def rebuild_state(event_store: SqliteEventStore, since: int = 0) -> StateStore:
     if not isinstance(event_store, SqliteEventStore):
         raise TypeError(f"event_store must be a SqliteEventStore, got {type(event_store).__name__}")
     store = StateStore()
-    for r in event_store.records(since, _types=_SERVICE_TYPES):
+    for r in event_store.records(since, on_error=on_error, _types=_SERVICE_TYPES):
         if isinstance(r.event, ServiceStateEvent):
             store.set_service_state(update_from_event(r.event))
     return store

@@ -7,13 +7,14 @@ checkpoints, the attachment's writer and event sourcing are in their own modules
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeAlias
 
 from .._core import (
     Event,
@@ -26,7 +27,7 @@ from .._core import (
     _number_rows,
 )
 from .._drain import check_int
-from ..codec import _CLASSES, decode_json, resolve_class
+from ..codec import EventDecodeError, build_event, decode_json_text
 from ..trace import Trace, build_trace
 from . import checkpoint
 from .attach import _Attachment
@@ -44,6 +45,13 @@ from .schema import (
 )
 
 _SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+_log = logging.getLogger("tracebus.eventstore")
+
+#: What reading does with a row it cannot decode: ``"skip"`` (default: logged with its
+#: sequence number, counted in ``stats()["skipped_rows"]``, reading goes on), ``"raise"``
+#: (``EventStoreError`` naming the row) or ``"raw"`` (an ``UndecodedRow`` in its place).
+OnError: TypeAlias = Literal["raise", "skip", "raw"]
+_ON_ERROR = ("raise", "skip", "raw")
 
 
 class StoredRecord(NamedTuple):
@@ -53,6 +61,22 @@ class StoredRecord(NamedTuple):
     stream: str
     version: int
     event: Event
+
+
+class UndecodedRow(NamedTuple):
+    """A stored row that cannot be decoded (``on_error="raw"``): its position, its stored
+    text (or value) and why it cannot be decoded."""
+
+    seq: int
+    stream: str
+    version: int
+    data: Any
+    error: str
+
+
+def _check_on_error(on_error: object) -> None:
+    if on_error not in _ON_ERROR:
+        raise ValueError(f"on_error must be 'raise', 'skip' or 'raw', got {on_error!r}")
 
 
 def _check_filter(filter: Filter | None) -> None:
@@ -109,6 +133,7 @@ class SqliteEventStore:
         self._data_version: int | None = None
         self._attached: _Attachment | None = None
         self._closed = False
+        self.skipped_rows = 0  # rows reading skipped (on_error="skip"), see stats()
         try:
             self._conn = sqlite3.connect(
                 self.path, timeout=float(timeout), isolation_level=None, check_same_thread=False
@@ -330,6 +355,7 @@ class SqliteEventStore:
         stream: str | None = None,
         correlation_id: str | None = None,
         limit: int | None = None,
+        on_error: OnError = "skip",
         _types: tuple[str, ...] | None = None,
         _records: bool = True,
     ) -> Iterator[StoredRecord]:
@@ -338,8 +364,12 @@ class SqliteEventStore:
         ``filter``, in ``stream`` or of ``correlation_id`` if given, at most ``limit``.
         Lazy: rows are fetched ``chunk_size`` at a time. (A stream is found by walking its
         chain of events back from its head first, which keeps 8 bytes per event of the
-        stream in memory.)"""
+        stream in memory.) A row that cannot be decoded is handled as ``on_error`` says
+        (``OnError``: skipped and counted by default; with ``"raw"`` the record's ``event``
+        is an ``UndecodedRow``). Classes this program does not define decode as
+        ``tracebus.codec.UnknownEvent``."""
         check_int("since", since)
+        _check_on_error(on_error)
         _check_filter(filter)
         if limit is not None:
             check_int("limit", limit)
@@ -359,7 +389,7 @@ class SqliteEventStore:
             args.extend(_types)
         cond = "".join(f" AND {w}" for w in where)
         seqs = None if stream is None else self._stream_seqs(stream, since)
-        return self._iter_records(cond, args, since, filter, limit, _records, seqs)
+        return self._iter_records(cond, args, since, filter, limit, _records, seqs, on_error)
 
     def _stream_seqs(self, stream: str, since: int) -> array[int]:
         """The sequence numbers of ``stream``'s events after ``since``, ascending: its chain
@@ -387,11 +417,10 @@ class SqliteEventStore:
         limit: int | None,
         records: bool,
         seqs: array[int] | None = None,
+        on_error: OnError = "skip",
     ) -> Iterator[Any]:
         remaining = limit
         chunk = self.chunk_size
-        classes = _CLASSES
-        loads = decode_json
         matches = filter.matches if filter is not None else None
         path = self.path
         if seqs is not None:
@@ -421,7 +450,7 @@ class SqliteEventStore:
             query = records_query
             with_seq = True
         col = 3 if with_seq else 0  # the data column
-        bad: list[EventStoreError] = []
+        bad: list[UndecodedRow] = []
         chunk_rows: list[tuple[Any, ...]] = []
 
         def seq_of(row: tuple[Any, ...]) -> int:
@@ -433,22 +462,23 @@ class SqliteEventStore:
 
         def python_decode(row: tuple[Any, ...]) -> Any:
             """A row the native decoder declined (another class, metadata, or damaged):
-            its event, or (kept, raised when iteration reaches the row) the error."""
+            its event, or (an ``UndecodedRow``, handled when iteration reaches the row) the
+            error."""
             data = row[col]
             try:
-                parts = loads(data)
-                cls = classes.get(parts["class"]) or resolve_class(parts["class"])
-                event = cls(*parts["args"], **parts["kwargs"])
-                state = parts.get("state")
-                if state:
-                    event.__dict__.update(state)
-                return event
-            except (ValueError, TypeError, KeyError) as e:
-                err = EventStoreError(
-                    f"event store {path}: cannot decode event seq {seq_of(row)}: {e}"
-                )
-                bad.append(err)
-                return err
+                return build_event(decode_json_text(data))
+            except EventDecodeError as e:
+                seq = seq_of(row)
+                if with_seq:
+                    stream, version = row[1], row[2]
+                else:
+                    with self._db() as c:
+                        stream, version = c.execute(
+                            "SELECT stream, version FROM events WHERE seq = ?", (seq,)
+                        ).fetchone()
+                bad_row = UndecodedRow(seq, stream, version, data, str(e))
+                bad.append(bad_row)
+                return bad_row
 
         pos = 0
         while remaining is None or remaining > 0:
@@ -476,13 +506,36 @@ class SqliteEventStore:
                     continue
                 return
             chunk_rows = rows
+            bad.clear()
             events = _decode_rows(rows, col, python_decode)
             if not bad and matches is None and remaining is None and not records:
                 yield from events
             else:
                 for row, event in zip(rows, events, strict=True):
-                    if bad and isinstance(event, EventStoreError):
-                        raise event
+                    if bad and isinstance(event, UndecodedRow):
+                        if on_error == "raise":
+                            raise EventStoreError(
+                                f"event store {path}: cannot decode event seq {event.seq}: "
+                                f"{event.error}"
+                            )
+                        if on_error == "skip":
+                            self.skipped_rows += 1
+                            _log.warning(
+                                "event store %s: skipping event seq %d (cannot decode: %s)",
+                                path,
+                                event.seq,
+                                event.error,
+                            )
+                            continue
+                        if records:
+                            yield StoredRecord(event.seq, event.stream, event.version, event)  # type: ignore[arg-type]
+                        else:
+                            yield event
+                        if remaining is not None:
+                            remaining -= 1
+                            if remaining == 0:
+                                return
+                        continue
                     if matches is not None and not matches(event):
                         continue
                     yield StoredRecord(row[0], row[1], row[2], event) if records else event
@@ -494,10 +547,13 @@ class SqliteEventStore:
             if seqs is None and len(rows) < chunk:
                 return
 
-    def replay(self, since: int = 0, filter: Filter | None = None) -> Iterator[Event]:
+    def replay(
+        self, since: int = 0, filter: Filter | None = None, *, on_error: OnError = "skip"
+    ) -> Iterator[Event]:
         """Stored events after sequence number ``since`` (0 = all), in order, that pass
-        ``filter``. Lazy: millions of events are never loaded at once."""
-        return self.records(since, filter, _records=False)  # type: ignore[return-value]
+        ``filter``. Lazy: millions of events are never loaded at once. Undecodable rows:
+        see ``OnError`` (``"raw"`` yields ``UndecodedRow``s among the events)."""
+        return self.records(since, filter, on_error=on_error, _records=False)  # type: ignore[return-value]
 
     def replay_into(self, bus: Any, since: int = 0, filter: Filter | None = None) -> int:
         """Republishes stored events (in order, keeping their ids and correlations) on
@@ -517,12 +573,15 @@ class SqliteEventStore:
             n += len(batch)
         return n
 
-    def trace(self, correlation_id: str) -> Trace:
-        """The cascade of ``correlation_id`` as a tree (cause → effects), from the store."""
+    def trace(self, correlation_id: str, *, on_error: OnError = "skip") -> Trace:
+        """The cascade of ``correlation_id`` as a tree (cause → effects), from the store.
+        Undecodable rows: ``"skip"`` (default, counted) or ``"raise"`` (``"raw"`` rows are
+        left out of the tree too, as it holds events only)."""
         if not isinstance(correlation_id, str) or not correlation_id:
             raise TypeError(f"correlation_id must be a non-empty str, got {correlation_id!r}")
+        records = self.records(correlation_id=correlation_id, on_error=on_error)
         return build_trace(
-            correlation_id, (r.event for r in self.records(correlation_id=correlation_id))
+            correlation_id, (r.event for r in records if not isinstance(r.event, UndecodedRow))
         )
 
     def last_seq(self) -> int:
@@ -537,7 +596,8 @@ class SqliteEventStore:
     def stats(self) -> dict[str, Any]:
         """Figures: events, streams, correlations, first/last sequence numbers and
         timestamps, counts by type and by severity, file size, journal and synchronous
-        modes, and (while attached) events persisted and failed by the attachment."""
+        modes, (while attached) events persisted and failed by the attachment, and
+        ``skipped_rows``: undecodable rows reading skipped so far (``on_error="skip"``)."""
         with self._db() as c:
             n, first, last, t0, t1 = c.execute(
                 "SELECT COUNT(*), MIN(seq), MAX(seq), MIN(timestamp), MAX(timestamp) FROM events"
@@ -576,6 +636,7 @@ class SqliteEventStore:
             "attached": att is not None,
             "attach_persisted": att.persisted if att else 0,
             "attach_failed": att.failed if att else 0,
+            "skipped_rows": self.skipped_rows,
         }
 
     def integrity_check(self) -> str:

@@ -48,7 +48,12 @@ class RedisStreamBridge(_Writer, _Reader):
       reclaimed. ``dedupe_window``: how many received event ids are remembered (at least;
       up to twice as many, ~110 bytes each: ~4 MB at the default 20,000). Raise it to drop
       replays of older entries too.
-    - ``connect_timeout``: seconds to wait for a connection.
+    - ``connect_timeout``: seconds to wait for a connection (and for the server's answers
+      while ``start`` checks it).
+    - ``dead_letter``: copy entries that cannot be decoded to the stream ``<stream>:dead``
+      (their fields plus ``id``, the entry id, and ``reason``). Whether or not, such an
+      entry is skipped (acknowledged in group mode), counted (``decode_errors``) and logged
+      once with its id, and the rest of its batch is delivered.
     - ``outbound``/``inbound`` (default both True): ``outbound=False`` makes a
       receive-only bridge (no channel on the bus, no writer thread: nothing is sent,
       ``flush()`` returns True at once); ``inbound=False`` a send-only one (no reader
@@ -83,6 +88,7 @@ class RedisStreamBridge(_Writer, _Reader):
         connect_timeout: float = 2.0,
         outbound: bool = True,
         inbound: bool = True,
+        dead_letter: bool = False,
     ) -> None:
         self._redis = _import_redis()
         if not isinstance(bus, EventBus):
@@ -134,6 +140,9 @@ class RedisStreamBridge(_Writer, _Reader):
         self.claim_min_idle_ms = check_int("claim_min_idle_ms", claim_min_idle_ms, 1)
         self.dedupe_window = check_int("dedupe_window", dedupe_window, 1)
         self.connect_timeout = float(connect_timeout)
+        if not isinstance(dead_letter, bool):
+            raise TypeError(f"dead_letter must be a bool, got {type(dead_letter).__name__}")
+        self.dead_letter = dead_letter
         self.outbound, self.inbound = _check_directions(
             outbound,
             inbound,
@@ -158,6 +167,9 @@ class RedisStreamBridge(_Writer, _Reader):
         self._echo = set()
         self._last_id = "0-0"  # XREAD position
         self._unacked = []  # delivered entries whose XACK goes with the next read
+        self._batch, self._batch_rows, self._dead = [], [], []
+        self._accounted = None  # set by _prepare_read (plain XREAD from "$" or "0")
+        self._behind = False
         # Counters; each is written by one thread only.
         self._sent = 0
         self._batches = 0
@@ -177,6 +189,8 @@ class RedisStreamBridge(_Writer, _Reader):
         self._read_reconnects = 0
         self._state_applied = 0
         self._trimmed_pending = 0
+        self._trimmed = 0
+        self._dead_lettered = 0
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -193,9 +207,13 @@ class RedisStreamBridge(_Writer, _Reader):
         client = r.Redis.from_url(
             self.url,
             decode_responses=True,
+            # Bytes that are not UTF-8 arrive as lone surrogates, and the reader refuses
+            # that one entry (instead of the whole reply failing to parse, for ever).
+            encoding_errors="surrogateescape",
             socket_connect_timeout=self.connect_timeout,
-            # Blocking reads wait up to block_ms; a server that stops answering is noticed.
-            socket_timeout=self.block_ms / 1000 + 10.0,
+            # While start() checks the server: a server that accepts connections but never
+            # answers fails within connect_timeout too (the reading timeout is set after).
+            socket_timeout=self.connect_timeout,
             # The bridge retries itself (a batch retried inside redis-py would be sent
             # twice without the bridge knowing).
             retry=r.retry.Retry(r.backoff.NoBackoff(), 0),
@@ -212,6 +230,11 @@ class RedisStreamBridge(_Writer, _Reader):
                 client.script_load(_APPEND_LUA)  # a server refusing scripts fails here
             if self.inbound:
                 self._prepare_read(client)
+            # Blocking reads wait up to block_ms; a server that stops answering is noticed.
+            # Connections made from now on use this timeout; the checked one is dropped.
+            pool = client.connection_pool
+            pool.connection_kwargs["socket_timeout"] = self.block_ms / 1000 + 10.0
+            pool.disconnect()
         except r.RedisError as e:
             client.close()
             raise BridgeError(
@@ -315,7 +338,9 @@ class RedisStreamBridge(_Writer, _Reader):
         - ``unsent``: events given up at ``stop`` (Redis unreachable until the timeout).
         - ``buffered``: events waiting for the writer; ``state_applied``: service states
           written to ``state_store``; ``trimmed_pending``: pending entries trimmed from the
-          stream before they could be reclaimed.
+          stream before they could be reclaimed; ``trimmed``: entries removed from the
+          stream (``maxlen``) before this (plain XREAD) reader read them: lost, and warned
+          about; ``dead_lettered``: undecodable entries copied to ``<stream>:dead``.
         """
         drain = self._drain
         return {
@@ -332,7 +357,8 @@ class RedisStreamBridge(_Writer, _Reader):
             + self._encode_errors
             + self._decode_errors
             + self._publish_errors
-            + self._unsent,
+            + self._unsent
+            + self._trimmed,
             "encode_errors": self._encode_errors,
             "decode_errors": self._decode_errors,
             "publish_errors": self._publish_errors,
@@ -342,6 +368,8 @@ class RedisStreamBridge(_Writer, _Reader):
             "buffered": 0 if drain is None else drain.channel.stats()["buffered"],
             "state_applied": self._state_applied,
             "trimmed_pending": self._trimmed_pending,
+            "trimmed": self._trimmed,
+            "dead_lettered": self._dead_lettered,
         }
 
     def __repr__(self) -> str:
