@@ -43,6 +43,11 @@ def log_handler_error(
     )
 
 
+#: Close hooks, by ``id(bus)``: run (and dropped) after the bus closed, e.g. an attached
+#: event store storing what is still buffered (``SqliteEventStore.attach``).
+_close_hooks: dict[int, dict[int, Callable[[], object]]] = {}
+
+
 class EventBus(_core.EventBus):
     """Publish/subscribe with Rust dispatch.
 
@@ -68,6 +73,14 @@ class EventBus(_core.EventBus):
             max_depth=max_depth,
             on_error=on_error if on_error is not None else log_handler_error,
         )
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Closes the bus (see ``_core.EventBus.close``), then waits for what is attached
+        to it to finish: an event store attached with ``SqliteEventStore.attach`` has
+        stored every event published before ``close`` when it returns."""
+        super().close(timeout)
+        for hook in list(_close_hooks.pop(id(self), {}).values()):
+            hook()
 
     def subscribe(
         self,

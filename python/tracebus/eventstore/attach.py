@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import sqlite3
-from typing import TYPE_CHECKING
+import weakref
+from typing import TYPE_CHECKING, Any
 
+from .. import bus as _bus_module
 from .._core import Channel, Event, _encode_rows
 from .._drain import Drain
 from .errors import EventStoreError
@@ -20,12 +23,28 @@ _log = logging.getLogger("tracebus.eventstore")
 class _Attachment:
     """The writer of ``SqliteEventStore.attach``: a ``Drain`` thread storing batches."""
 
-    def __init__(self, store: SqliteEventStore, channel: Channel, batch_size: int) -> None:
+    def __init__(
+        self, store: SqliteEventStore, bus: Any, channel: Channel, batch_size: int
+    ) -> None:
         self.store = store
+        self.bus_id = id(bus)
         self.persisted = 0
         self.failed = 0
         self.drain = Drain(channel, batch_size, self._persist, name="tracebus-eventstore-writer")
         self.drain.start()
+        # Flushed by bus.close() (a tracebus.EventBus) and at interpreter exit; detach()
+        # drops both.
+        _bus_module._close_hooks.setdefault(self.bus_id, {})[id(self)] = store.detach
+        _attached.add(store)
+
+    def forget(self) -> None:
+        """Drops the close hook and the exit flush (``detach`` does it)."""
+        hooks = _bus_module._close_hooks.get(self.bus_id)
+        if hooks is not None:
+            hooks.pop(id(self), None)
+            if not hooks:
+                _bus_module._close_hooks.pop(self.bus_id, None)
+        _attached.discard(self.store)
 
     def _persist(self, batch: list[Event]) -> None:
         try:
@@ -49,3 +68,18 @@ class _Attachment:
             self.failed += 1
             _log.error("event store: not persisting %r: %s", e, err)
             return None
+
+
+# Stores attached and not detached: detached (flushing) at interpreter exit, also after an
+# unhandled exception or sys.exit(), so buffered events are stored rather than lost with
+# the daemon writer thread.
+_attached: weakref.WeakSet[SqliteEventStore] = weakref.WeakSet()
+
+
+@atexit.register
+def _detach_attached_stores() -> None:
+    for store in list(_attached):
+        try:
+            store.detach(timeout=30.0)
+        except Exception:
+            _log.exception("event store: flushing %s at exit failed", store.path)

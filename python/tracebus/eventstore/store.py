@@ -672,7 +672,9 @@ class SqliteEventStore:
         and writer: 5000 stored ~20% more events per second than 1000 under sustained load.)
         If the writer falls ``buffer_size`` events behind, publishers wait (GIL released)
         rather than lose events. Events already stored (same event id) are skipped, so
-        ``replay_into`` an attached bus stores nothing twice. ``detach()`` flushes.
+        ``replay_into`` an attached bus stores nothing twice. ``detach()``, ``bus.close()``
+        (a ``tracebus.EventBus``) and interpreter exit (also after an unhandled exception or
+        ``sys.exit``) flush: every event published before them is stored.
         """
         if not callable(getattr(bus, "subscribe_channel", None)):
             raise TypeError(f"bus must be a tracebus EventBus, got {type(bus).__name__}")
@@ -687,7 +689,7 @@ class SqliteEventStore:
                     "this event store is already attached to a bus; detach() first"
                 )
             ch = bus.subscribe_channel(filter, buffer_size, SimpleBufferStrategy("block"))
-            self._attached = _Attachment(self, ch, batch_size)
+            self._attached = _Attachment(self, bus, ch, batch_size)
 
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Waits until every event the attached bus published so far is stored. Returns
@@ -702,6 +704,7 @@ class SqliteEventStore:
             att, self._attached = self._attached, None
         if att is None:
             return 0
+        att.forget()
         att.drain.stop(timeout)
         return att.persisted
 
