@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
@@ -14,6 +15,11 @@ from .trace import Trace, build_trace
 __all__ = ["EventBus"]
 
 _log = logging.getLogger("tracebus")
+
+# A forked child has none of the parent's threads: what needs one raises a clear error there
+# (a bus's thread-mode subscriptions, batch processors: ``_core._after_fork_in_child``) or
+# gets a fresh one (attached event stores, Redis bridges: their modules register theirs).
+os.register_at_fork(after_in_child=_core._after_fork_in_child)
 _tasks: set[asyncio.Task[None]] = set()
 
 H = TypeVar("H", bound=Callable[..., Any])

@@ -335,9 +335,9 @@ def event_parts(event: Event) -> dict[str, Any]:
 def encode_parts(event: Event, parts: dict[str, Any]) -> str:
     """JSON text of ``parts`` (from ``event_parts``); a clear ``TypeError`` names the field
     that is not a JSON value."""
-    kwargs = parts.get("kwargs")
-    if parts.get("state") or (kwargs and kwargs.get("metadata")):
+    if parts.get("state"):
         # Free-form values: check them first, since json silently turns int keys into str.
+        # (Metadata was checked when the event was made: Event refuses non-JSON values.)
         err = _encode_error(event, parts, None)
         if err is not None:
             raise err

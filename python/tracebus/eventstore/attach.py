@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import sqlite3
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,15 @@ class _Attachment:
         # drops both.
         _bus_module._close_hooks.setdefault(self.bus_id, {})[id(self)] = store.detach
         _attached.add(store)
+
+    def restart(self) -> None:
+        """In a forked child: a fresh writer thread on the same channel (the parent's
+        stayed in the parent)."""
+        old = self.drain
+        self.drain = Drain(old.channel, old.batch_size, self._persist, name=old.thread.name)
+        # What the parent's writer took from the channel is the parent's to store.
+        self.drain.done = old.channel.stats()["delivered"]
+        self.drain.start()
 
     def forget(self) -> None:
         """Drops the close hook and the exit flush (``detach`` does it)."""
@@ -83,3 +93,33 @@ def _detach_attached_stores() -> None:
             store.detach(timeout=30.0)
         except Exception:
             _log.exception("event store: flushing %s at exit failed", store.path)
+
+
+# The stores whose lock ``_before_fork`` holds: no transaction is in flight when the
+# process forks (SQLite's per-process lock bookkeeping is copied into the child: a write
+# transaction in flight in the parent would leave the child's own connection locked out).
+_held: list[SqliteEventStore] = []
+
+
+def _before_fork() -> None:
+    for store in list(_attached):
+        store._lock.acquire()
+        _held.append(store)
+
+
+def _after_fork_in_parent() -> None:
+    while _held:
+        _held.pop()._lock.release()
+
+
+def _after_fork_in_child() -> None:
+    _held.clear()  # the child replaces the locks
+    for store in list(_attached):
+        store._after_fork_in_child()
+
+
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)

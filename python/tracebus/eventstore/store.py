@@ -45,6 +45,9 @@ from .schema import (
 )
 
 _SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+# Connections inherited through os.fork(): kept open and unused in the child (see
+# ``SqliteEventStore._after_fork_in_child``).
+_inherited: list[sqlite3.Connection] = []
 _log = logging.getLogger("tracebus.eventstore")
 
 #: What reading does with a row it cannot decode: ``"skip"`` (default: logged with its
@@ -117,8 +120,11 @@ class SqliteEventStore:
             raise ValueError(f"timeout must be a non-negative number of seconds, got {timeout!r}")
         self.chunk_size = check_int("chunk_size", chunk_size, 1)
         self.path = os.fspath(path)
+        if not self.path:
+            # SQLite would open a private temporary database whose events vanish on close.
+            raise ValueError("path must name a file (or ':memory:' for an in-memory store), got ''")
         self.synchronous = synchronous.upper()
-        memory = self.path == ":memory:" or self.path.startswith("file::memory:")
+        self._memory = memory = self.path == ":memory:" or self.path.startswith("file::memory:")
         if not create and not memory and not os.path.exists(self.path):
             raise EventStoreError(f"no event store at {self.path}: the file does not exist")
         if not memory and os.path.isdir(self.path):
@@ -134,30 +140,14 @@ class SqliteEventStore:
         self._attached: _Attachment | None = None
         self._closed = False
         self.skipped_rows = 0  # rows reading skipped (on_error="skip"), see stats()
+        self._timeout = float(timeout)
+        self._conn = self._connect()
         try:
-            self._conn = sqlite3.connect(
-                self.path, timeout=float(timeout), isolation_level=None, check_same_thread=False
-            )
-        except sqlite3.Error as e:
-            raise EventStoreError(f"cannot open event store {self.path}: {e}") from None
-        try:
-            self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            # 32 MiB of page cache (SQLite's default is 2 MiB): the random-key indexes (event
-            # and correlation ids) then stay cached up to a few million events.
-            self._conn.execute("PRAGMA cache_size = -32768")
             open_schema(self._conn, self.path, create)
             mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             self.journal_mode = str(mode).upper()
-            self._conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             self._checkpointer: _Checkpointer | None = None
-            if self.journal_mode == "WAL":
-                # Checkpoints (copying the WAL into the database, with fsyncs) run in a
-                # background thread instead of inside whichever commit crosses the limit.
-                self._conn.execute("PRAGMA wal_autocheckpoint = 0")
-                self._conn.execute(
-                    f"PRAGMA journal_size_limit = {4 * checkpoint._CHECKPOINT_BYTES}"
-                )
-                self._checkpointer = _Checkpointer(self.path, float(timeout))
+            self._start_checkpoints()
         except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
             # UnicodeDecodeError: a damaged page made a text value invalid UTF-8.
             self._conn.close()
@@ -167,6 +157,52 @@ class SqliteEventStore:
         except BaseException:
             self._conn.close()
             raise
+
+    def _connect(self) -> sqlite3.Connection:
+        """A connection with the store's settings (``PRAGMA``s of this connection)."""
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as e:
+            raise EventStoreError(f"cannot open event store {self.path}: {e}") from None
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+            # 32 MiB of page cache (SQLite's default is 2 MiB): the random-key indexes (event
+            # and correlation ids) then stay cached up to a few million events.
+            conn.execute("PRAGMA cache_size = -32768")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            raise EventStoreError(
+                f"{self.path} is not a usable tracebus event store: {e}"
+            ) from None
+        return conn
+
+    def _start_checkpoints(self) -> None:
+        if self.journal_mode == "WAL":
+            # Checkpoints (copying the WAL into the database, with fsyncs) run in a
+            # background thread instead of inside whichever commit crosses the limit.
+            self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+            self._conn.execute(f"PRAGMA journal_size_limit = {4 * checkpoint._CHECKPOINT_BYTES}")
+            self._checkpointer = _Checkpointer(self.path, self._timeout)
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: a connection of its own (SQLite connections must not cross a
+        fork: the parent's is kept, unused and never closed, as closing it here could
+        checkpoint or remove the parent's WAL), a fresh lock and checkpoint thread, and a
+        fresh writer thread for an attachment."""
+        self._lock = threading.RLock()
+        self._heads.clear()
+        self._next_seq = self._data_version = None
+        if self._closed:
+            return
+        if not self._memory:  # (an in-memory database is the child's own copy)
+            _inherited.append(self._conn)
+            self._conn = self._connect()
+            self._start_checkpoints()
+        if self._attached is not None:
+            self._attached.restart()
 
     # -- opening -----------------------------------------------------------------------
 

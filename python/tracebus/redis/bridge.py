@@ -10,14 +10,26 @@ import threading
 import time
 import weakref
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-from .._core import Event, EventBus, Filter, SimpleBufferStrategy, StateStore, TracebusError
+from .._core import (
+    Channel,
+    Event,
+    EventBus,
+    Filter,
+    SimpleBufferStrategy,
+    StateStore,
+    TracebusError,
+)
 from .._drain import Drain, check_int
 from .checks import _check_directions, _check_name, _check_url, _import_redis, _redact
 from .reader import _Reader
 from .window import _Window
 from .wire import _APPEND_LUA, _id_key, _raw_reply
 from .writer import _Writer
+
+if TYPE_CHECKING:
+    import redis
 
 
 class BridgeError(TracebusError):
@@ -204,26 +216,7 @@ class RedisStreamBridge(_Writer, _Reader):
         if self._state == "stopped":
             raise BridgeError("this bridge was stopped; create a new RedisStreamBridge")
         r = self._redis
-        client = r.Redis.from_url(
-            self.url,
-            decode_responses=True,
-            # Bytes that are not UTF-8 arrive as lone surrogates, and the reader refuses
-            # that one entry (instead of the whole reply failing to parse, for ever).
-            encoding_errors="surrogateescape",
-            socket_connect_timeout=self.connect_timeout,
-            # While start() checks the server: a server that accepts connections but never
-            # answers fails within connect_timeout too (the reading timeout is set after).
-            socket_timeout=self.connect_timeout,
-            # The bridge retries itself (a batch retried inside redis-py would be sent
-            # twice without the bridge knowing).
-            retry=r.retry.Retry(r.backoff.NoBackoff(), 0),
-            health_check_interval=0,
-            protocol=2,
-        )
-        for command in ("XREAD", "XREADGROUP", "XAUTOCLAIM"):
-            # Entries stay [id, [field, value, ...]] lists (redis-py would build a dict per
-            # entry in Python: ~0.5 us an event).
-            client.set_response_callback(command, _raw_reply)
+        client = self._make_client()
         try:
             client.ping()
             if self.outbound:
@@ -248,22 +241,77 @@ class RedisStreamBridge(_Writer, _Reader):
             channel = self.bus.subscribe_channel(
                 self.filter, self.buffer_size, SimpleBufferStrategy("block")
             )
-            # (assigned before the thread starts: _send watches its give_up)
-            self._drain = Drain(
-                channel,
-                self.batch_size,
-                self._write_batch,
-                name="tracebus-redis-writer",
-                abandon=self._abandon,
-            )
-            self._drain.start()
+            self._start_writer(channel)
         if self.inbound:
-            self._reader = threading.Thread(
-                target=self._read_loop, name="tracebus-redis-reader", daemon=True
-            )
-            self._reader.start()
+            self._start_reader()
         _running.add(self)
         return self
+
+    def _start_writer(self, channel: Channel) -> None:
+        # (assigned before the thread starts: _send watches its give_up)
+        self._drain = Drain(
+            channel,
+            self.batch_size,
+            self._write_batch,
+            name="tracebus-redis-writer",
+            abandon=self._abandon,
+        )
+        self._drain.start()
+
+    def _start_reader(self) -> None:
+        self._reader = threading.Thread(
+            target=self._read_loop, name="tracebus-redis-reader", daemon=True
+        )
+        self._reader.start()
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child (the parent's threads and connection stayed in the parent): a
+        new connection, a new ``node_id`` (the parent must not skip the child's entries as
+        its own) and fresh threads. In group mode the child does not read (it would take
+        entries of the parent's group away from the parent)."""
+        if self._state != "running":
+            return
+        self.node_id = secrets.token_hex(6)
+        self._client = self._make_client()
+        self._client.connection_pool.connection_kwargs["socket_timeout"] = (
+            self.block_ms / 1000 + 10.0
+        )
+        if self._drain is not None:
+            self._append = self._client.register_script(_APPEND_LUA)
+            old = self._drain
+            self._start_writer(old.channel)
+            # What the parent's writer took from the channel is the parent's to send.
+            self._drain.done = old.channel.stats()["delivered"]
+        if self._reader is not None:
+            self._reader = None
+            if self.group is None:
+                self._stopping = threading.Event()
+                self._start_reader()
+
+    def _make_client(self) -> redis.Redis:
+        r = self._redis
+        client = r.Redis.from_url(
+            self.url,
+            decode_responses=True,
+            # Bytes that are not UTF-8 arrive as lone surrogates, and the reader refuses
+            # that one entry (instead of the whole reply failing to parse, for ever).
+            encoding_errors="surrogateescape",
+            socket_connect_timeout=self.connect_timeout,
+            # While start() checks the server: a server that accepts connections but never
+            # answers fails within connect_timeout too (the reading timeout is set after).
+            socket_timeout=self.connect_timeout,
+            # The bridge retries itself (a batch retried inside redis-py would be sent
+            # twice without the bridge knowing).
+            retry=r.retry.Retry(r.backoff.NoBackoff(), 0),
+            health_check_interval=0,
+            protocol=2,
+        )
+        for command in ("XREAD", "XREADGROUP", "XAUTOCLAIM"):
+            # Entries stay [id, [field, value, ...]] lists (redis-py would build a dict per
+            # entry in Python: ~0.5 us an event).
+            client.set_response_callback(command, _raw_reply)
+        made: redis.Redis = client
+        return made
 
     def stop(self, timeout: float | None = 10.0) -> None:
         """Stops the bridge: sends what is still buffered (trying for up to ``timeout``
@@ -388,6 +436,14 @@ _running: weakref.WeakSet[RedisStreamBridge] = weakref.WeakSet()
 def _stop_running_bridges() -> None:
     for bridge in list(_running):
         bridge.stop(timeout=5.0)
+
+
+def _restart_running_bridges() -> None:
+    for bridge in list(_running):
+        bridge._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_restart_running_bridges)
 
 
 def _left(deadline: float | None) -> float | None:
