@@ -190,3 +190,32 @@ def test_start_honours_connect_timeout_against_a_server_that_never_answers() -> 
 def test_dead_letter_is_validated() -> None:
     with pytest.raises(TypeError, match="dead_letter must be a bool"):
         RedisStreamBridge(tb.EventBus(), dead_letter="yes")  # type: ignore[arg-type]
+
+
+def test_stop_counts_the_event_a_blocked_publisher_had_in_flight() -> None:
+    require_redis_server()
+    bus = tb.EventBus()
+    with RedisServer() as srv:
+        bridge = RedisStreamBridge(bus, srv.url, "s", buffer_size=2, batch_size=1).start()
+        srv.stop()
+        published: list[int] = []
+
+        def publish() -> None:
+            for i in range(5):
+                bus.publish(tb.SystemEvent("c", "startup", str(i)))
+                published.append(i)
+                if not bridge.running:
+                    return
+
+        t = threading.Thread(target=publish)
+        t.start()
+        assert _wait(lambda: bridge.metrics()["buffered"] == 2)
+        time.sleep(0.2)  # the publisher is blocked on the full channel
+        bridge.stop(timeout=0.3)
+        t.join(10)
+        assert not t.is_alive()
+    m = bridge.metrics()
+    # Every event published while the bridge ran is sent or counted unsent, the one the
+    # blocked publisher had in flight included.
+    assert m["sent"] == 0 and m["unsent"] == len(published)
+    bus.close()

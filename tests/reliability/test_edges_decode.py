@@ -267,3 +267,44 @@ def test_fuzz_store_reader_delivers_every_good_row(tmp_path: Path, bad: list[Any
         got = {e.event_id for e in s.replay()}
     assert {e.event_id for e in good} <= got
     path.unlink()
+
+
+# -- metadata is checked when the event is made --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("metadata", "where"),
+    [
+        ({"when": object()}, "metadata['when']: object is not a JSON value"),
+        ({"deep": {"list": [1, {1, 2}]}}, "metadata['deep']['list'][1]: set"),
+        ({"nan": float("nan")}, "metadata['nan']: NaN is not a finite number"),
+        ({"d": {3: "x"}}, "metadata['d']: key 3 is a int"),
+    ],
+)
+def test_metadata_that_cannot_be_encoded_is_refused_when_made(
+    metadata: dict[str, Any], where: str
+) -> None:
+    for make in (
+        lambda: tb.Event("config.change", "s", metadata=metadata),
+        lambda: tb.SystemEvent("c", "startup", "d", metadata=metadata),
+        lambda: tb.Event("config.change", "s").with_metadata("k", metadata),
+    ):
+        with pytest.raises(TypeError) as info:
+            make()
+        assert where.split(":")[1].strip() in str(info.value)
+    with pytest.raises(TypeError, match=r"metadata\['when'\]"):
+        tb.Event("config.change", "s", metadata={"when": object()})
+
+
+def test_self_referencing_or_too_deep_metadata_is_refused() -> None:
+    loop: dict[str, Any] = {}
+    loop["me"] = loop
+    with pytest.raises(TypeError, match="refers to itself"):
+        tb.Event("config.change", "s", metadata={"loop": loop})
+    deep: Any = 1
+    for _ in range(100):
+        deep = [deep]
+    with pytest.raises(TypeError, match="nested deeper"):
+        tb.Event("config.change", "s", metadata={"deep": deep})
+    ok = tb.Event("config.change", "s", metadata={"fine": [1, 2.5, "x", None, True, {"a": ()}]})
+    assert decode_event(encode_event(ok)).metadata == {"fine": [1, 2.5, "x", None, True, {"a": []}]}

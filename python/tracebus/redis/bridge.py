@@ -383,7 +383,9 @@ class RedisStreamBridge(_Writer, _Reader):
         - ``echo_skipped``: received events the writer did not send back.
         - ``errors``: connection errors, events that could not be encoded or decoded,
           failed publishes and abandoned events; ``reconnects``: connections regained.
-        - ``unsent``: events given up at ``stop`` (Redis unreachable until the timeout).
+        - ``unsent``: events given up at ``stop`` (Redis unreachable until the timeout),
+          including one a publisher was blocked on when ``stop`` closed the channel (and
+          events whose publish timed out on the full channel).
         - ``buffered``: events waiting for the writer; ``state_applied``: service states
           written to ``state_store``; ``trimmed_pending``: pending entries trimmed from the
           stream before they could be reclaimed; ``trimmed``: entries removed from the
@@ -391,6 +393,10 @@ class RedisStreamBridge(_Writer, _Reader):
           about; ``dead_lettered``: undecodable entries copied to ``<stream>:dead``.
         """
         drain = self._drain
+        channel = None if drain is None else drain.channel.stats()
+        # Events the channel refused: a publisher blocked on it when stop() closed it, or
+        # one whose publish timed out; never sent, so unsent too.
+        unsent = self._unsent + (0 if channel is None else channel["dropped"])
         return {
             "sent": self._sent,
             "batches": self._batches,
@@ -405,15 +411,15 @@ class RedisStreamBridge(_Writer, _Reader):
             + self._encode_errors
             + self._decode_errors
             + self._publish_errors
-            + self._unsent
+            + unsent
             + self._trimmed,
             "encode_errors": self._encode_errors,
             "decode_errors": self._decode_errors,
             "publish_errors": self._publish_errors,
             "connection_errors": self._write_errors + self._read_errors,
             "reconnects": self._write_reconnects + self._read_reconnects,
-            "unsent": self._unsent,
-            "buffered": 0 if drain is None else drain.channel.stats()["buffered"],
+            "unsent": unsent,
+            "buffered": 0 if channel is None else channel["buffered"],
             "state_applied": self._state_applied,
             "trimmed_pending": self._trimmed_pending,
             "trimmed": self._trimmed,
