@@ -11,28 +11,17 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
 from redis_support import RedisServer, require_redis_server
+from tb_support import wait_until
 
 import tracebus as tb
 from tracebus import BridgeError, RedisStreamBridge
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    require_redis_server()
-    with RedisServer() as s:
-        yield s
-
-
-@pytest.fixture
-def stream(request: pytest.FixtureRequest) -> str:
-    return f"edges:{request.node.name}:{time.monotonic_ns()}"
 
 
 @pytest.fixture
@@ -41,15 +30,6 @@ def raw(server: RedisServer) -> Iterator[redis.Redis]:
     c = redis.Redis.from_url(server.url)
     yield c
     c.close()
-
-
-def _wait(cond: Callable[[], bool], timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return cond()
 
 
 def _good(i: int) -> bytes:
@@ -98,7 +78,7 @@ def test_hostile_entries_are_skipped_and_the_rest_of_the_batch_delivered(
         bus, server.url, stream, group=group, start_id="0", dead_letter=True, outbound=False
     )
     with bridge:
-        assert _wait(lambda: len(got) >= 101)
+        assert wait_until(lambda: len(got) >= 101)
         time.sleep(0.3)  # a reader stuck on the batch would re-read it meanwhile
         m = bridge.metrics()
     assert m["decode_errors"] == len(HOSTILE)
@@ -159,12 +139,14 @@ def test_entries_trimmed_before_a_slow_reader_read_them_are_counted(
     n = 2000
     with RedisStreamBridge(bus, server.url, stream, outbound=False, batch_size=50) as bridge:
         raw.xadd(stream, {"e": _good(-1), "o": b"peer"})
-        assert _wait(lambda: bridge.metrics()["buffered"] == 0 and raw.xlen(stream) == 1)
+        assert wait_until(lambda: bridge.metrics()["buffered"] == 0 and raw.xlen(stream) == 1)
         time.sleep(0.2)  # the reader is now inside the handler
         for i in range(n):
             raw.xadd(stream, {"e": _good(i), "o": b"peer"}, maxlen=100, approximate=False)
         release.set()
-        assert _wait(lambda: bridge.metrics()["received"] + bridge.metrics()["trimmed"] >= n + 1)
+        assert wait_until(
+            lambda: bridge.metrics()["received"] + bridge.metrics()["trimmed"] >= n + 1
+        )
         time.sleep(0.2)
         m = bridge.metrics()
     assert m["trimmed"] > 0
@@ -209,7 +191,7 @@ def test_stop_counts_the_event_a_blocked_publisher_had_in_flight() -> None:
 
         t = threading.Thread(target=publish)
         t.start()
-        assert _wait(lambda: bridge.metrics()["buffered"] == 2)
+        assert wait_until(lambda: bridge.metrics()["buffered"] == 2)
         time.sleep(0.2)  # the publisher is blocked on the full channel
         bridge.stop(timeout=0.3)
         t.join(10)

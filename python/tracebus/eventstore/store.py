@@ -172,7 +172,8 @@ class SqliteEventStore:
             # and correlation ids) then stay cached up to a few million events.
             conn.execute("PRAGMA cache_size = -32768")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-        except sqlite3.DatabaseError as e:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
+            # UnicodeDecodeError: a damaged page made a text value invalid UTF-8.
             conn.close()
             raise EventStoreError(
                 f"{self.path} is not a usable tracebus event store: {e}"
