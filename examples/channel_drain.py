@@ -33,7 +33,8 @@ def bus_channel() -> None:
     bus.publish_many(events)
 
     batch = channel.drain()
-    print(f"drained {len(batch)}: {', '.join(f'{e.source}:{e.new_state}' for e in batch)}")
+    states = [e for e in batch if isinstance(e, ServiceStateEvent)]
+    print(f"drained {len(batch)}: {', '.join(f'{e.source}:{e.new_state}' for e in states)}")
     stats = channel.stats()
     print(
         f"sent={stats['sent']} delivered={stats['delivered']} dropped={stats['dropped']}"

@@ -45,7 +45,8 @@ with tb.correlation("port_forward_crash") as ctx:
 
 finished = spans.get_finished_spans()
 trace_id = totel.trace_id_of(ctx.correlation_id)
-print(f"spans: {len(finished)}, one trace: {all(s.context.trace_id == trace_id for s in finished)}")
+one_trace = all(s.context is not None and s.context.trace_id == trace_id for s in finished)
+print(f"spans: {len(finished)}, one trace: {one_trace}")
 children: dict[int | None, list[ReadableSpan]] = {}
 for s in finished:
     children.setdefault(s.parent.span_id if s.parent else None, []).append(s)
@@ -54,7 +55,7 @@ for s in finished:
 def show(span: ReadableSpan, depth: int) -> None:
     root = " (root)" if depth == 0 else ""
     print(f"{'  ' * depth}{span.name}{root} status={span.status.status_code.name}")
-    for child in children.get(span.context.span_id, []):
+    for child in children.get(span.context.span_id, []) if span.context else []:
         show(child, depth + 1)
 
 

@@ -363,6 +363,17 @@ impl Channel {
         Ok(Channel::objects(Arc::new(Core::new(cap, strategy)), None))
     }
 
+    /// `Channel[T]` in annotations (the item type is for type checkers only): a
+    /// `types.GenericAlias`, as for built-in generic classes.
+    #[classmethod]
+    fn __class_getitem__<'py>(
+        cls: &Bound<'py, pyo3::types::PyType>,
+        item: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let alias = cls.py().import("types")?.getattr("GenericAlias")?;
+        alias.call1((cls, item))
+    }
+
     /// Sends an item. Its severity (for priority strategies) is the event's or update's own,
     /// or `severity`. Returns True if buffered, False if it (or nothing else) was dropped;
     /// an eviction still returns True. Under the block action it waits (GIL released) up to

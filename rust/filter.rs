@@ -169,16 +169,19 @@ pub fn eval(
 #[pyfunction]
 #[pyo3(signature = (*types))]
 pub fn filter_by_type(types: &Bound<'_, PyTuple>) -> PyResult<Filter> {
+    if types.is_empty() {
+        return Err(value_err(
+            "types",
+            "needs at least one event type (EventType member or registered name); \
+             for a filter matching nothing use any_filter()",
+        ));
+    }
     let mut set = HashSet::new();
     for t in types.iter() {
         set.insert(extract_event_type("types", &t)?);
     }
     Ok(Filter {
-        tree: if set.is_empty() {
-            Tree::Nothing
-        } else {
-            Tree::Types(set)
-        },
+        tree: Tree::Types(set),
     })
 }
 
@@ -186,16 +189,18 @@ pub fn filter_by_type(types: &Bound<'_, PyTuple>) -> PyResult<Filter> {
 #[pyfunction]
 #[pyo3(signature = (*sources))]
 pub fn filter_by_source(sources: &Bound<'_, PyTuple>) -> PyResult<Filter> {
+    if sources.is_empty() {
+        return Err(value_err(
+            "sources",
+            "needs at least one source label; for a filter matching nothing use any_filter()",
+        ));
+    }
     let mut set = HashSet::new();
     for s in sources.iter() {
         set.insert(extract_text("sources", &s, LABEL_MAX)?);
     }
     Ok(Filter {
-        tree: if set.is_empty() {
-            Tree::Nothing
-        } else {
-            Tree::Sources(set)
-        },
+        tree: Tree::Sources(set),
     })
 }
 

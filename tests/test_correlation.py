@@ -17,11 +17,13 @@ from tracebus import (
     EventBus,
     EventType,
     HealthStatusUpdate,
+    ServiceStateEvent,
     SystemEvent,
     UserActionEvent,
     correlation,
     current_correlation,
     filter_by_correlation,
+    filter_by_type,
     from_traceparent,
     new_correlation_id,
     to_traceparent,
@@ -290,3 +292,89 @@ def test_scope_without_cause_keeps_each_kinds_default_cause() -> None:
     )
     with correlation("user_restart"):
         assert SystemEvent("api", "startup").caused_by == "user_restart"
+
+
+# --- starting a new operation explicitly ---------------------------------------------------
+
+
+def test_correlation_new_starts_a_root_inside_another_scope() -> None:
+    with correlation("startup") as outer:
+        with correlation.new("crash") as inner:
+            u = update()
+        with correlation("crash", new=True) as inner2:
+            pass
+    assert inner.correlation_id != outer.correlation_id
+    assert inner2.correlation_id not in (outer.correlation_id, inner.correlation_id)
+    assert inner.parent_id is None and inner.caused_by == "crash"
+    assert u.correlation_id == inner.correlation_id and u.parent_id is None
+
+
+@pytest.mark.timeout(30)
+def test_correlation_new_in_a_task_created_during_a_cascade() -> None:
+    # A watcher task created inside the startup scope copies its context: a plain
+    # correlation("process_exit") joins startup, correlation.new does not.
+    async def main() -> tuple[str, str, str]:
+        async def watcher() -> tuple[str, str]:
+            with correlation("process_exit") as joined:
+                pass
+            with correlation.new("process_exit") as fresh:
+                pass
+            return joined.correlation_id, fresh.correlation_id
+
+        with correlation("startup") as start:
+            task = asyncio.create_task(watcher())
+        joined, fresh = await task
+        return start.correlation_id, joined, fresh
+
+    start, joined, fresh = asyncio.run(main())
+    assert joined == start
+    assert fresh != start
+
+
+def test_correlation_new_inside_a_handler_is_a_root_and_its_trace_complete() -> None:
+    bus = EventBus()
+    seen: list[Event] = []
+
+    @bus.on(filter_by_type(EventType.SERVICE_FAILED))
+    def on_failed(event: Event) -> None:
+        with correlation.new("incident"):
+            bus.publish(SystemEvent("alerting", "error", "pf down"))
+
+    bus.on(SystemEvent)(seen.append)
+    with correlation("startup") as ctx:
+        bus.publish(ServiceStateEvent("PortForward", "pf", "Running", "Failed"))
+    (alert,) = seen
+    assert alert.correlation_id != ctx.correlation_id and alert.parent_id is None
+    assert alert.caused_by == "incident"
+    t = bus.trace(alert.correlation_id)
+    assert len(t) == 1 and t.complete
+    bus.close()
+
+
+def test_correlation_new_bad_input() -> None:
+    with pytest.raises(ValueError, match="new=True starts a fresh correlation"):
+        correlation("x", correlation_id="corr_00000000000000a1", new=True)
+    with pytest.raises(TypeError, match="new must be a bool"):
+        correlation("x", new="yes")  # type: ignore[arg-type]
+
+
+def test_from_traceparent_is_usable_in_with() -> None:
+    tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    remote = from_traceparent(tp, "http")
+    with correlation("local"):
+        with remote as ctx:
+            u = update()
+            with remote:  # re-entrant
+                v = update()
+        w = update()
+    assert isinstance(ctx, CorrelationContext)
+    assert ctx.correlation_id == remote.correlation_id
+    assert (u.correlation_id, u.parent_id, u.caused_by) == (
+        remote.correlation_id,
+        "evt_00f067aa0ba902b7",
+        "http",
+    )
+    assert v.correlation_id == remote.correlation_id
+    assert w.correlation_id != remote.correlation_id  # the scope ended
+    with pytest.raises(ValueError, match="caused_by"):
+        from_traceparent(tp, "")

@@ -256,10 +256,10 @@ def test_system_event_types_follow_action(action: str, etype: EventType, sev: Se
 
 
 def test_system_event_text_and_bad_action() -> None:
-    assert str(SystemEvent("core", "startup")) == "system startup: core"
-    assert (
-        str(SystemEvent("core", "config_change", "reload")) == "system config change: core (reload)"
-    )
+    # The reference's text forms: component, action, then the details after a colon.
+    assert str(SystemEvent("tui", "startup", "UI initialized")) == "tui startup: UI initialized"
+    assert str(SystemEvent("orchestrator", "shutdown")) == "orchestrator shutdown"
+    assert str(SystemEvent("core", "config_change", "reload")) == "core config_change: reload"
     with pytest.raises(ValueError, match="action"):
         SystemEvent("core", "explode")
 
@@ -554,3 +554,62 @@ def test_user_subclasses_and_custom_types_route_like_builtins() -> None:
         assert bus.get_metrics()["events_by_type"]["testsuite.rollout"] == 1
     finally:
         bus.close()
+
+
+# --- the reference's behaviours: HealthEvent.with_error, Unknown severity, to_dict ---------
+
+
+def test_health_event_with_error_is_unhealthy_error_failure() -> None:
+    ok = HealthEvent("ctx", "wc", False, True, 3, 3, recovered=True)
+    bad = ok.with_error("api server unreachable")
+    assert bad.error == "api server unreachable"
+    assert bad.is_healthy is False and bad.recovered is False
+    assert bad.severity is Severity.ERROR
+    assert bad.type is EventType.HEALTH_FAILURE
+    assert bad.event_id != ok.event_id and bad.correlation_id == ok.correlation_id
+    assert type(bad) is HealthEvent
+    assert ok.is_healthy and ok.severity is Severity.INFO  # the original is unchanged
+    cleared = bad.with_error(None)
+    assert cleared.error is None and cleared.is_healthy is False
+    with pytest.raises(TypeError, match="err"):
+        ok.with_error(42)  # type: ignore[arg-type]
+
+
+def test_health_event_with_error_keeps_a_subclass() -> None:
+    class Mine(HealthEvent):
+        pass
+
+    bad = Mine("ctx", "wc", True, True).with_error("x")
+    assert type(bad) is Mine and not bad.is_healthy
+
+
+def test_transition_into_unknown_has_severity_info() -> None:
+    e = ServiceStateEvent(ServiceType.PORT_FORWARD, "pf", ServiceState.RUNNING, "Unknown")
+    assert e.severity is Severity.INFO
+    assert ServiceStateEvent("PortForward", "pf", "Stopped", "Starting").severity is Severity.DEBUG
+
+
+def test_event_to_dict_like_updates_and_snapshots() -> None:
+    e = ServiceStateEvent("PortForward", "pf", "Starting", "Running", proxy_port=8080)
+    d = e.to_dict()
+    assert d["type"] == "service.running" and d["source"] == "pf" and d["severity"] == "info"
+    assert d["event_id"] == e.event_id and d["correlation_id"] == e.correlation_id
+    assert d["service_type"] == "PortForward" and d["new_state"] == "Running"
+    assert d["proxy_port"] == 8080 and d["error"] is None
+    base = Event("user.action", "ui", metadata={"k": 1}).to_dict()
+    assert base["type"] == "user.action" and base["metadata"] == {"k": 1}
+    s = SystemEvent("tui", "startup", "UI initialized").to_dict()
+    assert (s["component"], s["action"], s["details"]) == ("tui", "startup", "UI initialized")
+    dep = DependencyEvent("pf", "PortForward", ["a", "b"], "stop").to_dict()
+    assert dep["affected"] == ["a", "b"]
+    import json
+
+    json.dumps(d)  # JSON-friendly
+
+
+def test_system_event_anomaly_action() -> None:
+    e = SystemEvent("performance-monitor", "anomaly", "rate up", metadata={"z": 5.0})
+    assert e.type == "system.anomaly" and e.severity is Severity.WARN
+    assert e.action == "anomaly"
+    assert str(e) == "performance-monitor anomaly: rate up"
+    assert pickle.loads(pickle.dumps(e)).type == "system.anomaly"

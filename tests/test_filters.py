@@ -58,7 +58,8 @@ def test_filter_by_type() -> None:
     f = filter_by_type(T.SERVICE_FAILED, T.HEALTH_FAILURE)
     assert [str(e.type) for e in passing(f, evs)] == ["service.failed", "health.failure"]
     assert passing(filter_by_type("user.action"), evs) == [evs[5]]
-    assert passing(filter_by_type(), evs) == []  # no types: nothing
+    with pytest.raises(ValueError, match="types needs at least one event type"):
+        filter_by_type()  # no types: an error, not a filter that silently matches nothing
     assert f.indexed
 
 
@@ -67,7 +68,8 @@ def test_filter_by_source() -> None:
     assert passing(filter_by_source("pf-a"), evs) == [evs[0], evs[2]]
     assert passing(filter_by_source("pf-a", "user"), evs) == [evs[0], evs[2], evs[5]]
     assert passing(filter_by_source("health-monitor"), evs) == [evs[4]]
-    assert passing(filter_by_source(), evs) == []
+    with pytest.raises(ValueError, match="sources needs at least one source"):
+        filter_by_source()
     assert filter_by_source("x").indexed
 
 
@@ -102,7 +104,7 @@ def test_combine_filters_is_and_and_none_means_all() -> None:
     assert passing(combine_filters(), evs) == evs
     f = combine_filters(filter_by_source("pf-a"), filter_by_severity(Severity.WARN))
     assert passing(f, evs) == [evs[2]]
-    assert passing(combine_filters(filter_by_source("pf-a"), filter_by_type()), evs) == []
+    assert passing(combine_filters(filter_by_source("pf-a"), any_filter()), evs) == []
 
 
 def test_any_filter_is_or_and_none_means_nothing() -> None:
@@ -261,11 +263,11 @@ def pool() -> list[Event]:
 
 
 def by_types(ts: list[str]) -> Ref:
-    return filter_by_type(*ts), lambda e: e.type in ts
+    return (filter_by_type(*ts) if ts else any_filter()), lambda e: e.type in ts
 
 
 def by_sources(ss: list[str]) -> Ref:
-    return filter_by_source(*ss), lambda e: e.source in ss
+    return (filter_by_source(*ss) if ss else any_filter()), lambda e: e.source in ss
 
 
 def by_severity(s: Severity) -> Ref:

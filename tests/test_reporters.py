@@ -309,9 +309,9 @@ SEVERITY_OF_STATE = {
     S.RETRYING: 3,
     S.RUNNING: 2,
     S.STOPPED: 2,
+    S.UNKNOWN: 2,
     S.STARTING: 1,
     S.STOPPING: 1,
-    S.UNKNOWN: 1,
 }
 
 
@@ -383,12 +383,12 @@ def test_tui_reporter_bad_input() -> None:
     ("state", "level"),
     [
         (S.FAILED, logging.ERROR),
-        (S.RETRYING, logging.WARNING),
+        (S.RETRYING, logging.DEBUG),  # the reference's level rules
         (S.STARTING, logging.DEBUG),
         (S.STOPPING, logging.DEBUG),
         (S.RUNNING, logging.INFO),
         (S.STOPPED, logging.INFO),
-        (S.UNKNOWN, logging.INFO),
+        (S.UNKNOWN, logging.WARNING),
     ],
 )
 def test_console_reporter_levels(
@@ -643,3 +643,19 @@ def test_tui_close_counts_updates_a_full_queue_never_took() -> None:
     assert q.qsize() == 1
     assert stats["forward_dropped"] == 2
     assert stats["sent"] == 3 and stats["delivered"] == 3
+
+
+def test_event_bus_adapter_close_closes_its_bus() -> None:
+    adapter = EventBusAdapter()
+    ch = adapter.bus.subscribe_channel()
+    adapter.report(ManagedServiceUpdate("PortForward", "pf", "Running"))
+    adapter.close()
+    assert adapter.bus.closed and ch.closed
+    assert len(ch.drain()) == 1
+    adapter.close()  # idempotent
+
+
+def test_event_bus_adapter_is_a_context_manager() -> None:
+    with EventBusAdapter() as adapter:
+        sub = adapter.bus.subscribe(None, lambda e: None)
+    assert adapter.bus.closed and not sub.active

@@ -186,6 +186,7 @@ def run_example(name: str) -> list[str]:
 
 def test_every_example_is_tested() -> None:
     tested = {"quickstart.py", "filters.py", "async_handler.py", "channel_drain.py"}
+    tested |= {"typed_api.py", "anomalies.py"}
     # The integrations' examples are run by tests/integrations/.
     tested |= {"logging_correlation.py", "prometheus_metrics.py", "otel_tracing.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
@@ -253,14 +254,14 @@ def test_async_handler() -> None:
         "handled: MC mc healthy (3/3 nodes)",
         "handled: WC wc unhealthy (1/2 nodes)",
         "handled: WC wc recovered (2/2 nodes)",
-        "alert: system error: alerting (wc is down) caused_by=health.failure",
+        "alert: alerting error: wc is down caused_by=health.failure",
     ]
     assert re.fullmatch(rf"correlation {CORR} \(4 events\)", out[5])
     assert out[6:] == [
         "● [health.check] MC mc healthy (3/3 nodes)  (health_round)",
         "● [health.failure] WC wc unhealthy (1/2 nodes)  (health_round)",
         # Published by the async handler after an await: still a child of the failure.
-        "  └─ [system.error] system error: alerting (wc is down)  (health.failure)",
+        "  └─ [system.error] alerting error: wc is down  (health.failure)",
         "● [health.recovery] WC wc recovered (2/2 nodes)  (health_round)",
     ]
 
@@ -278,4 +279,31 @@ def test_channel_drain() -> None:
         "gap: 1 change(s) lost before #3",
         "#3 pf-db: Stopping -> Stopped",
         "dropped by the subscription: 1",
+    ]
+
+
+def test_typed_api() -> None:
+    out = run_example("typed_api.py")
+    assert out[0] == "waited for: WC wc healthy (2/2 nodes)"
+    assert "store change: pf Unknown -> Running" in out
+    assert "channel: ['pf (PortForward) Starting → Running']" in out
+    assert "published=4 handler_errors=0" in out
+    assert "new root: True" in out
+    assert "remote: corr_4bf92f3577b34da6a3ce929d0e0e4736 parent=evt_00f067aa0ba902b7" in out
+    assert out[-7:] == [
+        "state: pf Starting -> Running",
+        "any: service.running",
+        "any: health.check",
+        "first health: wc healthy=True",
+        "any: health.failure",
+        "any: system.startup",
+        "async system: orchestrator startup: 3 services",
+    ]
+
+
+def test_anomalies() -> None:
+    out = run_example("anomalies.py")
+    assert out == [
+        "warn rate.source.pf-api: 20.0/s vs baseline 0.0/s (z=+200.0)",
+        "warn rate.type.service.failed: 20.0/s vs baseline 0.0/s (z=+200.0)",
     ]

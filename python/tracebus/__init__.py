@@ -42,9 +42,17 @@ from ._core import (
 from ._enums import BufferAction, EventType, ServiceState, ServiceType, Severity
 from .bus import EventBus
 from .codec import EventDecodeError, UnknownEvent, decode_event, encode_event
-from .correlation import correlation, current_correlation, from_traceparent, to_traceparent
+from .correlation import (
+    RemoteContext,
+    correlation,
+    current_correlation,
+    from_traceparent,
+    to_traceparent,
+)
 from .eventstore import ConcurrencyError, EventStoreError, SqliteEventStore, rebuild_state
 from .performance import (
+    Anomaly,
+    AnomalyConfig,
     EventBatchProcessor,
     EventPoolManager,
     OptimizedEventBus,
@@ -63,13 +71,26 @@ from .reporters import (
     TUIReporterConfig,
 )
 from .trace import Trace, TraceNode, build_trace
+from .types import (
+    BatchStats,
+    BusMetrics,
+    ChannelStats,
+    OptimizedBusMetrics,
+    StoreMetrics,
+    SubscriptionStats,
+)
 
 __all__ = [
+    "Anomaly",
+    "AnomalyConfig",
+    "BatchStats",
     "BridgeError",
     "BufferAction",
     "BusClosedError",
+    "BusMetrics",
     "Channel",
     "ChannelClosed",
+    "ChannelStats",
     "ConcurrencyError",
     "ConsoleReporter",
     "CorrelationContext",
@@ -86,6 +107,7 @@ __all__ = [
     "HealthEvent",
     "HealthStatusUpdate",
     "ManagedServiceUpdate",
+    "OptimizedBusMetrics",
     "OptimizedEventBus",
     "OptimizedEventBusConfig",
     "PerformanceMetrics",
@@ -94,6 +116,7 @@ __all__ = [
     "PublishDepthError",
     "PublishTimeoutError",
     "RedisStreamBridge",
+    "RemoteContext",
     "ServiceReporter",
     "ServiceState",
     "ServiceStateEvent",
@@ -105,7 +128,9 @@ __all__ = [
     "StateChangeEvent",
     "StateStore",
     "StateTransition",
+    "StoreMetrics",
     "Subscription",
+    "SubscriptionStats",
     "SystemEvent",
     "TUIReporter",
     "TUIReporterConfig",

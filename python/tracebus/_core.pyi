@@ -8,12 +8,14 @@ types and service types may also be custom (registered) plain strings.
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
-from types import MappingProxyType, TracebackType
-from typing import Any, Literal, Protocol, Self, TypeAlias, TypeVar, final
+from types import GenericAlias, MappingProxyType, TracebackType
+from typing import Any, Generic, Literal, Protocol, Self, TypeAlias, TypeVar, final
 
+from typing_extensions import TypeVar as _DefaultTypeVar
 from typing_extensions import disjoint_base
 
 from tracebus._enums import BufferAction, EventType, ServiceState, ServiceType, Severity
+from tracebus.types import BatchStats, BusMetrics, ChannelStats, StoreMetrics, SubscriptionStats
 
 _Strategy: TypeAlias = SimpleBufferStrategy | PriorityBufferStrategy | BufferAction | str
 _Rules: TypeAlias = (
@@ -32,6 +34,9 @@ _StoreRow: TypeAlias = tuple[int, str, str, str, int | str, float, str]
 # INSERT parameters: (seq, event_id, stream, version, type, severity, correlation_id,
 # timestamp, JSON text).
 _T = TypeVar("_T")
+# A channel's item type (``Channel[StateChangeEvent]``, ``Channel[Event]``); bare ``Channel``
+# is ``Channel[Any]``.
+_ItemT = _DefaultTypeVar("_ItemT", covariant=True, default=Any)
 _SeqT = TypeVar("_SeqT", bound=Sequence[Any])
 
 class _PublishesMany(Protocol):
@@ -396,6 +401,8 @@ class Event:
         """A copy (with a new event id) with one more metadata entry."""
     def header_dict(self) -> dict[str, Any]:
         """Header fields as a plain dict."""
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as a plain dict: the header's, the kind's and ``metadata`` (if any)."""
     def __getnewargs_ex__(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Constructor arguments, for pickling and copying."""
 
@@ -504,6 +511,9 @@ class HealthEvent(Event):
     @property
     def recovered(self) -> bool:
         """True for a ``health.recovery`` event."""
+    def with_error(self, err: _ErrorText) -> Self:
+        """A copy carrying ``err``: unhealthy, ``health.failure``, severity error (None: a
+        copy without an error, health unchanged)."""
 
 @disjoint_base
 class DependencyEvent(Event):
@@ -590,12 +600,12 @@ class SystemEvent(Event):
         timestamp: float | None = None,
         event_id: str | None = None,
     ) -> Self:
-        """``action``: ``startup``, ``shutdown``, ``config_change`` or ``error``."""
+        """``action``: ``startup``, ``shutdown``, ``config_change``, ``error`` or ``anomaly``."""
     @property
     def component(self) -> str:
         """The component."""
     @property
-    def action(self) -> Literal["startup", "shutdown", "config_change", "error"]:
+    def action(self) -> Literal["startup", "shutdown", "config_change", "error", "anomaly"]:
         """``startup``, ``shutdown``, ``config_change`` or ``error``."""
     @property
     def details(self) -> str | None:
@@ -624,10 +634,10 @@ class Filter:
         """True when the filter can be routed by an index (no full scan)."""
 
 def filter_by_type(*types: EventType | str) -> Filter:
-    """Events whose type is one of ``types``."""
+    """Events whose type is one of ``types`` (at least one: ``ValueError`` otherwise)."""
 
 def filter_by_source(*sources: str) -> Filter:
-    """Events whose source is one of ``sources``."""
+    """Events whose source is one of ``sources`` (at least one: ``ValueError`` otherwise)."""
 
 def filter_by_severity(minimum: Severity | str) -> Filter:
     """Events at least as severe as ``minimum``."""
@@ -698,20 +708,22 @@ class StateChangeEvent:
         """Per-subscription sequence number; a gap means changes were lost."""
 
 @final
-class Channel:
+class Channel(Generic[_ItemT]):
     """A bounded channel: iterate, ``recv``, ``try_recv``, ``drain`` or ``async for`` it."""
 
     def __new__(cls, capacity: int | None = None, strategy: _Strategy | None = None) -> Self:
         """A standalone channel of ``capacity`` items (default 1000; strategy: drop)."""
+    def __class_getitem__(cls, item: object) -> GenericAlias:
+        """``Channel[T]`` in annotations (the item type is for type checkers only)."""
     def send(
         self, item: object, *, severity: Severity | str | None = None, timeout: float | None = None
     ) -> bool:
         """Sends an item; True if buffered, False if something was dropped."""
-    def recv(self, timeout: float | None = None) -> Any:
+    def recv(self, timeout: float | None = None) -> _ItemT:
         """The next item, waiting up to ``timeout`` s (``TimeoutError``; ``ChannelClosed``)."""
-    def try_recv(self) -> Any | None:
+    def try_recv(self) -> _ItemT | None:
         """The next item if one is buffered, else None."""
-    def drain(self, max_items: int | None = None) -> list[Any]:
+    def drain(self, max_items: int | None = None) -> list[_ItemT]:
         """Up to ``max_items`` buffered items (all if None) in one call; never waits."""
     def close(self) -> None:
         """Closes the channel and ends the subscription feeding it. Idempotent."""
@@ -721,8 +733,9 @@ class Channel:
     @property
     def capacity(self) -> int:
         """Maximum number of buffered items."""
-    def stats(self) -> dict[str, int]:
-        """Counters: sent, delivered, dropped, evicted, blocked, buffered, capacity, closed."""
+    def stats(self) -> ChannelStats:
+        """Counters: sent, delivered, dropped, evicted, blocked, overflowed, buffered,
+        capacity, closed."""
     def _arm_wakeup(
         self, event_loop: asyncio.AbstractEventLoop, callback: Callable[[], object]
     ) -> bool:
@@ -731,7 +744,7 @@ class Channel:
         """Number of buffered items."""
     def __iter__(self) -> Self:
         """Blocking iteration until the channel is closed and empty."""
-    def __next__(self) -> Any:
+    def __next__(self) -> _ItemT:
         """The next item (waits, GIL released)."""
     def __enter__(self) -> Self:
         """The channel itself; closed on exit."""
@@ -744,7 +757,7 @@ class Channel:
         """Closes the channel."""
     def __aiter__(self) -> Self:
         """Async iteration until the channel is closed and empty."""
-    def __anext__(self) -> Awaitable[Any]:
+    def __anext__(self) -> Awaitable[_ItemT]:
         """The next item, awaited without spinning."""
 
 # State store
@@ -802,9 +815,9 @@ class StateStore:
         *,
         buffer_size: int | None = None,
         strategy: _Strategy | None = None,
-    ) -> Channel:
+    ) -> Channel[StateChangeEvent]:
         """A channel of ``StateChangeEvent`` for ``label`` (None = every service)."""
-    def get_metrics(self) -> dict[str, Any]:
+    def get_metrics(self) -> StoreMetrics:
         """Counters, counts by type and by state, and approximate memory use."""
     def __len__(self) -> int:
         """Number of services."""
@@ -833,7 +846,7 @@ class Subscription:
     @property
     def errors(self) -> int:
         """Errors raised by its handler (or its filter predicate)."""
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> SubscriptionStats:
         """Counters: handler_returned, errors, and the buffer's counters (thread/async)."""
     def close(self) -> bool:
         """Unsubscribes; False if it was not active."""
@@ -890,9 +903,9 @@ class EventBus:
         filter: Filter | None = None,
         buffer_size: int | None = None,
         strategy: _Strategy | None = None,
-    ) -> Channel:
+    ) -> Channel[Event]:
         """Subscribes a bounded channel (default 1000 items, strategy drop)."""
-    def unsubscribe(self, subscription: Subscription | Channel) -> bool:
+    def unsubscribe(self, subscription: Subscription | Channel[Any]) -> bool:
         """Removes a subscription or channel; False if it was not active."""
     def close(self, timeout: float = 5.0) -> None:
         """Closes the bus; handler threads finish their buffers (waited up to ``timeout``)."""
@@ -912,7 +925,7 @@ class EventBus:
         """Events kept in history (0 = disabled)."""
     def history(self, correlation_id: str | None = None, limit: int | None = None) -> list[Event]:
         """Recent events, oldest first (only ``correlation_id``'s if given, at most ``limit``)."""
-    def get_metrics(self) -> dict[str, Any]:
+    def get_metrics(self) -> BusMetrics:
         """Counters, per-type counts, handler latency and approximate memory use."""
     def memory_bytes(self) -> int:
         """Approximate bytes held by the bus (history, buffers, subscriptions)."""
@@ -955,7 +968,7 @@ class EventBatchProcessor:
     @property
     def max_queued(self) -> int:
         """The queue's bound (producers wait beyond it)."""
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> BatchStats:
         """Counters: queued, enqueued, flushed, published, failed, batches, waits, ..."""
     def __enter__(self) -> Self:
         """Starts the processor."""

@@ -18,13 +18,14 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
-from ._core import CorrelationContext, _correlation_var
+from ._core import CorrelationContext, _correlation_var, new_correlation_id
 
 __all__ = [
     "CorrelationContext",
+    "RemoteContext",
     "correlation",
     "current_correlation",
     "from_traceparent",
@@ -68,24 +69,9 @@ def _joined_otel_span() -> tuple[str, str] | None:
 
 
 @contextmanager
-def correlation(
-    caused_by: str | None = None,
-    *,
-    correlation_id: str | None = None,
-    parent_id: str | None = None,
+def _scope(
+    caused_by: str | None, correlation_id: str | None, parent_id: str | None
 ) -> Iterator[CorrelationContext]:
-    """Opens a correlation scope.
-
-    Without ``correlation_id`` it joins the enclosing scope (or the event being handled) and
-    otherwise starts a new correlation. ``caused_by`` becomes the cause of what is created
-    inside (default: inherited; with no cause anywhere, each event keeps its kind's default
-    cause, e.g. ``health_check``, and updates get ``"unknown"``).
-
-    >>> with correlation("user_restart") as ctx:
-    ...     update = ManagedServiceUpdate(ServiceType.PORT_FORWARD, "pf", ServiceState.STARTING)
-    >>> update.correlation_id == ctx.correlation_id
-    True
-    """
     if correlation_id is None:
         joined = _joined_otel_span()
         if joined is not None:
@@ -97,6 +83,103 @@ def correlation(
         yield ctx
     finally:
         _VAR.reset(token)
+
+
+class _Correlation:
+    """The type of ``correlation``: call it for a scope, ``correlation.new(...)`` for a new
+    root operation."""
+
+    def __call__(
+        self,
+        caused_by: str | None = None,
+        *,
+        correlation_id: str | None = None,
+        parent_id: str | None = None,
+        new: bool = False,
+    ) -> AbstractContextManager[CorrelationContext]:
+        """Opens a correlation scope.
+
+        Without ``correlation_id`` it joins the enclosing scope (or the event being handled,
+        or, in an asyncio task or thread that copied the context, the scope it was created
+        in) and otherwise starts a new correlation. ``new=True`` (or ``correlation.new(...)``)
+        always starts a new root operation: a fresh correlation id, no parent, even inside
+        another scope or a handler (the cascade depth that guards against publish loops
+        still counts). ``caused_by`` becomes the cause of what is created inside (default:
+        inherited; with no cause anywhere, each event keeps its kind's default cause, e.g.
+        ``health_check``, and updates get ``"unknown"``).
+
+        >>> with correlation("user_restart") as ctx:
+        ...     update = ManagedServiceUpdate(ServiceType.PORT_FORWARD, "pf", ServiceState.STARTING)
+        >>> update.correlation_id == ctx.correlation_id
+        True
+        """
+        if not isinstance(new, bool):
+            raise TypeError(f"new must be a bool, got {type(new).__name__}")
+        if new:
+            if correlation_id is not None or parent_id is not None:
+                raise ValueError(
+                    "new=True starts a fresh correlation: do not pass correlation_id or parent_id"
+                )
+            return _scope(caused_by, new_correlation_id(), None)
+        return _scope(caused_by, correlation_id, parent_id)
+
+    def new(self, caused_by: str | None = None) -> AbstractContextManager[CorrelationContext]:
+        """A scope starting a new root operation (a fresh correlation id, no parent), even
+        inside another scope, a handler, or a task created during one; the same as
+        ``correlation(caused_by, new=True)``.
+
+        >>> async def watch(proc):             # a task created during the startup cascade
+        ...     await proc.wait()
+        ...     with correlation.new("process_exit"):   # its own cascade, not startup's
+        ...         reporter.report(update.with_error("exited"))
+        """
+        return self(caused_by, new=True)
+
+    def __repr__(self) -> str:
+        return "tracebus.correlation"
+
+
+#: ``with correlation("user_restart") as ctx:`` (see ``_Correlation.__call__``);
+#: ``with correlation.new("crash"):`` for a new root operation.
+correlation = _Correlation()
+
+
+class RemoteContext:
+    """The correlation of an incoming ``traceparent`` (``from_traceparent``): its ids, and a
+    context manager opening a scope that joins it.
+
+    >>> with from_traceparent(request.headers["traceparent"], "http") as ctx:
+    ...     bus.publish(...)              # joins the remote trace, parent = the remote span
+    """
+
+    __slots__ = ("_scopes", "caused_by", "correlation_id", "parent_id")
+
+    def __init__(self, caused_by: str, correlation_id: str, parent_id: str) -> None:
+        self.caused_by = caused_by
+        self.correlation_id = correlation_id
+        self.parent_id: str | None = parent_id
+        self._scopes: list[AbstractContextManager[CorrelationContext]] = []
+
+    def scope(self) -> AbstractContextManager[CorrelationContext]:
+        """A new scope joining this correlation (what ``with`` on this object opens)."""
+        return correlation(
+            self.caused_by, correlation_id=self.correlation_id, parent_id=self.parent_id
+        )
+
+    def __enter__(self) -> CorrelationContext:
+        cm = self.scope()
+        ctx = cm.__enter__()
+        self._scopes.append(cm)
+        return ctx
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._scopes.pop().__exit__(*exc_info)
+
+    def __repr__(self) -> str:
+        return (
+            f"RemoteContext(correlation_id={self.correlation_id!r}, "
+            f"caused_by={self.caused_by!r}, parent_id={self.parent_id!r})"
+        )
 
 
 def current_correlation() -> CorrelationContext | None:
@@ -178,10 +261,11 @@ def to_trace_headers(
 
 def from_traceparent(
     traceparent: str, caused_by: str = "remote", *, tracestate: str | None = None
-) -> CorrelationContext:
-    """A ``CorrelationContext`` for an incoming W3C ``traceparent`` header, to use with
-    ``correlation(correlation_id=ctx.correlation_id, parent_id=ctx.parent_id)``. A
-    ``tracestate`` header given with it is kept for ``to_trace_headers``."""
+) -> RemoteContext:
+    """The correlation of an incoming W3C ``traceparent`` header: ``with
+    from_traceparent(tp) as ctx:`` opens a scope joining it (or pass its ``correlation_id``
+    and ``parent_id`` to ``correlation``). A ``tracestate`` header given with it is kept for
+    ``to_trace_headers``."""
     if not isinstance(traceparent, str):
         raise TypeError(f"traceparent must be a str, got {type(traceparent).__name__}")
     m = _TRACEPARENT.match(traceparent.strip().lower())
@@ -208,4 +292,8 @@ def from_traceparent(
         _TRACESTATES[corr] = tracestate
         while len(_TRACESTATES) > _TRACESTATES_MAX:
             del _TRACESTATES[next(iter(_TRACESTATES))]
-    return CorrelationContext(caused_by, corr, "evt_" + span_id)
+    if not isinstance(caused_by, str):
+        raise TypeError(f"caused_by must be a str, got {type(caused_by).__name__}")
+    if not caused_by.strip():
+        raise ValueError("caused_by must be a non-empty str")
+    return RemoteContext(caused_by, corr, "evt_" + span_id)

@@ -79,8 +79,8 @@ from opentelemetry.trace import (
 )
 
 from . import bus as _bus_module
-from ._core import CorrelationContext, Event, EventBus, Filter, Subscription, __version__
-from .correlation import from_traceparent
+from ._core import Event, EventBus, Filter, Subscription, __version__
+from .correlation import RemoteContext, from_traceparent
 from .logging import correlation_fields
 
 __all__ = [
@@ -415,11 +415,9 @@ def inject(
     return carrier
 
 
-def extract(
-    carrier: MutableMapping[str, str], caused_by: str = "remote"
-) -> CorrelationContext | None:
+def extract(carrier: MutableMapping[str, str], caused_by: str = "remote") -> RemoteContext | None:
     """The correlation of incoming trace headers (None if they carry no valid trace), to
-    open with ``correlation(correlation_id=ctx.correlation_id, parent_id=ctx.parent_id)``."""
+    open with ``with ctx:`` (see ``from_traceparent``)."""
     sc = trace.get_current_span(propagate.extract(carrier)).get_span_context()
     if not sc.is_valid:
         return None

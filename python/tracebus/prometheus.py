@@ -35,7 +35,7 @@ per registry and namespace: two buses in one registry need two namespaces.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -46,9 +46,9 @@ from ._core import EventBus, StateStore
 __all__ = ["TracebusCollector", "register"]
 
 
-def _num(metrics: dict[str, Any], key: str) -> float:
+def _num(metrics: Mapping[str, object], key: str) -> float:
     value = metrics.get(key)
-    return float(value) if value is not None else 0.0
+    return float(value) if isinstance(value, (int, float)) else 0.0
 
 
 class TracebusCollector:
@@ -105,7 +105,7 @@ class TracebusCollector:
         self, ns: str, describe: bool, subs: GaugeMetricFamily, memory: GaugeMetricFamily
     ) -> Iterator[Metric]:
         assert self.bus is not None
-        m: dict[str, Any] = {} if describe else self.bus.get_metrics()
+        m: Mapping[str, Any] = {} if describe else self.bus.get_metrics()
         published = CounterMetricFamily(f"{ns}_events_published", "Events published.")
         by_type = CounterMetricFamily(
             f"{ns}_events_published_by_type", "Events published, by event type.", labels=["type"]

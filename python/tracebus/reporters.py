@@ -7,7 +7,7 @@ import logging
 import queue
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 from . import _core
 from ._core import (
@@ -72,6 +72,9 @@ class EventBusAdapter:
     equal), so that the event history alone rebuilds the store; an identical re-report
     publishes nothing. ``report_health`` publishes a ``HealthEvent``: ``health.recovery`` on an
     unhealthy → healthy edge, else ``health.check`` / ``health.failure``.
+
+    ``close()`` closes the adapter's bus (ending its subscriptions; see ``EventBus.close``);
+    the adapter is a context manager that closes it on exit.
     """
 
     def __init__(self, bus: EventBus | None = None, store: StateStore | None = None) -> None:
@@ -102,6 +105,18 @@ class EventBusAdapter:
     def get_event_bus(self) -> EventBus:
         """The adapter's event bus."""
         return self.bus
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Closes the adapter's bus: its subscriptions end, handler threads finish their
+        buffers (waited up to ``timeout`` s); later reports raise ``BusClosedError``.
+        Idempotent."""
+        self.bus.close(timeout)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _default_strategy() -> PriorityBufferStrategy:
@@ -215,7 +230,7 @@ class TUIReporter:
 
     def stats(self) -> dict[str, int]:
         """Buffer counters plus ``forward_dropped`` (an asyncio.Queue that was full)."""
-        s = {k: int(v) for k, v in self.channel.stats().items()}
+        s = {k: int(v) for k, v in self.channel.stats().items() if isinstance(v, int)}
         s["forward_dropped"] = self._forward_dropped
         return s
 
@@ -232,8 +247,8 @@ class TUIReporter:
 
 class ConsoleReporter:
     """Logs updates through ``logging`` with the reference's level rules: FAILED → ERROR,
-    RETRYING → WARNING, STARTING/STOPPING → DEBUG, others INFO; unhealthy clusters → WARNING
-    (ERROR with an error text).
+    UNKNOWN → WARNING, STARTING/STOPPING/RETRYING → DEBUG, RUNNING/STOPPED → INFO; unhealthy
+    clusters → WARNING (ERROR with an error text).
 
     Each record carries ``correlation_id``, ``event_id``, ``parent_id`` and ``caused_by``: an
     update's own ids, else the current scope's (a ``tracebus.logging.CorrelationFilter`` is
@@ -251,7 +266,8 @@ class ConsoleReporter:
 
     _LEVELS = {
         ServiceState.FAILED: logging.ERROR,
-        ServiceState.RETRYING: logging.WARNING,
+        ServiceState.UNKNOWN: logging.WARNING,
+        ServiceState.RETRYING: logging.DEBUG,
         ServiceState.STARTING: logging.DEBUG,
         ServiceState.STOPPING: logging.DEBUG,
     }

@@ -34,6 +34,18 @@ class Trace:
     def __len__(self) -> int:
         return sum(1 for r in self.roots for _ in r.walk())
 
+    @property
+    def complete(self) -> bool:
+        """Whether the trace holds the whole cascade as far as this process can tell: False
+        when it is empty (an unknown correlation, or one pushed out of the bus's bounded
+        history) or when a root is an event created inside a handler (``depth > 0``) whose
+        parent is missing, i.e. was pushed out. A root with ``depth == 0`` is a real root,
+        even with a ``parent_id`` from elsewhere (``from_traceparent``, an explicit one), and
+        so is one without a parent (``correlation.new`` inside a handler)."""
+        return bool(self.roots) and all(
+            r.event.depth == 0 or r.event.parent_id is None for r in self.roots
+        )
+
     def events(self) -> list[Event]:
         """Every event of the trace, depth-first."""
         return [n.event for r in self.roots for _, n in r.walk()]

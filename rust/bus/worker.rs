@@ -39,7 +39,10 @@ impl EventBus {
         let s = sub.clone();
         let bus = Arc::downgrade(&self.inner);
         let handle = std::thread::Builder::new()
-            .name(format!("tracebus-{}", sub.id))
+            .name(format!(
+                "tracebus-{}",
+                Python::attach(|py| handler_name(py, &s))
+            ))
             .spawn(move || worker_loop(s, bus))
             .map_err(|e| {
                 PyRuntimeError::new_err(format!("could not start the handler thread: {e}"))
@@ -47,6 +50,16 @@ impl EventBus {
         *sub.worker.lock() = Some(handle);
         Ok(())
     }
+}
+
+/// The handler's `__name__` (else `__qualname__`, else the subscription id): names the
+/// worker thread `tracebus-<handler name>`.
+fn handler_name(py: Python<'_>, sub: &Sub) -> String {
+    let h = sub.handler.as_ref().map(|h| h.bind(py));
+    ["__name__", "__qualname__"]
+        .iter()
+        .find_map(|a| h.and_then(|h| h.getattr(*a).ok()?.extract::<String>().ok()))
+        .unwrap_or_else(|| sub.id.clone())
 }
 
 pub(super) fn worker_loop(sub: Arc<Sub>, bus: Weak<BusInner>) {

@@ -354,6 +354,28 @@ correlated_pymethods!(Event, header, timestamp, {}, {
         Ok(d)
     }
 
+    /// Every field as a plain dict: the header's (type, source and severity as names), the
+    /// kind's constructor fields and, if any, `metadata` (a copy).
+    fn to_dict<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyDict>> {
+        let py = slf.py();
+        let ev = slf.get();
+        let d = ev.header_dict(py)?;
+        let h = &ev.header;
+        let any = slf.as_any();
+        if let Ok(k) = any.cast::<super::ServiceStateEvent>() {
+            kind_fields(py, k.get(), h, &d)?;
+        } else if let Ok(k) = any.cast::<super::HealthEvent>() {
+            kind_fields(py, k.get(), h, &d)?;
+        } else if let Ok(k) = any.cast::<super::DependencyEvent>() {
+            kind_fields(py, k.get(), h, &d)?;
+        } else if let Ok(k) = any.cast::<super::UserActionEvent>() {
+            kind_fields(py, k.get(), h, &d)?;
+        } else if let Ok(k) = any.cast::<super::SystemEvent>() {
+            kind_fields(py, k.get(), h, &d)?;
+        }
+        Ok(d)
+    }
+
     fn __str__(slf: &Bound<'_, Self>) -> String {
         slf.get().describe()
     }
@@ -384,6 +406,34 @@ correlated_pymethods!(Event, header, timestamp, {}, {
         Ok(())
     }
 });
+
+/// A kind's constructor fields (its schema's names) into `d`; event types as their names.
+fn kind_fields<K: Schema>(
+    py: Python<'_>,
+    kind: &K,
+    h: &Header,
+    d: &Bound<'_, PyDict>,
+) -> PyResult<()> {
+    let mut res = Ok(());
+    let mut put = |name: &str, v: Value<'_>| {
+        if res.is_ok() {
+            res = match v {
+                Value::EventType(t) => {
+                    d.set_item(name, &*tracebus_core::model::kinds::event_type_name(t))
+                }
+                v => v.to_py(py).and_then(|o| d.set_item(name, o)),
+            };
+        }
+    };
+    let mut names = K::ARGS.iter();
+    kind.args(h, &mut |v| {
+        if let Some(n) = names.next() {
+            put(n, v);
+        }
+    });
+    kind.kwargs(h, &mut |k, v| put(k, v));
+    res
+}
 
 pub(super) fn base(header: Header, metadata: Option<Py<PyDict>>) -> Event {
     Event { header, metadata }

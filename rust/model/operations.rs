@@ -224,7 +224,9 @@ impl UserActionEvent {
 
 /// A system-level operation of `component`. `action` selects the type: `startup` →
 /// `system.startup`/info, `shutdown` → `system.shutdown`/warn, `config_change` →
-/// `config.change`/info, `error` → `system.error`/error. Cause `system_operation`.
+/// `config.change`/info, `error` → `system.error`/error, `anomaly` → `system.anomaly`/warn
+/// (a measured metric left its baseline, see `PerformanceMonitor(anomalies=True)`). Cause
+/// `system_operation`.
 #[pyclass(frozen, subclass, extends = Event, module = "tracebus", name = "SystemEvent")]
 pub struct SystemEvent {
     pub component: Arc<str>,
@@ -232,7 +234,18 @@ pub struct SystemEvent {
     pub details: Option<Arc<str>>,
 }
 
-pub const SYSTEM_ACTIONS: [&str; 4] = ["startup", "shutdown", "config_change", "error"];
+pub const SYSTEM_ACTIONS: [&str; 5] = ["startup", "shutdown", "config_change", "error", "anomaly"];
+
+/// The type id of `system.anomaly` (registered on first use: the built-in ids are fixed).
+fn anomaly_type() -> PyResult<u32> {
+    static ID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    if let Some(id) = ID.get() {
+        return Ok(*id);
+    }
+    let id = tracebus_core::model::kinds::register_event_type("system.anomaly")
+        .map_err(|e| value_err("action", format!("'anomaly': system.anomaly {e}")))?;
+    Ok(*ID.get_or_init(|| id))
+}
 
 #[pymethods]
 impl SystemEvent {
@@ -260,6 +273,7 @@ impl SystemEvent {
                 ("config_change", types::CONFIG_CHANGE, Severity::Info)
             }
             "error" => ("error", types::SYSTEM_ERROR, Severity::Error),
+            "anomaly" => ("anomaly", anomaly_type()?, Severity::Warn),
             other => {
                 return Err(value_err(
                     "action",
@@ -295,7 +309,7 @@ impl SystemEvent {
     fn component(&self) -> &str {
         &self.component
     }
-    /// `startup`, `shutdown`, `config_change` or `error`.
+    /// `startup`, `shutdown`, `config_change`, `error` or `anomaly`.
     #[getter]
     fn action(&self) -> &'static str {
         self.action
@@ -311,16 +325,13 @@ impl SystemEvent {
     ) -> PyResult<(Bound<'py, PyTuple>, Bound<'py, PyDict>)> {
         newargs(py, &*slf, slf.as_super())
     }
+    /// The reference's text form: `"tui startup: UI initialized"` (component, action and
+    /// the details after a colon), `"orchestrator shutdown"` without details.
     fn __str__(&self) -> String {
-        let mut s = format!(
-            "system {}: {}",
-            self.action.replace('_', " "),
-            self.component
-        );
-        if let Some(d) = &self.details {
-            s.push_str(&format!(" ({d})"));
+        match &self.details {
+            Some(d) => format!("{} {}: {d}", self.component, self.action),
+            None => format!("{} {}", self.component, self.action),
         }
-        s
     }
     #[classattr]
     fn __match_args__() -> (&'static str, &'static str, &'static str) {

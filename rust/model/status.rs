@@ -157,18 +157,16 @@ impl ServiceStateEvent {
         slf: &Bound<'py, Self>,
         err: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let py = slf.py();
-        let e = extract_opt_text("err", Some(err))?;
-        let o = PyDict::new(py);
-        o.set_item("error", e.as_deref())?;
-        let mut positional = Vec::new();
-        if e.is_some() {
-            // new_state is the 4th positional argument of `__getnewargs_ex__`.
-            positional.push((3, PyString::new(py, State::Failed.as_str()).into_any()));
-            o.set_item("is_ready", false)?;
-        }
-        o.set_item("event_id", py.None())?;
-        Event::rebuild_with(slf.as_super(), &positional, &o)
+        copy_with_error(slf.as_super(), err, |e, o, positional| {
+            o.set_item("error", e)?;
+            if e.is_some() {
+                // new_state is the 4th positional argument of `__getnewargs_ex__`.
+                let failed = PyString::new(o.py(), State::Failed.as_str()).into_any();
+                positional.push((3, failed));
+                o.set_item("is_ready", false)?;
+            }
+            Ok(())
+        })
     }
 
     fn __getnewargs_ex__<'py>(
@@ -226,6 +224,25 @@ pub fn service_event_from_update(
             pid: u.pid,
         }),
     )
+}
+
+/// Positional-argument replacements for `Event::rebuild_with`, by index.
+type Positional<'py> = Vec<(usize, Bound<'py, PyAny>)>;
+
+/// The `with_error` of a kind: a copy (new event id) rebuilt through its constructor, where
+/// `apply` records the kind's overrides for the error text (None: no error).
+fn copy_with_error<'py>(
+    ev: &Bound<'py, Event>,
+    err: &Bound<'py, PyAny>,
+    apply: impl FnOnce(Option<&str>, &Bound<'py, PyDict>, &mut Positional<'py>) -> PyResult<()>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = ev.py();
+    let e = extract_opt_text("err", Some(err))?;
+    let o = PyDict::new(py);
+    let mut positional = Vec::new();
+    apply(e.as_deref(), &o, &mut positional)?;
+    o.set_item("event_id", py.None())?;
+    Event::rebuild_with(ev, &positional, &o)
 }
 
 /// A cluster health result. Source `health-monitor`, cause `health_check`; healthy →
@@ -391,6 +408,24 @@ impl HealthEvent {
     #[getter]
     fn error(&self) -> Option<&str> {
         self.error.as_deref()
+    }
+    /// A copy carrying `err`: unhealthy, type `health.failure`, severity error (None: a copy
+    /// without an error, health unchanged).
+    fn with_error<'py>(
+        slf: &Bound<'py, Self>,
+        err: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        copy_with_error(slf.as_super(), err, |e, o, positional| {
+            let py = o.py();
+            // is_healthy and error are the 4th and 7th positional arguments of
+            // `__getnewargs_ex__`.
+            positional.push((6, e.into_pyobject(py)?.into_any()));
+            if e.is_some() {
+                positional.push((3, false.into_pyobject(py)?.to_owned().into_any()));
+                o.set_item("recovered", false)?;
+            }
+            Ok(())
+        })
     }
     /// True for a `health.recovery` event.
     #[getter]

@@ -33,7 +33,7 @@ def test_plain_demo_shows_cascade_trees_and_final_states(tmp_path: Path) -> None
     cascades = section(out, "cascades")
     # the four scripted cascades, each one correlation tree with its cause at the root
     assert re.search(r"^startup: correlation corr_\w+ \(\d+ events\)$", cascades, re.M)
-    assert "  ● [system.startup] system startup: tracebus-demo (12 services)" in cascades
+    assert "  ● [system.startup] tracebus-demo startup: 12 services" in cascades
     assert re.search(r"^cluster alpha fails: correlation", cascades, re.M)
     assert "  ● [health.failure] WC alpha unhealthy" in cascades
     assert re.search(r"^cluster alpha recovers: correlation", cascades, re.M)

@@ -288,10 +288,10 @@ trees = st.recursive(
 
 def build(t: Tree) -> tb.Filter:
     k = t[0]
-    if k == "type":
-        return tb.filter_by_type(*sorted(t[1]))
+    if k == "type":  # no types / sources: the filter that matches nothing
+        return tb.filter_by_type(*sorted(t[1])) if t[1] else tb.any_filter()
     if k == "source":
-        return tb.filter_by_source(*sorted(t[1]))
+        return tb.filter_by_source(*sorted(t[1])) if t[1] else tb.any_filter()
     if k == "sev":
         return tb.filter_by_severity(t[1])
     if k == "corr":

@@ -49,7 +49,7 @@ from .._enums import EventType, ServiceState, ServiceType
 from ..bus import EventBus
 from ..correlation import correlation
 from ..eventstore import SqliteEventStore
-from ..performance import PerformanceMonitor
+from ..performance import AnomalyConfig, PerformanceMonitor
 from ..reporters import EventBusAdapter, TUIReporter, TUIReporterConfig
 from .summary import _fmt_event, _summary
 
@@ -58,6 +58,9 @@ __all__ = ["DemoConfig", "DemoEnvironment", "run_demo"]
 _APPS = ["prometheus", "grafana", "loki", "tempo", "alertmanager", "mimir", "kyverno", "flux"]
 _WORKLOAD_NAMES = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
 HEALTH_INTERVAL = 2.0  # simulated seconds between health checks
+#: The anomaly monitor samples once per health interval, in simulated time, just before
+#: each health round; two out-of-band intervals in a row make an anomaly.
+DEMO_ANOMALIES = AnomalyConfig(intervals=2, warmup=3)
 
 
 @dataclass
@@ -452,7 +455,14 @@ def run_demo(config: DemoConfig, out: TextIO | None = None, *, live: bool | None
     env.subscribe_handlers()
     monitor = PerformanceMonitor(env.bus, env.state)
     monitor.sample()  # baseline: the summary's sample covers the whole run
+    sim_now = 0.0
+    watch = PerformanceMonitor(env.bus, anomalies=DEMO_ANOMALIES, clock=lambda: sim_now)
     steps = env.timeline()
+    steps += [
+        (k * HEALTH_INTERVAL, "anomalies", watch.sample)
+        for k in range(int(config.duration // HEALTH_INTERVAL) + 1)
+    ]
+    steps.sort(key=lambda s: s[0])
     t0 = time.time()
     wall0 = time.perf_counter()
     printed = 0
@@ -482,6 +492,7 @@ def run_demo(config: DemoConfig, out: TextIO | None = None, *, live: bool | None
                     else:
                         pump_plain()
                         time.sleep(min(left, 0.05))
+            sim_now = sim_t
             step()
             if view is None:
                 pump_plain()

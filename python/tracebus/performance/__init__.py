@@ -7,11 +7,14 @@ performance monitor with a documented health score, and an event pool facade.
 - ``OptimizedEventBus(config)``: an ``EventBus`` whose ``publish`` goes through a batch
   processor, with a ``PerformanceMonitor`` sampling it and its ``StateStore``.
 - ``PerformanceMonitor(bus, store)``: samples the bus's and the store's counters once per
-  interval into a frozen ``PerformanceMetrics``; ``performance_score`` is its formula.
+  interval into a frozen ``PerformanceMetrics``; ``performance_score`` is its formula. With
+  ``anomalies=True`` it keeps EWMA baselines (``AnomalyDetector``) and publishes
+  ``system.anomaly`` events.
 - ``EventPoolManager``: the design's pool API as a thin, safe facade (events are immutable,
   so pooling cannot save what it saved in the reference; see its docstring for figures).
 """
 
+from .anomaly import Anomaly, AnomalyConfig, AnomalyDetector
 from .batch import EventBatchProcessor
 from .monitor import PerformanceMetrics, PerformanceMonitor
 from .optimized import (
@@ -29,6 +32,9 @@ from .score import SUBSCRIPTION_THRESHOLD as SUBSCRIPTION_THRESHOLD
 from .score import performance_score
 
 __all__ = [
+    "Anomaly",
+    "AnomalyConfig",
+    "AnomalyDetector",
     "EventBatchProcessor",
     "EventPoolManager",
     "OptimizedEventBus",

@@ -6,11 +6,15 @@ import logging
 import math
 import threading
 import time
+from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from .._core import StateStore
+from .._core import StateStore, SystemEvent
+from ..correlation import correlation
+from .anomaly import Anomaly, AnomalyConfig, AnomalyDetector
 from .score import HEALTHY_SCORE, performance_score
 
 _log = logging.getLogger("tracebus")
@@ -63,6 +67,9 @@ class PerformanceMetrics:
 
 # A label that is never a real service: the store-latency probe reads it.
 _PROBE_LABEL = "~tracebus-monitor-probe~"
+#: Source of the monitor's ``system.anomaly`` events (left out of its own figures).
+ANOMALY_SOURCE = "performance-monitor"
+_ANOMALY_TYPE = "system.anomaly"
 
 
 class PerformanceMonitor:
@@ -81,15 +88,49 @@ class PerformanceMonitor:
     >>> with PerformanceMonitor(bus, store) as monitor:   # start(interval=1.0)
     ...     ...
     ...     print(monitor.get_metrics().events_per_second)
+
+    ``anomalies=True`` (or an ``AnomalyConfig``) also keeps EWMA baselines, at each sample,
+    of the event rate per event type (``rate.type.<type>``, from the bus's per-type
+    counters) and per source (``rate.source.<source>``, counted in the bus's history of the
+    interval's events, so at most ``history_size`` of them), the drop rate (``drop_rate``:
+    dropped and evicted events a second) and the p99 handler latency (``p99_latency_ms``);
+    when one stays out of its band for ``intervals`` samples in a row the monitor publishes
+    on the bus a ``SystemEvent`` (source ``performance-monitor``, action ``anomaly``, type
+    ``system.anomaly``, severity warn) whose metadata holds ``metric``, ``baseline``,
+    ``observed``, ``z_score`` and ``intervals``, each one a new root operation (cause
+    ``performance_anomaly``); ``anomalies()`` returns the recent ones. None of it runs on
+    the publish path. ``clock`` (default ``time.monotonic``) is what rates are measured
+    against: a simulation passes its own.
     """
 
-    def __init__(self, bus: Any, store: StateStore | None = None) -> None:
+    def __init__(
+        self,
+        bus: Any,
+        store: StateStore | None = None,
+        *,
+        anomalies: bool | AnomalyConfig = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if not callable(getattr(bus, "get_metrics", None)):
             raise TypeError(
                 f"bus must be an event bus with get_metrics(), got {type(bus).__name__}"
             )
         if store is not None and not isinstance(store, StateStore):
             raise TypeError(f"store must be a StateStore or None, got {type(store).__name__}")
+        if isinstance(anomalies, AnomalyConfig):
+            config: AnomalyConfig | None = anomalies
+        elif isinstance(anomalies, bool):
+            config = AnomalyConfig() if anomalies else None
+        else:
+            raise TypeError(
+                f"anomalies must be a bool or an AnomalyConfig, got {type(anomalies).__name__}"
+            )
+        if not callable(clock):
+            raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
+        self._detector = AnomalyDetector(config) if config is not None else None
+        self._recent: deque[Anomaly] = deque(maxlen=100)
+        self._prev_by_type: dict[str, int] = {}
+        self._clock = clock
         self._bus = bus
         self._store = store
         self._lock = threading.Lock()  # one sample at a time; guards _prev/_thread
@@ -159,10 +200,56 @@ class PerformanceMonitor:
         """The latest sample."""
         return self._metrics
 
+    def anomalies(self) -> list[Anomaly]:
+        """The most recent anomalies (up to 100), oldest first; empty without
+        ``anomalies=True``."""
+        with self._lock:
+            return list(self._recent)
+
+    def _figures(
+        self, m: Any, dt: float, d_pub: int, d_lost: int, by_type: dict[str, int]
+    ) -> dict[str, float]:
+        """One sample's figures for the anomaly detector (see the class docs)."""
+        out: dict[str, float] = {
+            "drop_rate": d_lost / dt,
+            "p99_latency_ms": float(m.get("p99_latency_ms", 0.0)),
+        }
+        for t, n in by_type.items():
+            if t != _ANOMALY_TYPE:
+                out[f"rate.type.{t}"] = (n - self._prev_by_type.get(t, 0)) / dt
+        history = getattr(self._bus, "history", None)
+        if d_pub > 0 and callable(history):
+            sources = Counter(e.source for e in history(limit=d_pub))
+            sources.pop(ANOMALY_SOURCE, None)
+            for src, n in sources.items():
+                out[f"rate.source.{src}"] = n / dt
+        return out
+
+    def _publish(self, found: list[Anomaly]) -> None:
+        publish = getattr(self._bus, "publish", None)
+        for a in found:
+            _log.info("PerformanceMonitor: anomaly %s", a.describe())
+            if not callable(publish):
+                continue
+            meta = {
+                "metric": a.metric,
+                "baseline": a.baseline,
+                "observed": a.observed,
+                "z_score": a.z_score,
+                "intervals": a.intervals,
+            }
+            with correlation.new("performance_anomaly"):
+                event = SystemEvent(ANOMALY_SOURCE, "anomaly", a.describe(), metadata=meta)
+            try:
+                publish(event)
+            except Exception:  # a closed bus: the anomaly stays in anomalies()
+                _log.debug("PerformanceMonitor: could not publish %s", a.metric, exc_info=True)
+
     def sample(self) -> PerformanceMetrics:
         """Takes a sample now (rates over the time since the previous one) and returns it."""
+        found: list[Anomaly] = []
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             m = self._bus.get_metrics()
             published = int(m.get("events_published", 0))
             delivered = int(m.get("events_delivered", 0))
@@ -204,6 +291,13 @@ class PerformanceMonitor:
             attempts = d_del + d_drop
             drop_ratio = min(1.0, d_lost / attempts) if attempts > 0 and d_lost > 0 else 0.0
             score = performance_score(drop_ratio, avg_lat, subs)
+            if self._detector is not None:
+                by_type = {str(k): int(v) for k, v in dict(m.get("events_by_type", {})).items()}
+                if dt > 0:
+                    figures = self._figures(m, dt, d_pub, d_lost, by_type)
+                    found = self._detector.observe(figures, time.time())
+                    self._recent.extend(found)
+                self._prev_by_type = by_type
             self._metrics = out = PerformanceMetrics(
                 events_per_second=eps,
                 average_event_latency_ms=avg_lat,
@@ -224,7 +318,9 @@ class PerformanceMonitor:
                 interval_seconds=dt,
                 timestamp=time.time(),
             )
-            return out
+        # Published outside the lock: a handler of the event may sample this monitor.
+        self._publish(found)
+        return out
 
     def __enter__(self) -> PerformanceMonitor:
         self.start(self._interval)

@@ -11,6 +11,7 @@ from typing import Any
 from .. import _core
 from .._core import Event, EventBatchProcessor, StateStore
 from ..bus import EventBus
+from ..types import OptimizedBusMetrics
 from .monitor import PerformanceMetrics, PerformanceMonitor, _check_seconds
 
 
@@ -157,14 +158,13 @@ class OptimizedEventBus(EventBus):
             self._batcher.stop()
         super().close(timeout)
 
-    def get_metrics(self) -> dict[str, Any]:
+    def get_metrics(self) -> OptimizedBusMetrics:
         """The bus's counters (see ``EventBus.get_metrics``) plus ``batch_queued``, the
         events waiting in the batch queue, which ``memory_bytes`` also counts (one queue
         slot and ~200 bytes of event each, as the bus counts its history)."""
-        d: dict[str, Any] = super().get_metrics()
         queued = self._batcher.stats()["queued"] if self._batcher is not None else 0
-        d["batch_queued"] = queued
-        d["memory_bytes"] = d.get("memory_bytes", 0) + queued * _QUEUED_EVENT_BYTES
+        d = OptimizedBusMetrics(**super().get_metrics(), batch_queued=queued)
+        d["memory_bytes"] += queued * _QUEUED_EVENT_BYTES
         return d
 
     def get_performance_metrics(self) -> PerformanceMetrics | None:

@@ -47,8 +47,8 @@ impl State {
         match self {
             State::Failed => Severity::Error,
             State::Retrying => Severity::Warn,
-            State::Running | State::Stopped => Severity::Info,
-            State::Starting | State::Stopping | State::Unknown => Severity::Debug,
+            State::Running | State::Stopped | State::Unknown => Severity::Info,
+            State::Starting | State::Stopping => Severity::Debug,
         }
     }
 
@@ -262,6 +262,7 @@ mod tests {
         assert_eq!(State::parse("running"), None);
         assert_eq!(State::Failed.severity(), Severity::Error);
         assert_eq!(State::Retrying.severity(), Severity::Warn);
+        assert_eq!(State::Unknown.severity(), Severity::Info);
         assert_eq!(State::Running.event_type(), types::SERVICE_RUNNING);
     }
 
