@@ -308,3 +308,57 @@ def test_self_referencing_or_too_deep_metadata_is_refused() -> None:
         tb.Event("config.change", "s", metadata={"deep": deep})
     ok = tb.Event("config.change", "s", metadata={"fine": [1, 2.5, "x", None, True, {"a": ()}]})
     assert decode_event(encode_event(ok)).metadata == {"fine": [1, 2.5, "x", None, True, {"a": []}]}
+
+
+# -- the Redis stream decoder (the reader's batch delivery, no server needed) --------------
+
+_stream_value = st.one_of(
+    st.binary(max_size=60).map(lambda b: b.decode("utf-8", "surrogateescape")),
+    st.text(max_size=60),
+    _json.map(json.dumps),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_fuzz_stream_batches_deliver_every_good_entry(data: st.DataObject) -> None:
+    bus = tb.EventBus()
+    got: list[tb.Event] = []
+    bus.subscribe(None, got.append)
+    bridge = tb.RedisStreamBridge(bus, outbound=False)  # never started: no connection
+    good = [tb.SystemEvent("peer", "startup", str(i)) for i in range(data.draw(st.integers(0, 6)))]
+    entries: list[list[Any]] = [
+        [f"1-{i}", ["e", encode_event(e), "o", "peer"]] for i, e in enumerate(good)
+    ]
+    bad = data.draw(
+        st.lists(
+            st.one_of(
+                _stream_value.map(lambda v: ["e", v, "o", "peer"]),
+                st.builds(lambda t: ["e", _mutate_text(t), "o", "peer"], st.sampled_from(_valid)),
+                st.sampled_from(BAD_INPUTS).map(lambda v: ["e", _as_text(v), "o", "peer"]),
+                st.lists(_stream_value, max_size=5),  # any fields at all
+            ),
+            max_size=6,
+        )
+    )
+    for j, fields in enumerate(bad):
+        at = data.draw(st.integers(0, len(entries)))
+        entries.insert(at, [f"2-{j}", fields])
+    bridge._deliver(entries)  # never raises, whatever the entries
+    ids = {e.event_id for e in got}
+    assert {e.event_id for e in good} <= ids
+    m = bridge.metrics()
+    assert m["received"] == len(got)
+    assert m["received"] + m["decode_errors"] <= len(entries)
+    bus.close()
+
+
+def _as_text(v: str | bytes) -> str:
+    """What the bridge's client hands over for a stored value (bytes that are not UTF-8
+    as lone surrogates)."""
+    return v if isinstance(v, str) else v.decode("utf-8", "surrogateescape")
+
+
+def _mutate_text(text: str) -> str:
+    cut = len(text) // 2
+    return text[:cut] + text[cut + 3 :]

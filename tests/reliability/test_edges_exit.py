@@ -89,3 +89,15 @@ def test_one_unencodable_event_does_not_stop_the_writer(tmp_path: Path) -> None:
     assert st["attach_failed"] == 1 and st["attach_persisted"] == 2000
     store.close()
     bus.close()
+
+
+def test_bus_aclose_flushes_an_attached_store(tmp_path: Path) -> None:
+    import asyncio
+
+    bus = tb.EventBus()
+    store = SqliteEventStore(tmp_path / "a.db")
+    store.attach(bus, batch_size=100)
+    bus.publish_many([tb.SystemEvent("c", "startup", str(i)) for i in range(3000)])
+    asyncio.run(bus.aclose())
+    assert len(store) == 3000 and not store.attached
+    store.close()
