@@ -22,7 +22,7 @@ type Core = Batcher<Py<PyAny>>;
 
 /// Every started batcher, so that `_stop_all_batch_processors` (registered with `atexit`
 /// by `tracebus.performance`) can flush them before the interpreter shuts down.
-static STARTED: Mutex<Vec<Weak<Core>>> = Mutex::new(Vec::new());
+static STARTED: Mutex<Vec<(Weak<Core>, u64)>> = Mutex::new(Vec::new());
 
 /// The flush thread's reference to the bus, released with the interpreter attached when the
 /// thread ends (instead of a deferred decref that waits for the next attach).
@@ -80,6 +80,20 @@ pub struct EventBatchProcessor {
     core: Arc<Core>,
     bus: Py<PyAny>,
     stats: Arc<SinkStats>,
+    /// The fork generation of the last `start()` (see `crate::fork`).
+    generation: AtomicU64,
+}
+
+impl EventBatchProcessor {
+    /// An error in a forked child while the batch thread (left in the parent) is "running".
+    fn check_fork(&self) -> PyResult<()> {
+        if self.generation.load(Ordering::Relaxed) != crate::fork::generation()
+            && self.core.is_running()
+        {
+            return Err(crate::fork::forked_error("this EventBatchProcessor"));
+        }
+        Ok(())
+    }
 }
 
 fn extract_interval(param: &str, v: &Bound<'_, PyAny>) -> PyResult<Duration> {
@@ -198,11 +212,13 @@ impl EventBatchProcessor {
             core: Arc::new(core),
             bus: bus.clone().unbind(),
             stats: Arc::new(SinkStats::default()),
+            generation: AtomicU64::new(crate::fork::generation()),
         })
     }
 
     /// Starts the batch thread (does nothing if it is running).
     fn start(&self, py: Python<'_>) -> PyResult<()> {
+        self.check_fork()?;
         let bus = BusRef(Some(self.bus.clone_ref(py)));
         let stats = self.stats.clone();
         // One interpreter acquisition per wake-up: the first batch, then whatever further
@@ -227,10 +243,12 @@ impl EventBatchProcessor {
         let started = py.detach(move || core.start(sink));
         match started {
             Ok(true) => {
+                let generation = crate::fork::generation();
+                self.generation.store(generation, Ordering::Relaxed);
                 let mut reg = STARTED.lock();
-                reg.retain(|w| w.strong_count() > 0);
-                if !reg.iter().any(|w| w.as_ptr() == Arc::as_ptr(&self.core)) {
-                    reg.push(Arc::downgrade(&self.core));
+                reg.retain(|(w, _)| w.strong_count() > 0);
+                if !reg.iter().any(|(w, _)| w.as_ptr() == Arc::as_ptr(&self.core)) {
+                    reg.push((Arc::downgrade(&self.core), generation));
                 }
                 Ok(())
             }
@@ -250,6 +268,7 @@ impl EventBatchProcessor {
         if event.cast::<Event>().is_err() {
             return Err(type_err("event", "a tracebus Event", event));
         }
+        self.check_fork()?;
         let item = event.clone().unbind();
         let r = match self.core.push(item, false) {
             // Inside a handler, this thread (or event loop) may be what the batch thread is
@@ -271,19 +290,23 @@ impl EventBatchProcessor {
     /// Publishes everything queued so far and returns when it has been published. From a
     /// handler running in the batch thread it returns at once (the thread cannot wait for
     /// itself; what is queued goes out, in order, right after the current batch).
-    fn flush(&self, py: Python<'_>) {
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
         if self.core.on_flush_thread() {
-            return; // without releasing the GIL: this is on every batch's path (see below)
+            return Ok(()); // without releasing the GIL: this is on every batch's path
         }
+        self.check_fork()?;
         let core = self.core.clone();
         py.detach(move || core.flush());
+        Ok(())
     }
 
     /// Publishes what is queued and stops the batch thread (waiting for it, GIL released).
     /// Later `queue_event` calls publish directly until `start()` is called again.
-    fn stop(&self, py: Python<'_>) {
+    fn stop(&self, py: Python<'_>) -> PyResult<()> {
+        self.check_fork()?;
         let core = self.core.clone();
         py.detach(move || core.stop());
+        Ok(())
     }
 
     /// Whether the batch thread is running.
@@ -361,9 +384,9 @@ impl EventBatchProcessor {
         _a: &Bound<'_, PyAny>,
         _b: &Bound<'_, PyAny>,
         _c: &Bound<'_, PyAny>,
-    ) -> bool {
-        self.stop(py);
-        false
+    ) -> PyResult<bool> {
+        self.stop(py)?;
+        Ok(false)
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
@@ -393,10 +416,14 @@ impl Drop for EventBatchProcessor {
 /// `atexit` by `tracebus.performance`, so queued events are not lost at interpreter exit.
 #[pyfunction]
 pub fn _stop_all_batch_processors(py: Python<'_>) {
+    // Those started in this process only: in a forked child the parent's batch threads do
+    // not exist (stopping them would wait for ever).
+    let now = crate::fork::generation();
     let cores: Vec<Arc<Core>> = STARTED
         .lock()
         .drain(..)
-        .filter_map(|w| w.upgrade())
+        .filter(|(_, generation)| *generation == now)
+        .filter_map(|(w, _)| w.upgrade())
         .collect();
     py.detach(move || {
         for c in cores {

@@ -10,6 +10,7 @@ mod correlation;
 mod enums;
 mod errors;
 mod filter;
+mod fork;
 mod model;
 mod store;
 mod testing;
@@ -42,6 +43,8 @@ mod _core {
         any_filter, combine_filters, filter_by, filter_by_correlation, filter_by_severity,
         filter_by_source, filter_by_type, not_filter, Filter,
     };
+    #[pymodule_export]
+    use crate::fork::_after_fork_in_child;
     #[pymodule_export]
     use crate::model::update::{HealthStatusUpdate, ManagedServiceUpdate, ServiceStateSnapshot};
     #[pymodule_export]

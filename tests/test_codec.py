@@ -107,15 +107,14 @@ def test_timestamp_float_is_exact() -> None:
         ({"deep": {"list": [1, {1, 2}]}}, "metadata['deep']['list'][1]"),
         ({"nan": math.nan}, "metadata['nan']"),
         ({"bytes": b"x"}, "metadata['bytes']"),
-        ({"d": {3: "int key"}}, "metadata['d'] key 3"),
+        ({"d": {3: "int key"}}, "metadata['d']: key 3 is a int"),
     ],
 )
 def test_unencodable_payload_names_the_field(metadata: dict[str, object], field: str) -> None:
-    e = Event(EventType.CONFIG_CHANGE, "x", metadata=metadata)
+    # Refused when the event is made (not accepted, then dropped when it is stored).
     with pytest.raises(TypeError) as info:
-        encode_event(e)
+        Event(EventType.CONFIG_CHANGE, "x", metadata=metadata)
     assert field in str(info.value)
-    assert e.event_id in str(info.value)
 
 
 def test_unencodable_subclass_attribute_names_it() -> None:
@@ -144,12 +143,12 @@ def test_encode_rejects_non_events() -> None:
         ("not json", "invalid JSON"),
         ("[1, 2]", "expected a JSON object"),
         ('{"class": "tracebus:Event"}', "'class', 'args' and 'kwargs'"),
-        ('{"class": "nope.nothing:Thing", "args": [], "kwargs": {}}', "cannot find event class"),
-        ('{"class": "json:JSONDecoder", "args": [], "kwargs": {}}', "not a tracebus Event class"),
-        ('{"class": "no-colon", "args": [], "kwargs": {}}', "module:qualname"),
+        ('{"class": "nope.nothing:Thing", "args": [], "kwargs": {}}', "unknown event class"),
+        ('{"class": "json:JSONDecoder", "args": [], "kwargs": {}}', "unknown event class"),
+        ('{"class": "no-colon", "args": [], "kwargs": {}}', "unknown event class"),
         ('{"class": "tracebus:Event", "args": {}, "kwargs": {}}', "must be a list"),
         (
-            '{"class": "tracebus:Event", "args": ["no.such.type", "x"], "kwargs": {}}',
+            '{"class": "tracebus:Event", "args": ["config.change", "x"], "kwargs": {"pid": 1}}',
             "cannot rebuild tracebus:Event",
         ),
         (b"\xff\xfe\x00garbage", "invalid JSON"),

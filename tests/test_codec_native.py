@@ -472,7 +472,7 @@ def test_damaged_row_raises_when_replay_reaches_it(tmp_path: Path) -> None:
     got: list[str] = []
     with SqliteEventStore(path) as s:
         with pytest.raises(EventStoreError, match="cannot decode event seq 4"):
-            for e in s.replay():
+            for e in s.replay(on_error="raise"):
                 got.append(e.event_id)
     assert got == [e.event_id for e in events[:3]]
 
@@ -490,7 +490,7 @@ def test_damaged_row_in_a_later_chunk_names_its_sequence_number(
     c.commit()
     c.close()
     with SqliteEventStore(path, chunk_size=5) as s:
-        it = s.records() if records else s.replay()
+        it = s.records(on_error="raise") if records else s.replay(on_error="raise")
         got = []
         with pytest.raises(EventStoreError, match="cannot decode event seq 14"):
             for x in it:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import weakref
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from tb_support import WAIT, wait_until
 
@@ -201,9 +202,24 @@ class Owner:
     bus: Any = None
 
 
+_T = TypeVar("_T")
+
+
+def _owned(make: Callable[[dict[str, object]], _T], o: object) -> _T:
+    """``make(metadata)`` with metadata that then refers to ``o``: metadata must hold JSON
+    values when the event is made, so ``o`` goes into its (stored, not copied) list after:
+    a reference the GC must still see."""
+    holder: list[object] = []
+    made = make({"owner": holder})
+    holder.append(o)
+    return made
+
+
 def test_event_metadata_cycle_is_collected() -> None:
     o = Owner()
-    o.event = ServiceStateEvent("PortForward", "pf", "Starting", "Running", metadata={"owner": o})
+    o.event = _owned(
+        lambda m: ServiceStateEvent("PortForward", "pf", "Starting", "Running", metadata=m), o
+    )
     ref = weakref.ref(o)
     del o
     collect()
@@ -213,7 +229,9 @@ def test_event_metadata_cycle_is_collected() -> None:
 def test_bus_history_metadata_cycle_is_collected() -> None:
     o = Owner()
     o.bus = EventBus()
-    o.bus.publish(Event(EventType.HEALTH_CHECK, "x", metadata={"owner": o}))  # bus -> event -> o
+    _owned(
+        lambda m, bus=o.bus: bus.publish(Event(EventType.HEALTH_CHECK, "x", metadata=m)), o
+    )  # bus -> event -> o
     ref = weakref.ref(o)
     del o
     collect()
@@ -234,7 +252,9 @@ def test_bus_channel_subscription_cycle_is_collected() -> None:
     o = Owner()
     o.bus = EventBus(history_size=0)
     o.event = o.bus.subscribe_channel()  # o -> channel
-    o.bus.publish(Event(EventType.HEALTH_CHECK, "x", metadata={"owner": o}))  # channel -> o
+    _owned(
+        lambda m, bus=o.bus: bus.publish(Event(EventType.HEALTH_CHECK, "x", metadata=m)), o
+    )  # channel -> o
     ref = weakref.ref(o)
     del o
     collect()
@@ -271,7 +291,10 @@ def test_events_buffered_for_a_thread_handler_are_reported_to_the_gc() -> None:
     holder = Holder()
     holder.bus = bus  # bus -> buffered event -> metadata -> holder -> bus: a cycle
     for _ in range(2):
-        bus.publish(Event(EventType.SYSTEM_STARTUP, "cycle", metadata={"holder": holder}))
+        _owned(
+            lambda m, b=bus: b.publish(Event(EventType.SYSTEM_STARTUP, "cycle", metadata=m)),
+            holder,
+        )
     ref = weakref.ref(holder)
     del bus, holder
     try:

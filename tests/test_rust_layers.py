@@ -18,7 +18,7 @@ RUST = Path(__file__).resolve().parent.parent / "rust"
 # Lowest first; a room may use rooms of its own layer (without a cycle) or below.
 LAYERS: list[set[str]] = [
     {"args"},
-    {"errors"},
+    {"errors", "fork"},
     {"enums"},
     {"correlation"},
     {"model"},

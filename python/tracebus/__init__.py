@@ -41,7 +41,7 @@ from ._core import (
 )
 from ._enums import BufferAction, EventType, ServiceState, ServiceType, Severity
 from .bus import EventBus
-from .codec import decode_event, encode_event
+from .codec import EventDecodeError, UnknownEvent, decode_event, encode_event
 from .correlation import (
     RemoteContext,
     correlation,
@@ -99,6 +99,7 @@ __all__ = [
     "EventBatchProcessor",
     "EventBus",
     "EventBusAdapter",
+    "EventDecodeError",
     "EventPoolManager",
     "EventStoreError",
     "EventType",
@@ -136,6 +137,7 @@ __all__ = [
     "Trace",
     "TraceNode",
     "TracebusError",
+    "UnknownEvent",
     "UserActionEvent",
     "__version__",
     "any_filter",

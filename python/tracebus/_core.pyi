@@ -71,6 +71,7 @@ __all__ = [
     "TracebusError",
     "UserActionEvent",
     "__version__",
+    "_after_fork_in_child",
     "_bind_enums",
     "_correlation_key",
     "_correlation_var",
@@ -1024,6 +1025,11 @@ class EventBatchProcessor:
 
 def _stop_all_batch_processors() -> None:
     """Stops every running ``EventBatchProcessor`` (registered with ``atexit``)."""
+
+def _after_fork_in_child() -> None:
+    """Marks this process as a forked child (``os.register_at_fork``, by ``tracebus``): a
+    bus's thread-mode subscriptions and started batch processors of the parent raise
+    ``TracebusError`` on use instead of waiting for threads that stayed in the parent."""
 
 # Native JSON codec (used by tracebus.codec and tracebus.eventstore)
 

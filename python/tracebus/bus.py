@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import os
 import threading
 from collections.abc import Callable, Coroutine
 from functools import partial
@@ -17,6 +18,11 @@ from .trace import Trace, build_trace
 __all__ = ["EventBus"]
 
 _log = logging.getLogger("tracebus")
+
+# A forked child has none of the parent's threads: what needs one raises a clear error there
+# (a bus's thread-mode subscriptions, batch processors: ``_core._after_fork_in_child``) or
+# gets a fresh one (attached event stores, Redis bridges: their modules register theirs).
+os.register_at_fork(after_in_child=_core._after_fork_in_child)
 _tasks: set[asyncio.Task[None]] = set()
 #: The pump tasks of each bus's async handlers, by ``id(bus)`` (``aclose`` awaits them).
 _bus_tasks: dict[int, set[asyncio.Task[None]]] = {}
@@ -123,6 +129,17 @@ def log_handler_error(
         event,
         exc_info=(type(exc), exc, exc.__traceback__),
     )
+
+
+#: Close hooks, by ``id(bus)``: run (and dropped) after the bus closed, e.g. an attached
+#: event store storing what is still buffered (``SqliteEventStore.attach``).
+_close_hooks: dict[int, dict[int, Callable[[], object]]] = {}
+
+
+def _run_close_hooks(bus: _core.EventBus) -> None:
+    """Runs (and drops) the close hooks of ``bus``."""
+    for hook in list(_close_hooks.pop(id(bus), {}).values()):
+        hook()
 
 
 class EventBus(_core.EventBus):
@@ -406,8 +423,11 @@ class EventBus(_core.EventBus):
         """Closes the bus: no more publishing; handler threads finish their buffers (waited
         up to ``timeout`` s). Async handlers finish theirs on their loop: called from a
         thread other than that loop's, ``close`` also waits for them (up to ``timeout``);
-        on the loop itself it cannot block, so ``await bus.aclose()`` there."""
+        on the loop itself it cannot block, so ``await bus.aclose()`` there. What is
+        attached to the bus finishes too: an event store attached with
+        ``SqliteEventStore.attach`` has stored every event published before ``close``."""
         super().close(timeout)
+        _run_close_hooks(self)
         tasks = [t for t in _bus_tasks.get(id(self), ()) if not t.done()]
         try:
             current = asyncio.get_running_loop()
@@ -431,6 +451,7 @@ class EventBus(_core.EventBus):
         async handlers subscribed from this loop have finished their buffers (up to
         ``timeout`` s, then ``TimeoutError``)."""
         await asyncio.to_thread(super().close, timeout)
+        await asyncio.to_thread(_run_close_hooks, self)
         loop = asyncio.get_running_loop()
         mine = [t for t in _bus_tasks.get(id(self), ()) if t.get_loop() is loop]
         if mine:

@@ -17,22 +17,79 @@ which raises the errors described here.
 Payload values must be JSON values: str, int, float (finite), bool, None, lists and dicts
 with str keys. Tuples come back as lists. Anything else raises a ``TypeError`` naming the
 field, e.g. ``metadata['when']``.
+
+**Data never chooses code.** Decoding never imports a module, never ``eval``s and never
+unpickles: the ``"class"`` field is only looked up among the event classes this program
+already has, i.e. the registry ``_CLASSES``, filled by
+
+- every subclass of ``Event`` defined at module level anywhere in the program (found on
+  ``Event``'s subclass tree, ``type.__subclasses__``, when a name is first looked up: a
+  class is known as soon as its ``class`` statement ran, with no registration needed);
+- ``register_event_class(cls, name=None)``, for a class under another name (e.g. one
+  that moved module: register it under its old ``module:qualname``).
+
+**Unknown classes and types decode generically.** An entry naming a class this program
+does not have, or an event type it never registered (``register_event_type``), decodes as
+an ``UnknownEvent``: an ``Event`` with the stored header (source, severity, event id,
+correlation id, cause, parent id, timestamp, metadata) plus
+
+- ``class_name``: the stored ``module:qualname``;
+- ``type_name``: the stored event type name (``event.type`` is that type when this process
+  registered it, else the placeholder ``UNKNOWN_TYPE`` = ``"tracebus.unknown"``);
+- ``payload``: the class's own fields (its instance attributes and any constructor
+  arguments beyond the header) as a dict;
+- ``parts``: the stored object itself; encoding an ``UnknownEvent`` writes it back
+  unchanged, so relaying it (store → bridge → store) loses nothing.
+
+Readers that need the real class import its module first (the CLI's ``--import MODULE``);
+``decode_event(data, unknown="raise")`` refuses unknown classes and types instead.
+
+**Errors.** ``decode_event`` raises ``EventDecodeError`` (a ``ValueError``) for any bad
+input whatsoever (invalid UTF-8 or JSON, nesting deeper than ``MAX_DEPTH``, missing or
+mistyped fields, a constructor rejecting the fields, instance state on a class without
+``__dict__``), and ``TypeError`` only when ``data`` is not text, bytes or a mapping.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal, TypeVar
 
-from ._core import Event
+from ._core import Event, register_event_type, registered_event_types
 from ._core import _decode_event as _native_decode
 from ._core import _encode_event as _native_encode
 
-__all__ = ["class_path", "decode_event", "encode_event", "resolve_class"]
+__all__ = [
+    "MAX_DEPTH",
+    "UNKNOWN_TYPE",
+    "EventDecodeError",
+    "UnknownEvent",
+    "class_path",
+    "decode_event",
+    "encode_event",
+    "register_event_class",
+    "resolve_class",
+]
+
+#: Deepest nesting of lists and objects ``decode_event`` accepts (deeper raises
+#: ``EventDecodeError`` instead of exhausting the interpreter's recursion limit).
+MAX_DEPTH = 200
+
+#: The event type of an ``UnknownEvent`` whose stored type this process never registered.
+UNKNOWN_TYPE = "tracebus.unknown"
+
+_E = TypeVar("_E", bound=type[Event])
+
+
+class EventDecodeError(ValueError):
+    """Data that is not an encoded event this program can rebuild: invalid text or JSON,
+    too deep, missing or mistyped fields, fields the class's constructor rejects, or (with
+    ``unknown="raise"``) an unknown class or event type. Every failure of ``decode_event``
+    on bad input is one of these."""
+
 
 # allow_nan=False: NaN/Infinity are not JSON; check_circular=False: payloads are trees.
 _ENCODER = json.JSONEncoder(
@@ -86,7 +143,11 @@ def _fast_json() -> tuple[Callable[[Any], str], Callable[[str], Any]]:
 _encode, _decode = _fast_json()
 
 _PATHS: dict[type, str] = {}
-_CLASSES: dict[str, type[Event]] = {}
+# ``module:qualname`` -> class: every Event subclass found on the subclass tree, and (first)
+# those registered explicitly. Never filled from data.
+_CLASSES: dict[str, type[Event]] = {"tracebus:Event": Event}
+_REGISTERED: dict[str, type[Event]] = {}
+_MAX_NAME = 300  # class names quoted in messages are cut to this length
 
 
 def class_path(cls: type) -> str:
@@ -102,27 +163,109 @@ def class_path(cls: type) -> str:
     return p
 
 
+def register_event_class(cls: _E, name: str | None = None) -> _E:
+    """Makes ``cls`` (an ``Event`` subclass) decodable under ``name`` (default: its own
+    ``module:qualname``) and returns it, so it also works as a class decorator. Needed only
+    for another name (a class that moved module); a module-level subclass is known as soon
+    as it is defined."""
+    if not (isinstance(cls, type) and issubclass(cls, Event)):
+        raise TypeError(f"cls must be a tracebus Event subclass, got {cls!r}")
+    if name is None:
+        name = class_path(cls)
+    elif not isinstance(name, str) or name.count(":") != 1:
+        raise ValueError(f"name must be 'module:qualname', got {name!r}")
+    _REGISTERED[name] = _CLASSES[name] = cls
+    return cls
+
+
+def _scan_subclasses() -> None:
+    """Adds every module-level ``Event`` subclass defined so far to ``_CLASSES``."""
+    todo: list[type[Event]] = [Event]
+    seen: set[type[Event]] = set()
+    while todo:
+        sub: type[Event]
+        for sub in type.__subclasses__(todo.pop()):
+            if sub in seen:
+                continue
+            seen.add(sub)
+            todo.append(sub)
+            if "<locals>" not in sub.__qualname__:
+                _CLASSES[f"{sub.__module__}:{sub.__qualname__}"] = sub
+    _CLASSES.update(_REGISTERED)
+
+
+def _short(name: object) -> str:
+    text = repr(name)
+    return text if len(text) <= _MAX_NAME else text[:_MAX_NAME] + "...'"
+
+
 def resolve_class(path: str) -> type[Event]:
-    """The event class named by ``module:qualname``. Raises ``ValueError`` if it cannot be
-    imported or is not an ``Event`` subclass."""
-    cls = _CLASSES.get(path)
-    if cls is not None:
-        return cls
-    if not isinstance(path, str) or path.count(":") != 1:
-        raise ValueError(f"event class must be 'module:qualname', got {path!r}")
-    module, qualname = path.split(":")
+    """The event class named by ``module:qualname``: one registered or defined in this
+    program (never imported: see the module docstring). Raises ``EventDecodeError`` if
+    there is none."""
+    cls = _CLASSES.get(path) if isinstance(path, str) else None
+    if cls is None:
+        if not isinstance(path, str) or path.count(":") != 1:
+            raise EventDecodeError(f"event class must be 'module:qualname', got {_short(path)}")
+        _scan_subclasses()
+        cls = _CLASSES.get(path)
+        if cls is None:
+            raise EventDecodeError(
+                f"unknown event class {_short(path)}: no such Event subclass is defined in "
+                "this program (import the module that defines it, or register_event_class)"
+            )
+    return cls
+
+
+class UnknownEvent(Event):
+    """An event whose class or event type this program does not know, decoded with every
+    stored field (see the ``tracebus.codec`` module docstring): the header as usual, plus
+    ``class_name`` (the stored ``module:qualname``), ``type_name`` (the stored type name;
+    ``type`` is ``UNKNOWN_TYPE`` unless this process registered it), ``payload`` (the
+    class's own fields) and ``parts`` (the stored object, written back unchanged when the
+    event is encoded again)."""
+
+    class_name: str
+    type_name: str
+    payload: dict[str, Any]
+    parts: dict[str, Any]
+
+    def __str__(self) -> str:
+        return f"{super().__str__()} <{self.class_name} {self.type_name}>"
+
+
+_HEADER_KEYS = frozenset(
+    ("severity", "metadata", "correlation_id", "caused_by", "parent_id", "timestamp", "event_id")
+)
+
+
+def _unknown_event(parts: dict[str, Any], args: list[Any], kwargs: dict[str, Any]) -> Event:
+    """The ``UnknownEvent`` of parts whose class or type is unknown; ``EventDecodeError``
+    if its fields do not hold an event header (``args`` starting with type and source)."""
+    if len(args) < 2 or not isinstance(args[0], str) or not isinstance(args[1], str):
+        raise EventDecodeError(
+            f"unknown event class {_short(parts['class'])} and its 'args' do not start with "
+            "an event type and source"
+        )
+    type_name = args[0]
+    known = type_name in registered_event_types()
+    if not known:
+        register_event_type(UNKNOWN_TYPE)
+    header = {k: v for k, v in kwargs.items() if k in _HEADER_KEYS}
     try:
-        obj: Any = importlib.import_module(module)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as e:
-        raise ValueError(
-            f"cannot find event class {path!r} ({e}); import the module that defines it first"
-        ) from None
-    if not (isinstance(obj, type) and issubclass(obj, Event)):
-        raise ValueError(f"{path!r} is not a tracebus Event class")
-    _CLASSES[path] = obj
-    return obj
+        event = UnknownEvent(type_name if known else UNKNOWN_TYPE, args[1], **header)
+    except (TypeError, ValueError) as e:
+        raise EventDecodeError(f"cannot rebuild {_short(parts['class'])}: {e}") from None
+    payload = {k: v for k, v in kwargs.items() if k not in _HEADER_KEYS}
+    if len(args) > 2:
+        payload["args"] = args[2:]
+    state = parts.get("state")
+    if isinstance(state, dict):
+        payload.update(state)
+    event.__dict__.update(
+        class_name=parts["class"], type_name=type_name, payload=payload, parts=parts
+    )
+    return event
 
 
 def _bad_field(value: Any, where: str) -> tuple[str, Any] | None:
@@ -179,6 +322,8 @@ def event_parts(event: Event) -> dict[str, Any]:
     """The JSON-ready parts of an event: ``class``, ``args``, ``kwargs`` (and ``state``)."""
     if not isinstance(event, Event):
         raise TypeError(f"event must be a tracebus Event, got {type(event).__name__}")
+    if type(event) is UnknownEvent:
+        return dict(event.parts)
     args, kwargs = event.__getnewargs_ex__()
     parts: dict[str, Any] = {"class": class_path(type(event)), "args": args, "kwargs": kwargs}
     state = getattr(event, "__dict__", None)
@@ -190,9 +335,9 @@ def event_parts(event: Event) -> dict[str, Any]:
 def encode_parts(event: Event, parts: dict[str, Any]) -> str:
     """JSON text of ``parts`` (from ``event_parts``); a clear ``TypeError`` names the field
     that is not a JSON value."""
-    kwargs = parts.get("kwargs")
-    if parts.get("state") or (kwargs and kwargs.get("metadata")):
+    if parts.get("state"):
         # Free-form values: check them first, since json silently turns int keys into str.
+        # (Metadata was checked when the event was made: Event refuses non-JSON values.)
         err = _encode_error(event, parts, None)
         if err is not None:
             raise err
@@ -216,50 +361,125 @@ def encode_event(event: Event) -> str:
     return encode_parts(event, event_parts(event))
 
 
-def build_event(parts: Mapping[str, Any], extra_kwargs: Mapping[str, Any] | None = None) -> Event:
-    """An event from decoded parts (``class``, ``args``, ``kwargs``, optional ``state``)."""
+def build_event(
+    parts: Mapping[str, Any],
+    extra_kwargs: Mapping[str, Any] | None = None,
+    *,
+    unknown: Literal["generic", "raise"] = "generic",
+) -> Event:
+    """An event from decoded parts (``class``, ``args``, ``kwargs``, optional ``state``).
+    Unknown classes and types give an ``UnknownEvent`` (``unknown="raise"``:
+    ``EventDecodeError``); any other problem raises ``EventDecodeError``."""
     try:
-        cls = _CLASSES.get(parts["class"]) or resolve_class(parts["class"])
+        name = parts["class"]
         args = parts["args"]
         kwargs = parts["kwargs"]
     except (KeyError, TypeError):
-        raise ValueError(
+        raise EventDecodeError(
             "an encoded event must be an object with 'class', 'args' and 'kwargs'"
         ) from None
     if not isinstance(args, list) or not isinstance(kwargs, dict):
-        raise ValueError("an encoded event's 'args' must be a list and 'kwargs' an object")
+        raise EventDecodeError("an encoded event's 'args' must be a list and 'kwargs' an object")
+    if any(not isinstance(k, str) for k in kwargs):
+        raise EventDecodeError("an encoded event's 'kwargs' keys must be str")
+    state = parts.get("state")
+    if state is not None and not isinstance(state, dict):
+        raise EventDecodeError("an encoded event's 'state' must be an object")
     if extra_kwargs:
         kwargs.update(extra_kwargs)
     try:
+        cls = _CLASSES.get(name) if isinstance(name, str) else None
+        cls = cls or resolve_class(name)
+    except EventDecodeError:
+        if unknown == "raise":
+            raise
+        return _unknown_event(dict(parts), args, kwargs)
+    try:
         event = cls(*args, **kwargs)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"cannot rebuild {parts['class']} from its encoded fields: {e}") from None
-    state = parts.get("state")
+    except RecursionError:
+        raise EventDecodeError(f"cannot rebuild {name}: nested too deeply") from None
+    except Exception as e:
+        if unknown != "raise" and args and isinstance(args[0], str):
+            if args[0] not in registered_event_types() and _type_param(cls):
+                return _unknown_event(dict(parts), args, kwargs)
+        raise EventDecodeError(
+            f"cannot rebuild {name} from its encoded fields: {type(e).__name__}: {e}"
+        ) from None
     if state:
-        event.__dict__.update(state)
+        d = getattr(event, "__dict__", None)
+        if d is None:
+            raise EventDecodeError(
+                f"{name} has no instance attributes, but the encoded event has 'state'"
+            )
+        d.update(state)
     return event
 
 
-def decode_event(data: str | bytes | Mapping[str, Any]) -> Event:
+def _type_param(cls: type[Event]) -> bool:
+    """Whether ``cls`` takes ``(type, source, ...)`` like ``Event`` (its Python subclasses
+    do; the built-in kinds do not)."""
+    return cls is Event or cls.__new__ is Event.__new__
+
+
+def decode_json_text(data: str | bytes | bytearray) -> Any:
+    """The JSON value of ``data``; ``EventDecodeError`` for invalid UTF-8 or JSON, and for
+    nesting deeper than ``MAX_DEPTH``."""
+    if not isinstance(data, (str, bytes, bytearray, memoryview)):
+        raise EventDecodeError(f"not an encoded event (a {type(data).__name__}, not text)")
+    try:
+        if not isinstance(data, str):
+            data = bytes(data).decode("utf-8")
+        if data.count("[") + data.count("{") > MAX_DEPTH and _too_deep(data):
+            raise EventDecodeError(f"not an encoded event (nested deeper than {MAX_DEPTH})")
+        return _decode(data)
+    except RecursionError:
+        raise EventDecodeError(f"not an encoded event (nested deeper than {MAX_DEPTH})") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        if isinstance(e, EventDecodeError):
+            raise
+        raise EventDecodeError(f"not an encoded event (invalid JSON: {e})") from None
+
+
+# A JSON string (skipped whole) or a bracket.
+_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _too_deep(text: str) -> bool:
+    """Whether the JSON text nests lists/objects deeper than ``MAX_DEPTH``."""
+    depth = 0
+    for m in _NESTING.finditer(text):
+        c = m.group()
+        if c in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif c in "]}":
+            depth -= 1
+    return False
+
+
+def decode_event(
+    data: str | bytes | Mapping[str, Any], *, unknown: Literal["generic", "raise"] = "generic"
+) -> Event:
     """Rebuilds an event from ``encode_event`` output (text, bytes or the parsed object).
-    Malformed input raises ``ValueError``; an unknown class raises ``ValueError`` naming it
-    (import the module that defines it first)."""
+    Bad input of any kind raises ``EventDecodeError`` (a ``ValueError``); a class or event
+    type this program does not know decodes as an ``UnknownEvent`` (``unknown="raise"``:
+    ``EventDecodeError``). ``TypeError`` if ``data`` is not text, bytes or a mapping."""
+    if unknown not in ("generic", "raise"):
+        raise ValueError(f"unknown must be 'generic' or 'raise', got {unknown!r}")
     if isinstance(data, str):
         event = _native_decode(data)
         if event is not None:
             return event
     if isinstance(data, (str, bytes, bytearray)):
-        try:
-            parts = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise ValueError(f"not an encoded event (invalid JSON: {e})") from None
+        parts = decode_json_text(data)
     elif isinstance(data, Mapping):
         parts = dict(data)
     else:
         raise TypeError(f"data must be str, bytes or a mapping, got {type(data).__name__}")
     if not isinstance(parts, dict):
-        raise ValueError("not an encoded event (expected a JSON object)")
-    return build_event(parts)
+        raise EventDecodeError("not an encoded event (expected a JSON object)")
+    return build_event(parts, unknown=unknown)
 
 
 #: The JSON text decoder the event store uses (one shared instance).

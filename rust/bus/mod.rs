@@ -68,6 +68,8 @@ pub struct Sub {
     delivered: GilCounter,
     errors: AtomicU64,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The fork generation the subscription was made in (see `crate::fork`).
+    generation: u64,
 }
 
 impl Indexed for Sub {
@@ -96,6 +98,8 @@ pub struct BusInner {
     on_error: Mutex<Option<Py<PyAny>>>,
     max_depth: u32,
     panic_next: AtomicBool,
+    /// The fork generation the bus was made in (see `crate::fork`).
+    generation: u64,
 }
 
 impl Drop for BusInner {
@@ -198,6 +202,7 @@ impl EventBus {
                 on_error: Mutex::new(on_error),
                 max_depth,
                 panic_next: AtomicBool::new(false),
+                generation: crate::fork::generation(),
             }),
         })
     }

@@ -5,6 +5,25 @@
 use super::*;
 
 impl BusInner {
+    /// In a forked child (see `crate::fork`): an error if a thread-mode subscription of
+    /// the parent is still active (its worker thread stayed in the parent: events sent to
+    /// it would never be handled, and publishers would block once its buffer is full).
+    pub(super) fn check_threads_after_fork(&self, py: Python<'_>) -> PyResult<()> {
+        let now = crate::fork::generation();
+        let index = self.index.get(py);
+        let stale = index.all().iter().any(|s| {
+            matches!(s.mode, Mode::Thread)
+                && s.generation != now
+                && s.active.load(Ordering::Acquire)
+        });
+        if stale {
+            return Err(crate::fork::forked_error(
+                "this EventBus has a thread-mode subscription that",
+            ));
+        }
+        Ok(())
+    }
+
     pub(super) fn record_latency(&self, start: Option<Instant>) {
         if let Some(t) = start {
             self.latency.record(t.elapsed().as_nanos() as u64);
@@ -196,6 +215,9 @@ impl EventBus {
             .map_err(|_| type_err("event", "a tracebus Event", event))?;
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(BusClosedError::new_err("the event bus is closed"));
+        }
+        if self.inner.generation != crate::fork::generation() {
+            self.inner.check_threads_after_fork(py)?;
         }
         let depth = DEPTH.with(|d| d.get());
         if depth >= self.inner.max_depth {

@@ -26,6 +26,7 @@ impl EventBus {
             delivered: GilCounter::default(),
             errors: AtomicU64::new(0),
             worker: Mutex::new(None),
+            generation: crate::fork::generation(),
         });
         // Copy-on-write as in `remove`: appending keeps subscription order.
         self.inner

@@ -57,12 +57,87 @@ pub(super) fn extract_metadata(
                 if !k.is_instance_of::<PyString>() {
                     return Err(type_err("metadata key", "a str", &k));
                 }
+                check_json_value(&v, &k, 0)?;
                 d.set_item(k, v)?;
             }
             Ok(if d.is_empty() { None } else { Some(d.unbind()) })
         }
         _ => Ok(None),
     }
+}
+
+/// Deepest nesting of lists and dicts in a metadata value (deeper, or self-referencing,
+/// values are refused: the event could not be encoded).
+const METADATA_MAX_DEPTH: u32 = 64;
+
+/// Checks once, at construction, that a metadata value is a JSON value the codec can
+/// encode (`tracebus.codec`'s payload rules): str, int, finite float, bool, None, lists or
+/// tuples and dicts with str keys, at most `METADATA_MAX_DEPTH` deep. The `TypeError`
+/// names the place (`metadata['k'][1]`) and the offending type.
+fn check_json_value(v: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>, depth: u32) -> PyResult<()> {
+    match json_problem(v, depth) {
+        None => Ok(()),
+        Some((path, what)) => Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "metadata[{}]{path}: {what} (metadata values must be JSON values: str, int, \
+             float, bool, None, list or dict with str keys)",
+            key.repr().map(|r| r.to_string()).unwrap_or_default()
+        ))),
+    }
+}
+
+/// Where below `v` (a path like `['k'][1]`) a value is not a JSON value, and why.
+fn json_problem(v: &Bound<'_, PyAny>, depth: u32) -> Option<(String, String)> {
+    use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyTuple};
+    if v.is_none()
+        || v.is_instance_of::<PyString>()
+        || v.is_instance_of::<PyBool>()
+        || v.is_instance_of::<PyInt>()
+    {
+        return None;
+    }
+    if let Ok(f) = v.cast::<PyFloat>() {
+        let x = f.value();
+        return (!x.is_finite()).then(|| (String::new(), format!("{x} is not a finite number")));
+    }
+    if depth >= METADATA_MAX_DEPTH {
+        let what = format!("nested deeper than {METADATA_MAX_DEPTH} levels (or refers to itself)");
+        return Some((String::new(), what));
+    }
+    let within = |i: String, item: &Bound<'_, PyAny>| {
+        json_problem(item, depth + 1).map(|(p, what)| (format!("[{i}]{p}"), what))
+    };
+    if let Ok(l) = v.cast::<PyList>() {
+        return l
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| within(i.to_string(), &x));
+    }
+    if let Ok(t) = v.cast::<PyTuple>() {
+        return t
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| within(i.to_string(), &x));
+    }
+    let repr = |o: &Bound<'_, PyAny>| o.repr().map(|r| r.to_string()).unwrap_or_default();
+    let type_name = |o: &Bound<'_, PyAny>| {
+        o.get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_default()
+    };
+    if let Ok(d) = v.cast::<PyDict>() {
+        return d.iter().find_map(|(k, x)| {
+            if !k.is_instance_of::<PyString>() {
+                let what = format!("key {} is a {}, not a str", repr(&k), type_name(&k));
+                return Some((String::new(), what));
+            }
+            within(repr(&k), &x)
+        });
+    }
+    Some((
+        String::new(),
+        format!("{} is not a JSON value", type_name(v)),
+    ))
 }
 
 /// `f` applied to `obj`'s header if `obj` is an `Event` (the correlation room's hook, see

@@ -240,9 +240,16 @@ def test_duplicate_event_is_refused_and_nothing_stored(es: SqliteEventStore) -> 
     assert es.append(ev("a")) == 2  # sequence continues without a gap
 
 
+class _Stateful(Event):
+    """An event subclass with instance attributes."""
+
+
 def test_unencodable_event_names_field_and_stores_nothing(es: SqliteEventStore) -> None:
-    bad = Event(EventType.CONFIG_CHANGE, "x", metadata={"when": object()})
-    with pytest.raises(TypeError, match=r"metadata\['when'\]"):
+    with pytest.raises(TypeError, match=r"metadata\['when'\]"):  # refused when made
+        Event(EventType.CONFIG_CHANGE, "x", metadata={"when": object()})
+    bad = _Stateful(EventType.CONFIG_CHANGE, "x")
+    bad.__dict__["when"] = object()
+    with pytest.raises(TypeError, match=r"attribute when"):
         es.append_many([ev("x"), bad])
     assert len(es) == 0
 
@@ -494,7 +501,9 @@ def test_attach_filter_and_errors(es: SqliteEventStore) -> None:
         es.attach(bus)
     bus.publish(ev("quiet"))
     bus.publish(SystemEvent("x", "shutdown"))
-    bus.publish(Event(EventType.CONFIG_CHANGE, "bad", severity="error", metadata={"f": object()}))
+    bad = _Stateful(EventType.CONFIG_CHANGE, "bad", severity="error")
+    bad.__dict__["f"] = object()
+    bus.publish(bad)
     bus.publish(SystemEvent("x", "error"))
     assert es.flush(10)
     st = es.stats()
@@ -748,7 +757,7 @@ def test_corrupted_rows_give_a_clear_error(db: Path) -> None:
     c.close()
     with SqliteEventStore(db) as s:
         with pytest.raises(EventStoreError, match="cannot decode event seq 3"):
-            list(s.replay())
+            list(s.replay(on_error="raise"))
         assert [r.seq for r in s.records(limit=2)] == [1, 2]
 
 

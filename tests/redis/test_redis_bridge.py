@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,28 +29,6 @@ from tracebus import BridgeError, RedisStreamBridge
 
 PEER = str(Path(__file__).parents[1] / "redis_peer.py")
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    """One redis-server (no persistence) for the module; tests use their own streams."""
-    require_redis_server()
-    with RedisServer() as s:
-        yield s
-
-
-@pytest.fixture
-def stream(request: pytest.FixtureRequest) -> str:
-    """A stream name of the test's own."""
-    return f"test:{request.node.name}:{time.monotonic_ns()}"
-
-
-@pytest.fixture
-def client(server: RedisServer) -> Iterator[redis.Redis]:
-    """A redis-py client of the module's server."""
-    c = redis.Redis.from_url(server.url, decode_responses=True)
-    yield c
-    c.close()
 
 
 def _wait(cond: Callable[[], bool], timeout: float = 20.0) -> bool:

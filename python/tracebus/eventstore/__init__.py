@@ -36,12 +36,14 @@ from .errors import ConcurrencyError, EventStoreError
 from .rebuild import rebuild_state
 from .rebuild import update_from_event as update_from_event
 from .schema import SCHEMA_VERSION as SCHEMA_VERSION
-from .store import SqliteEventStore, StoredRecord
+from .store import OnError, SqliteEventStore, StoredRecord, UndecodedRow
 
 __all__ = [
     "ConcurrencyError",
     "EventStoreError",
+    "OnError",
     "SqliteEventStore",
     "StoredRecord",
+    "UndecodedRow",
     "rebuild_state",
 ]

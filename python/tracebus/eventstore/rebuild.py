@@ -6,7 +6,7 @@ import datetime
 
 from .._core import ManagedServiceUpdate, ServiceStateEvent, StateStore
 from .._enums import EventType
-from .store import SqliteEventStore
+from .store import OnError, SqliteEventStore
 
 _SERVICE_TYPES = tuple(
     t.value for t in EventType if t.value.startswith("service.")
@@ -40,6 +40,7 @@ def rebuild_state(
     since: int = 0,
     *,
     until: int | float | datetime.datetime | None = None,
+    on_error: OnError = "skip",
 ) -> StateStore:
     """Event sourcing: a fresh ``StateStore`` rebuilt by replaying the stored
     ``ServiceStateEvent``s in order. Each event becomes the ``ManagedServiceUpdate`` that
@@ -55,7 +56,7 @@ def rebuild_state(
         raise TypeError(f"event_store must be a SqliteEventStore, got {type(event_store).__name__}")
     until_seq, until_ts = _until(until)
     store = StateStore()
-    for r in event_store.records(since, _types=_SERVICE_TYPES):
+    for r in event_store.records(since, on_error=on_error, _types=_SERVICE_TYPES):
         if until_seq is not None and r.seq > until_seq:
             break
         if until_ts is not None and r.event.timestamp > until_ts:

@@ -144,7 +144,10 @@ def open_schema(c: sqlite3.Connection, path: str, create: bool) -> None:
             c.execute("INSERT INTO tracebus_meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
         c.execute("COMMIT")
     except BaseException:
-        c.execute("ROLLBACK")
+        # SQLite may have rolled back itself (an I/O error): the real error is the one
+        # raised, not "cannot rollback - no transaction is active".
+        if c.in_transaction:
+            c.execute("ROLLBACK")
         raise
 
 

@@ -8,13 +8,14 @@ checkpoints, the attachment's writer and event sourcing are in their own modules
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import sqlite3
 import threading
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeAlias
 
 from .._core import (
     Event,
@@ -28,7 +29,7 @@ from .._core import (
     _number_rows,
 )
 from .._drain import check_int
-from ..codec import _CLASSES, decode_json, resolve_class
+from ..codec import EventDecodeError, build_event, decode_json_text
 from ..trace import Trace, build_trace
 from . import checkpoint
 from .attach import _Attachment
@@ -47,6 +48,16 @@ from .schema import (
 
 _SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 _SEVERITIES = ("trace", "debug", "info", "warn", "error", "fatal")  # the stored names, in order
+# Connections inherited through os.fork(): kept open and unused in the child (see
+# ``SqliteEventStore._after_fork_in_child``).
+_inherited: list[sqlite3.Connection] = []
+_log = logging.getLogger("tracebus.eventstore")
+
+#: What reading does with a row it cannot decode: ``"skip"`` (default: logged with its
+#: sequence number, counted in ``stats()["skipped_rows"]``, reading goes on), ``"raise"``
+#: (``EventStoreError`` naming the row) or ``"raw"`` (an ``UndecodedRow`` in its place).
+OnError: TypeAlias = Literal["raise", "skip", "raw"]
+_ON_ERROR = ("raise", "skip", "raw")
 
 
 class StoredRecord(NamedTuple):
@@ -56,6 +67,22 @@ class StoredRecord(NamedTuple):
     stream: str
     version: int
     event: Event
+
+
+class UndecodedRow(NamedTuple):
+    """A stored row that cannot be decoded (``on_error="raw"``): its position, its stored
+    text (or value) and why it cannot be decoded."""
+
+    seq: int
+    stream: str
+    version: int
+    data: Any
+    error: str
+
+
+def _check_on_error(on_error: object) -> None:
+    if on_error not in _ON_ERROR:
+        raise ValueError(f"on_error must be 'raise', 'skip' or 'raw', got {on_error!r}")
 
 
 def _check_filter(filter: Filter | None) -> None:
@@ -96,8 +123,11 @@ class SqliteEventStore:
             raise ValueError(f"timeout must be a non-negative number of seconds, got {timeout!r}")
         self.chunk_size = check_int("chunk_size", chunk_size, 1)
         self.path = os.fspath(path)
+        if not self.path:
+            # SQLite would open a private temporary database whose events vanish on close.
+            raise ValueError("path must name a file (or ':memory:' for an in-memory store), got ''")
         self.synchronous = synchronous.upper()
-        memory = self.path == ":memory:" or self.path.startswith("file::memory:")
+        self._memory = memory = self.path == ":memory:" or self.path.startswith("file::memory:")
         if not create and not memory and not os.path.exists(self.path):
             raise EventStoreError(f"no event store at {self.path}: the file does not exist")
         if not memory and os.path.isdir(self.path):
@@ -112,30 +142,15 @@ class SqliteEventStore:
         self._data_version: int | None = None
         self._attached: _Attachment | None = None
         self._closed = False
+        self.skipped_rows = 0  # rows reading skipped (on_error="skip"), see stats()
+        self._timeout = float(timeout)
+        self._conn = self._connect()
         try:
-            self._conn = sqlite3.connect(
-                self.path, timeout=float(timeout), isolation_level=None, check_same_thread=False
-            )
-        except sqlite3.Error as e:
-            raise EventStoreError(f"cannot open event store {self.path}: {e}") from None
-        try:
-            self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            # 32 MiB of page cache (SQLite's default is 2 MiB): the random-key indexes (event
-            # and correlation ids) then stay cached up to a few million events.
-            self._conn.execute("PRAGMA cache_size = -32768")
             open_schema(self._conn, self.path, create)
             mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             self.journal_mode = str(mode).upper()
-            self._conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             self._checkpointer: _Checkpointer | None = None
-            if self.journal_mode == "WAL":
-                # Checkpoints (copying the WAL into the database, with fsyncs) run in a
-                # background thread instead of inside whichever commit crosses the limit.
-                self._conn.execute("PRAGMA wal_autocheckpoint = 0")
-                self._conn.execute(
-                    f"PRAGMA journal_size_limit = {4 * checkpoint._CHECKPOINT_BYTES}"
-                )
-                self._checkpointer = _Checkpointer(self.path, float(timeout))
+            self._start_checkpoints()
         except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
             # UnicodeDecodeError: a damaged page made a text value invalid UTF-8.
             self._conn.close()
@@ -145,6 +160,53 @@ class SqliteEventStore:
         except BaseException:
             self._conn.close()
             raise
+
+    def _connect(self) -> sqlite3.Connection:
+        """A connection with the store's settings (``PRAGMA``s of this connection)."""
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as e:
+            raise EventStoreError(f"cannot open event store {self.path}: {e}") from None
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+            # 32 MiB of page cache (SQLite's default is 2 MiB): the random-key indexes (event
+            # and correlation ids) then stay cached up to a few million events.
+            conn.execute("PRAGMA cache_size = -32768")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as e:
+            # UnicodeDecodeError: a damaged page made a text value invalid UTF-8.
+            conn.close()
+            raise EventStoreError(
+                f"{self.path} is not a usable tracebus event store: {e}"
+            ) from None
+        return conn
+
+    def _start_checkpoints(self) -> None:
+        if self.journal_mode == "WAL":
+            # Checkpoints (copying the WAL into the database, with fsyncs) run in a
+            # background thread instead of inside whichever commit crosses the limit.
+            self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+            self._conn.execute(f"PRAGMA journal_size_limit = {4 * checkpoint._CHECKPOINT_BYTES}")
+            self._checkpointer = _Checkpointer(self.path, self._timeout)
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: a connection of its own (SQLite connections must not cross a
+        fork: the parent's is kept, unused and never closed, as closing it here could
+        checkpoint or remove the parent's WAL), a fresh lock and checkpoint thread, and a
+        fresh writer thread for an attachment."""
+        self._lock = threading.RLock()
+        self._heads.clear()
+        self._next_seq = self._data_version = None
+        if self._closed:
+            return
+        if not self._memory:  # (an in-memory database is the child's own copy)
+            _inherited.append(self._conn)
+            self._conn = self._connect()
+            self._start_checkpoints()
+        if self._attached is not None:
+            self._attached.restart()
 
     # -- opening -----------------------------------------------------------------------
 
@@ -333,6 +395,7 @@ class SqliteEventStore:
         stream: str | None = None,
         correlation_id: str | None = None,
         limit: int | None = None,
+        on_error: OnError = "skip",
         _types: tuple[str, ...] | None = None,
         _severities: tuple[str, ...] | None = None,
         _records: bool = True,
@@ -343,8 +406,12 @@ class SqliteEventStore:
         ``filter``, in ``stream`` or of ``correlation_id`` if given, at most ``limit``.
         Lazy: rows are fetched ``chunk_size`` at a time. (A stream is found by walking its
         chain of events back from its head first, which keeps 8 bytes per event of the
-        stream in memory.)"""
+        stream in memory.) A row that cannot be decoded is handled as ``on_error`` says
+        (``OnError``: skipped and counted by default; with ``"raw"`` the record's ``event``
+        is an ``UndecodedRow``). Classes this program does not define decode as
+        ``tracebus.codec.UnknownEvent``."""
         check_int("since", since)
+        _check_on_error(on_error)
         _check_filter(filter)
         if limit is not None:
             check_int("limit", limit)
@@ -387,7 +454,9 @@ class SqliteEventStore:
                 args.extend(values)
         cond = "".join(f" AND {w}" for w in where)
         seqs = None if stream is None else self._stream_seqs(stream, since)
-        return self._iter_records(cond, args, since, filter, limit, _records, seqs, _fallback)
+        return self._iter_records(
+            cond, args, since, filter, limit, _records, seqs, on_error, _fallback
+        )
 
     def _stream_seqs(self, stream: str, since: int) -> array[int]:
         """The sequence numbers of ``stream``'s events after ``since``, ascending: its chain
@@ -415,12 +484,11 @@ class SqliteEventStore:
         limit: int | None,
         records: bool,
         seqs: array[int] | None = None,
+        on_error: OnError = "skip",
         fallback: Callable[[int, str, str], Any] | None = None,
     ) -> Iterator[Any]:
         remaining = limit
         chunk = self.chunk_size
-        classes = _CLASSES
-        loads = decode_json
         matches = filter.matches if filter is not None else None
         path = self.path
         if seqs is not None:
@@ -451,7 +519,7 @@ class SqliteEventStore:
             query = records_query
             with_seq = True
         col = 3 if with_seq else 0  # the data column
-        bad: list[EventStoreError] = []
+        bad: list[UndecodedRow] = []
         chunk_rows: list[tuple[Any, ...]] = []
 
         def seq_of(row: tuple[Any, ...]) -> int:
@@ -463,24 +531,25 @@ class SqliteEventStore:
 
         def python_decode(row: tuple[Any, ...]) -> Any:
             """A row the native decoder declined (another class, metadata, or damaged):
-            its event, or (kept, raised when iteration reaches the row) the error."""
+            its event, or (an ``UndecodedRow``, handled when iteration reaches the row) the
+            error."""
             data = row[col]
             try:
-                parts = loads(data)
-                cls = classes.get(parts["class"]) or resolve_class(parts["class"])
-                event = cls(*parts["args"], **parts["kwargs"])
-                state = parts.get("state")
-                if state:
-                    event.__dict__.update(state)
-                return event
-            except (ValueError, TypeError, KeyError) as e:
+                return build_event(decode_json_text(data))
+            except EventDecodeError as e:
                 if fallback is not None:
                     return fallback(int(row[0]), row[1], data)
-                err = EventStoreError(
-                    f"event store {path}: cannot decode event seq {seq_of(row)}: {e}"
-                )
-                bad.append(err)
-                return err
+                seq = seq_of(row)
+                if with_seq:
+                    stream, version = row[1], row[2]
+                else:
+                    with self._db() as c:
+                        stream, version = c.execute(
+                            "SELECT stream, version FROM events WHERE seq = ?", (seq,)
+                        ).fetchone()
+                bad_row = UndecodedRow(seq, stream, version, data, str(e))
+                bad.append(bad_row)
+                return bad_row
 
         pos = 0
         while remaining is None or remaining > 0:
@@ -508,13 +577,36 @@ class SqliteEventStore:
                     continue
                 return
             chunk_rows = rows
+            bad.clear()
             events = _decode_rows(rows, col, python_decode)
             if not bad and matches is None and remaining is None and not records:
                 yield from events
             else:
                 for row, event in zip(rows, events, strict=True):
-                    if bad and isinstance(event, EventStoreError):
-                        raise event
+                    if bad and isinstance(event, UndecodedRow):
+                        if on_error == "raise":
+                            raise EventStoreError(
+                                f"event store {path}: cannot decode event seq {event.seq}: "
+                                f"{event.error}"
+                            )
+                        if on_error == "skip":
+                            self.skipped_rows += 1
+                            _log.warning(
+                                "event store %s: skipping event seq %d (cannot decode: %s)",
+                                path,
+                                event.seq,
+                                event.error,
+                            )
+                            continue
+                        if records:
+                            yield StoredRecord(event.seq, event.stream, event.version, event)  # type: ignore[arg-type]
+                        else:
+                            yield event
+                        if remaining is not None:
+                            remaining -= 1
+                            if remaining == 0:
+                                return
+                        continue
                     if matches is not None and not matches(event):
                         continue
                     yield StoredRecord(row[0], row[1], row[2], event) if records else event
@@ -526,10 +618,13 @@ class SqliteEventStore:
             if seqs is None and len(rows) < chunk:
                 return
 
-    def replay(self, since: int = 0, filter: Filter | None = None) -> Iterator[Event]:
+    def replay(
+        self, since: int = 0, filter: Filter | None = None, *, on_error: OnError = "skip"
+    ) -> Iterator[Event]:
         """Stored events after sequence number ``since`` (0 = all), in order, that pass
-        ``filter``. Lazy: millions of events are never loaded at once."""
-        return self.records(since, filter, _records=False)  # type: ignore[return-value]
+        ``filter``. Lazy: millions of events are never loaded at once. Undecodable rows:
+        see ``OnError`` (``"raw"`` yields ``UndecodedRow``s among the events)."""
+        return self.records(since, filter, on_error=on_error, _records=False)  # type: ignore[return-value]
 
     def replay_into(self, bus: Any, since: int = 0, filter: Filter | None = None) -> int:
         """Republishes stored events (in order, keeping their ids and correlations) on
@@ -549,23 +644,30 @@ class SqliteEventStore:
             n += len(batch)
         return n
 
-    def trace(self, correlation_id: str) -> Trace:
-        """The cascade of ``correlation_id`` as a tree (cause → effects), from the store."""
+    def trace(self, correlation_id: str, *, on_error: OnError = "skip") -> Trace:
+        """The cascade of ``correlation_id`` as a tree (cause → effects), from the store.
+        Undecodable rows: ``"skip"`` (default, counted) or ``"raise"`` (``"raw"`` rows are
+        left out of the tree too, as it holds events only)."""
         if not isinstance(correlation_id, str) or not correlation_id:
             raise TypeError(f"correlation_id must be a non-empty str, got {correlation_id!r}")
+        records = self.records(correlation_id=correlation_id, on_error=on_error)
         return build_trace(
-            correlation_id, (r.event for r in self.records(correlation_id=correlation_id))
+            correlation_id, (r.event for r in records if not isinstance(r.event, UndecodedRow))
         )
 
     def rebuild_state(
-        self, since: int = 0, *, until: int | float | datetime.datetime | None = None
+        self,
+        since: int = 0,
+        *,
+        until: int | float | datetime.datetime | None = None,
+        on_error: OnError = "skip",
     ) -> StateStore:
         """Event sourcing: a ``StateStore`` rebuilt from this store's ``ServiceStateEvent``s
         after ``since``, up to ``until`` (a sequence number, a timestamp or a datetime;
         None: all). The same as ``tracebus.eventstore.rebuild_state(store, ...)``."""
         from .rebuild import rebuild_state
 
-        return rebuild_state(self, since, until=until)
+        return rebuild_state(self, since, until=until, on_error=on_error)
 
     def last_seq(self) -> int:
         """The highest sequence number stored (0 when empty)."""
@@ -579,7 +681,8 @@ class SqliteEventStore:
     def stats(self) -> dict[str, Any]:
         """Figures: events, streams, correlations, first/last sequence numbers and
         timestamps, counts by type and by severity, file size, journal and synchronous
-        modes, and (while attached) events persisted and failed by the attachment."""
+        modes, (while attached) events persisted and failed by the attachment, and
+        ``skipped_rows``: undecodable rows reading skipped so far (``on_error="skip"``)."""
         with self._db() as c:
             n, first, last, t0, t1 = c.execute(
                 "SELECT COUNT(*), MIN(seq), MAX(seq), MIN(timestamp), MAX(timestamp) FROM events"
@@ -618,6 +721,7 @@ class SqliteEventStore:
             "attached": att is not None,
             "attach_persisted": att.persisted if att else 0,
             "attach_failed": att.failed if att else 0,
+            "skipped_rows": self.skipped_rows,
         }
 
     def integrity_check(self) -> str:
@@ -653,7 +757,9 @@ class SqliteEventStore:
         and writer: 5000 stored ~20% more events per second than 1000 under sustained load.)
         If the writer falls ``buffer_size`` events behind, publishers wait (GIL released)
         rather than lose events. Events already stored (same event id) are skipped, so
-        ``replay_into`` an attached bus stores nothing twice. ``detach()`` flushes.
+        ``replay_into`` an attached bus stores nothing twice. ``detach()``, ``bus.close()``
+        (a ``tracebus.EventBus``) and interpreter exit (also after an unhandled exception or
+        ``sys.exit``) flush: every event published before them is stored.
         """
         if not callable(getattr(bus, "subscribe_channel", None)):
             raise TypeError(f"bus must be a tracebus EventBus, got {type(bus).__name__}")
@@ -668,7 +774,7 @@ class SqliteEventStore:
                     "this event store is already attached to a bus; detach() first"
                 )
             ch = bus.subscribe_channel(filter, buffer_size, SimpleBufferStrategy("block"))
-            self._attached = _Attachment(self, ch, batch_size)
+            self._attached = _Attachment(self, bus, ch, batch_size)
 
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Waits until every event the attached bus published so far is stored. Returns
@@ -683,6 +789,7 @@ class SqliteEventStore:
             att, self._attached = self._attached, None
         if att is None:
             return 0
+        att.forget()
         att.drain.stop(timeout)
         return att.persisted
 

@@ -19,6 +19,10 @@ hiredis parses replies in C: reading runs ~3x faster with it, measured):
   event on the local bus with its original event id, correlation id, parent id, cause and
   timestamp (events of one sender arrive in the order it published them). Entries this
   bridge wrote itself are skipped; events received are never sent back (no echo loops).
+  Entries are untrusted: one that cannot be decoded is skipped (acknowledged), counted
+  (``decode_errors``), logged once with its id and, with ``dead_letter=True``, copied to
+  ``<stream>:dead``; classes the reading program does not define arrive as
+  ``tracebus.UnknownEvent`` (``tracebus.codec``: data never names code to import).
 - **One direction only**: ``inbound=False`` gives a send-only bridge (a publisher such as
   ``tracebus demo --redis``: what other processes write to the stream never reaches its
   bus, and it does not read back its own entries only to skip them); ``outbound=False`` a

@@ -49,6 +49,14 @@ class _BridgeBase:
     _echo: set[str]
     _last_id: str  # XREAD position
     _unacked: list[str]  # delivered entries whose XACK goes with the next read
+    dead_letter: bool
+    # The batch being delivered: its entries and the rows decoded (to name a bad entry).
+    _batch: list[list[Any]]
+    _batch_rows: list[list[str]]
+    _dead: list[tuple[str, list[Any], str]]  # undecodable entries of the batch, to bury
+    # Plain XREAD: entries ever added that we read or counted as trimmed (None: unknown).
+    _accounted: int | None
+    _behind: bool  # the last read was a full batch
     # Counters; each is written by one thread only.
     _sent: int
     _batches: int
@@ -68,3 +76,5 @@ class _BridgeBase:
     _read_reconnects: int
     _state_applied: int
     _trimmed_pending: int
+    _trimmed: int
+    _dead_lettered: int

@@ -10,14 +10,26 @@ import threading
 import time
 import weakref
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-from .._core import Event, EventBus, Filter, SimpleBufferStrategy, StateStore, TracebusError
+from .._core import (
+    Channel,
+    Event,
+    EventBus,
+    Filter,
+    SimpleBufferStrategy,
+    StateStore,
+    TracebusError,
+)
 from .._drain import Drain, check_int
 from .checks import _check_directions, _check_name, _check_url, _import_redis, _redact
 from .reader import _Reader
 from .window import _Window
 from .wire import _APPEND_LUA, _id_key, _raw_reply
 from .writer import _Writer
+
+if TYPE_CHECKING:
+    import redis
 
 
 class BridgeError(TracebusError):
@@ -48,7 +60,12 @@ class RedisStreamBridge(_Writer, _Reader):
       reclaimed. ``dedupe_window``: how many received event ids are remembered (at least;
       up to twice as many, ~110 bytes each: ~4 MB at the default 20,000). Raise it to drop
       replays of older entries too.
-    - ``connect_timeout``: seconds to wait for a connection.
+    - ``connect_timeout``: seconds to wait for a connection (and for the server's answers
+      while ``start`` checks it).
+    - ``dead_letter``: copy entries that cannot be decoded to the stream ``<stream>:dead``
+      (their fields plus ``id``, the entry id, and ``reason``). Whether or not, such an
+      entry is skipped (acknowledged in group mode), counted (``decode_errors``) and logged
+      once with its id, and the rest of its batch is delivered.
     - ``outbound``/``inbound`` (default both True): ``outbound=False`` makes a
       receive-only bridge (no channel on the bus, no writer thread: nothing is sent,
       ``flush()`` returns True at once); ``inbound=False`` a send-only one (no reader
@@ -83,6 +100,7 @@ class RedisStreamBridge(_Writer, _Reader):
         connect_timeout: float = 2.0,
         outbound: bool = True,
         inbound: bool = True,
+        dead_letter: bool = False,
     ) -> None:
         self._redis = _import_redis()
         if not isinstance(bus, EventBus):
@@ -134,6 +152,9 @@ class RedisStreamBridge(_Writer, _Reader):
         self.claim_min_idle_ms = check_int("claim_min_idle_ms", claim_min_idle_ms, 1)
         self.dedupe_window = check_int("dedupe_window", dedupe_window, 1)
         self.connect_timeout = float(connect_timeout)
+        if not isinstance(dead_letter, bool):
+            raise TypeError(f"dead_letter must be a bool, got {type(dead_letter).__name__}")
+        self.dead_letter = dead_letter
         self.outbound, self.inbound = _check_directions(
             outbound,
             inbound,
@@ -158,6 +179,9 @@ class RedisStreamBridge(_Writer, _Reader):
         self._echo = set()
         self._last_id = "0-0"  # XREAD position
         self._unacked = []  # delivered entries whose XACK goes with the next read
+        self._batch, self._batch_rows, self._dead = [], [], []
+        self._accounted = None  # set by _prepare_read (plain XREAD from "$" or "0")
+        self._behind = False
         # Counters; each is written by one thread only.
         self._sent = 0
         self._batches = 0
@@ -177,6 +201,8 @@ class RedisStreamBridge(_Writer, _Reader):
         self._read_reconnects = 0
         self._state_applied = 0
         self._trimmed_pending = 0
+        self._trimmed = 0
+        self._dead_lettered = 0
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -190,28 +216,18 @@ class RedisStreamBridge(_Writer, _Reader):
         if self._state == "stopped":
             raise BridgeError("this bridge was stopped; create a new RedisStreamBridge")
         r = self._redis
-        client = r.Redis.from_url(
-            self.url,
-            decode_responses=True,
-            socket_connect_timeout=self.connect_timeout,
-            # Blocking reads wait up to block_ms; a server that stops answering is noticed.
-            socket_timeout=self.block_ms / 1000 + 10.0,
-            # The bridge retries itself (a batch retried inside redis-py would be sent
-            # twice without the bridge knowing).
-            retry=r.retry.Retry(r.backoff.NoBackoff(), 0),
-            health_check_interval=0,
-            protocol=2,
-        )
-        for command in ("XREAD", "XREADGROUP", "XAUTOCLAIM"):
-            # Entries stay [id, [field, value, ...]] lists (redis-py would build a dict per
-            # entry in Python: ~0.5 us an event).
-            client.set_response_callback(command, _raw_reply)
+        client = self._make_client()
         try:
             client.ping()
             if self.outbound:
                 client.script_load(_APPEND_LUA)  # a server refusing scripts fails here
             if self.inbound:
                 self._prepare_read(client)
+            # Blocking reads wait up to block_ms; a server that stops answering is noticed.
+            # Connections made from now on use this timeout; the checked one is dropped.
+            pool = client.connection_pool
+            pool.connection_kwargs["socket_timeout"] = self.block_ms / 1000 + 10.0
+            pool.disconnect()
         except r.RedisError as e:
             client.close()
             raise BridgeError(
@@ -225,22 +241,77 @@ class RedisStreamBridge(_Writer, _Reader):
             channel = self.bus.subscribe_channel(
                 self.filter, self.buffer_size, SimpleBufferStrategy("block")
             )
-            # (assigned before the thread starts: _send watches its give_up)
-            self._drain = Drain(
-                channel,
-                self.batch_size,
-                self._write_batch,
-                name="tracebus-redis-writer",
-                abandon=self._abandon,
-            )
-            self._drain.start()
+            self._start_writer(channel)
         if self.inbound:
-            self._reader = threading.Thread(
-                target=self._read_loop, name="tracebus-redis-reader", daemon=True
-            )
-            self._reader.start()
+            self._start_reader()
         _running.add(self)
         return self
+
+    def _start_writer(self, channel: Channel) -> None:
+        # (assigned before the thread starts: _send watches its give_up)
+        self._drain = Drain(
+            channel,
+            self.batch_size,
+            self._write_batch,
+            name="tracebus-redis-writer",
+            abandon=self._abandon,
+        )
+        self._drain.start()
+
+    def _start_reader(self) -> None:
+        self._reader = threading.Thread(
+            target=self._read_loop, name="tracebus-redis-reader", daemon=True
+        )
+        self._reader.start()
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child (the parent's threads and connection stayed in the parent): a
+        new connection, a new ``node_id`` (the parent must not skip the child's entries as
+        its own) and fresh threads. In group mode the child does not read (it would take
+        entries of the parent's group away from the parent)."""
+        if self._state != "running":
+            return
+        self.node_id = secrets.token_hex(6)
+        self._client = self._make_client()
+        self._client.connection_pool.connection_kwargs["socket_timeout"] = (
+            self.block_ms / 1000 + 10.0
+        )
+        if self._drain is not None:
+            self._append = self._client.register_script(_APPEND_LUA)
+            old = self._drain
+            self._start_writer(old.channel)
+            # What the parent's writer took from the channel is the parent's to send.
+            self._drain.done = old.channel.stats()["delivered"]
+        if self._reader is not None:
+            self._reader = None
+            if self.group is None:
+                self._stopping = threading.Event()
+                self._start_reader()
+
+    def _make_client(self) -> redis.Redis:
+        r = self._redis
+        client = r.Redis.from_url(
+            self.url,
+            decode_responses=True,
+            # Bytes that are not UTF-8 arrive as lone surrogates, and the reader refuses
+            # that one entry (instead of the whole reply failing to parse, for ever).
+            encoding_errors="surrogateescape",
+            socket_connect_timeout=self.connect_timeout,
+            # While start() checks the server: a server that accepts connections but never
+            # answers fails within connect_timeout too (the reading timeout is set after).
+            socket_timeout=self.connect_timeout,
+            # The bridge retries itself (a batch retried inside redis-py would be sent
+            # twice without the bridge knowing).
+            retry=r.retry.Retry(r.backoff.NoBackoff(), 0),
+            health_check_interval=0,
+            protocol=2,
+        )
+        for command in ("XREAD", "XREADGROUP", "XAUTOCLAIM"):
+            # Entries stay [id, [field, value, ...]] lists (redis-py would build a dict per
+            # entry in Python: ~0.5 us an event).
+            client.set_response_callback(command, _raw_reply)
+        made: redis.Redis = client
+        return made
 
     def stop(self, timeout: float | None = 10.0) -> None:
         """Stops the bridge: sends what is still buffered (trying for up to ``timeout``
@@ -312,12 +383,20 @@ class RedisStreamBridge(_Writer, _Reader):
         - ``echo_skipped``: received events the writer did not send back.
         - ``errors``: connection errors, events that could not be encoded or decoded,
           failed publishes and abandoned events; ``reconnects``: connections regained.
-        - ``unsent``: events given up at ``stop`` (Redis unreachable until the timeout).
+        - ``unsent``: events given up at ``stop`` (Redis unreachable until the timeout),
+          including one a publisher was blocked on when ``stop`` closed the channel (and
+          events whose publish timed out on the full channel).
         - ``buffered``: events waiting for the writer; ``state_applied``: service states
           written to ``state_store``; ``trimmed_pending``: pending entries trimmed from the
-          stream before they could be reclaimed.
+          stream before they could be reclaimed; ``trimmed``: entries removed from the
+          stream (``maxlen``) before this (plain XREAD) reader read them: lost, and warned
+          about; ``dead_lettered``: undecodable entries copied to ``<stream>:dead``.
         """
         drain = self._drain
+        channel = None if drain is None else drain.channel.stats()
+        # Events the channel refused: a publisher blocked on it when stop() closed it, or
+        # one whose publish timed out; never sent, so unsent too.
+        unsent = self._unsent + (0 if channel is None else channel["dropped"])
         return {
             "sent": self._sent,
             "batches": self._batches,
@@ -332,16 +411,19 @@ class RedisStreamBridge(_Writer, _Reader):
             + self._encode_errors
             + self._decode_errors
             + self._publish_errors
-            + self._unsent,
+            + unsent
+            + self._trimmed,
             "encode_errors": self._encode_errors,
             "decode_errors": self._decode_errors,
             "publish_errors": self._publish_errors,
             "connection_errors": self._write_errors + self._read_errors,
             "reconnects": self._write_reconnects + self._read_reconnects,
-            "unsent": self._unsent,
-            "buffered": 0 if drain is None else drain.channel.stats()["buffered"],
+            "unsent": unsent,
+            "buffered": 0 if channel is None else channel["buffered"],
             "state_applied": self._state_applied,
             "trimmed_pending": self._trimmed_pending,
+            "trimmed": self._trimmed,
+            "dead_lettered": self._dead_lettered,
         }
 
     def __repr__(self) -> str:
@@ -360,6 +442,14 @@ _running: weakref.WeakSet[RedisStreamBridge] = weakref.WeakSet()
 def _stop_running_bridges() -> None:
     for bridge in list(_running):
         bridge.stop(timeout=5.0)
+
+
+def _restart_running_bridges() -> None:
+    for bridge in list(_running):
+        bridge._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_restart_running_bridges)
 
 
 def _left(deadline: float | None) -> float | None:

@@ -20,6 +20,11 @@ from .wire import _BACKOFF_CAP, _BACKOFF_FIRST, _EVENT, _ORIGIN, _id_key
 _log = logging.getLogger("tracebus.redis")
 
 
+def _raw(value: Any) -> Any:
+    """A text as the bytes it came from (``surrogateescape``); other values as they are."""
+    return value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
+
+
 class _BusGone(Exception):
     """The local bus was closed: the reader stops."""
 
@@ -35,10 +40,27 @@ class _Reader(_BridgeBase):
         elif self.start_id == "$":
             # Resolve "$" now, so entries added between start() and the first read are
             # not missed.
-            top: Any = client.xrevrange(self.stream, count=1)
+            pipe = client.pipeline(transaction=True)  # one moment for both
+            pipe.xrevrange(self.stream, count=1)
+            pipe.xinfo_stream(self.stream)
+            top, info = pipe.execute(raise_on_error=False)
+            if isinstance(top, Exception):
+                raise top
             self._last_id = top[0][0] if top else "0-0"
+            # Entries up to our position: all ever added (for ``trimmed``); none if the
+            # stream does not exist yet (XINFO fails).
+            self._accounted = (
+                0 if isinstance(info, Exception) else int(info.get("entries-added") or 0)
+            )
         else:
             self._last_id = self.start_id
+            if _id_key(self.start_id) == (0, 0):
+                exists = client.exists(self.stream)
+                if exists:
+                    added, length, _ = self._entries_added(client)
+                    self._accounted = added - length  # trimmed before we started: not ours
+                else:
+                    self._accounted = 0
 
     def _create_group(self, client: redis.Redis) -> None:
         try:
@@ -144,8 +166,13 @@ class _Reader(_BridgeBase):
         if reply:
             entries = reply[0][1]
             if entries:
-                self._deliver(entries)
-                self._last_id = entries[-1][0]
+                self._check_trimmed(client, len(entries))
+                try:
+                    self._deliver(entries)
+                finally:
+                    # Even if delivering failed (counted and logged by the loop): a batch
+                    # read again would fail again, for ever.
+                    self._last_id = entries[-1][0]
 
     def _read_group(self, client: redis.Redis, position: str) -> int:
         """Reads and delivers one batch; its XACK goes out with the next read (XACK first,
@@ -169,8 +196,12 @@ class _Reader(_BridgeBase):
         entries = reply[0][1]
         if not entries:
             return 0
-        self._deliver(entries)
-        self._unacked = [entry[0] for entry in entries]
+        try:
+            self._deliver(entries)
+        finally:
+            # Acknowledged even if delivering failed (counted and logged by the loop), or
+            # the same batch would come back for ever.
+            self._unacked = [entry[0] for entry in entries]
         return len(entries)
 
     def _claim(self, client: redis.Redis) -> None:
@@ -198,8 +229,10 @@ class _Reader(_BridgeBase):
                 )
             if entries:
                 self._reclaimed += len(entries)
-                self._deliver(entries)
-                self._ack(client, [eid for eid, _ in entries])
+                try:
+                    self._deliver(entries)
+                finally:
+                    self._ack(client, [eid for eid, _ in entries])
             if cursor == "0-0":
                 return
 
@@ -213,6 +246,7 @@ class _Reader(_BridgeBase):
         node = self.node_id
         # Rows for _decode_rows: [_EVENT, json, _ORIGIN, origin] (the JSON at index 1).
         rows: list[list[str]] = []
+        self._batch, self._batch_rows = entries, rows
         for entry in entries:
             f = entry[1]
             if not (f and len(f) == 4 and f[0] == _EVENT and f[2] == _ORIGIN):
@@ -226,6 +260,8 @@ class _Reader(_BridgeBase):
         if not rows:
             return
         events = _decode_rows(rows, 1, self._decode_or_none)
+        if self._dead:
+            self._bury()
         window, echo, flt = self._window, self._echo, self.filter
         fresh: list[Event] = []
         add = window.add
@@ -251,18 +287,92 @@ class _Reader(_BridgeBase):
         fields = dict(zip(f[::2], f[1::2], strict=False))
         text = fields.get(_EVENT)
         if text is None:
-            self._decode_errors += 1
-            _log.error("redis bridge: entry %s of %r has no event", entry[0], self.stream)
+            self._undecodable(entry[0], f, "the entry has no event field 'e'")
             return None
         return [_EVENT, text, _ORIGIN, fields.get(_ORIGIN, "")]
 
     def _decode_or_none(self, row: list[str]) -> Event | None:
+        """The event of a row the native decoder declined; None (counted, logged with the
+        entry id, dead-lettered if asked) if it cannot be decoded, whatever the error."""
         try:
-            return decode_event(row[1])
-        except (TypeError, ValueError) as err:
-            self._decode_errors += 1
-            _log.error("redis bridge: cannot decode an entry of %r: %s", self.stream, err)
+            text = row[1]
+            if isinstance(text, str):
+                text.encode("utf-8")  # undecodable bytes arrive as lone surrogates
+            return decode_event(text)
+        except Exception as err:
+            # EventDecodeError for any bad text; anything else (a UnicodeError, a bug) is
+            # still one bad entry, not a reason to stop reading.
+            entry_id = next(
+                (e[0] for e, r in zip(self._batch, self._batch_rows, strict=False) if r is row),
+                None,
+            )
+            if entry_id is None:  # rows and entries differ (skipped entries): search
+                entry_id = next((e[0] for e in self._batch if e[1] is row), "?")
+            self._undecodable(entry_id, row, f"{type(err).__name__}: {err}")
             return None
+
+    def _undecodable(self, entry_id: str, fields: list[Any], reason: str) -> None:
+        self._decode_errors += 1
+        _log.error(
+            "redis bridge: skipping entry %s of %r (cannot decode: %s)",
+            entry_id,
+            self.stream,
+            reason[:500],
+        )
+        if self.dead_letter:
+            self._dead.append((entry_id, fields, reason))
+
+    def _bury(self) -> None:
+        """Copies the undecodable entries of the batch to ``<stream>:dead`` with the
+        reason (best effort: a failure is logged and counted)."""
+        dead, self._dead = self._dead, []
+        client = self._client
+        assert client is not None
+        try:
+            pipe = client.pipeline(transaction=False)
+            for entry_id, fields, reason in dead:
+                f = dict(zip(fields[::2], fields[1::2], strict=False))
+                f.update(id=entry_id, reason=reason[:2000])
+                # The bytes as they were (undecodable ones arrived as lone surrogates).
+                pipe.xadd(f"{self.stream}:dead", {_raw(k): _raw(v) for k, v in f.items()})
+            pipe.execute()
+            self._dead_lettered += len(dead)
+        except Exception as err:
+            self._read_errors += 1
+            _log.error("redis bridge: cannot write %d dead letters: %s", len(dead), err)
+
+    def _entries_added(self, client: redis.Redis) -> tuple[int, int, str | None]:
+        """``(entries ever added, length, first entry id)`` of the stream (XINFO)."""
+        info: Any = client.xinfo_stream(self.stream)
+        first = info.get("first-entry")
+        return int(info.get("entries-added") or 0), int(info["length"]), first[0] if first else None
+
+    def _check_trimmed(self, client: redis.Redis, batch: int) -> None:
+        """Plain XREAD: counts (``trimmed``) entries removed from the stream (``maxlen``
+        trimming, XDEL) after our position before we read them. ``_accounted`` is the
+        number of entries ever added that we read or counted; the entries past our
+        position ever added, minus those still in the stream, were lost. Checked when
+        reads come back full (a reader that keeps up reads partial batches: no cost)."""
+        if self._accounted is None:
+            return
+        self._accounted += batch
+        if batch < self.batch_size and not self._behind:
+            return
+        self._behind = batch >= self.batch_size
+        added, length, first = self._entries_added(client)
+        if first is None or _id_key(first) <= _id_key(self._last_id):
+            return  # entries up to our position are still there: nothing past it was trimmed
+        # Entries in the stream now: the ones just read (if not trimmed meanwhile) and
+        # later ones; everything past our previous position that is not there was lost.
+        lost = added - self._accounted - (length - batch)
+        if lost > 0:
+            self._accounted += lost
+            self._trimmed += lost
+            _log.warning(
+                "redis bridge: %d entries of %r were trimmed (maxlen) before this reader read them",
+                lost,
+                self.stream,
+            )
 
     def _publish(self, events: list[Event]) -> None:
         store = self.state_store

@@ -41,7 +41,7 @@ class _Writer(_BridgeBase):
                     continue
             try:
                 texts.append(encode_event(e))
-            except (TypeError, ValueError) as err:
+            except Exception as err:  # e.g. RecursionError: skip the one, send the rest
                 self._encode_errors += 1
                 _log.error("redis bridge: cannot send %r: %s", e, err)
         if not texts:

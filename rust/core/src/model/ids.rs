@@ -11,6 +11,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 static COUNTER: AtomicU64 = AtomicU64::new(1);
 static OFFSET: OnceLock<u64> = OnceLock::new();
+/// 0, or the random salt of a forked child (`reseed_after_fork`): without it a child would
+/// make the same ids as its parent.
+static SALT: AtomicU64 = AtomicU64::new(0);
 
 fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -18,21 +21,33 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn offset() -> u64 {
-    *OFFSET.get_or_init(|| {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        let stack_addr = &nanos as *const u64 as u64;
-        mix(nanos ^ (u64::from(std::process::id()) << 32) ^ stack_addr)
-    })
+fn random_seed() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let stack_addr = &nanos as *const u64 as u64;
+    mix(nanos ^ (u64::from(std::process::id()) << 32) ^ stack_addr)
 }
 
-/// A fresh 64-bit id, unique within this process (a bijection of a counter).
+fn offset() -> u64 {
+    *OFFSET.get_or_init(random_seed)
+}
+
+/// A fresh 64-bit id, unique within this process (a bijection of a counter; the salt is
+/// fixed for the life of a process).
 pub fn next_id() -> u64 {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    mix(n.wrapping_add(offset()))
+    mix(n
+        .wrapping_add(offset())
+        .wrapping_add(SALT.load(Ordering::Relaxed)))
+}
+
+/// Called in a forked child (which inherited the parent's counter and offset): a new
+/// random salt, so the child's ids are unrelated to the parent's (with overwhelming
+/// probability, as between any two processes).
+pub fn reseed_after_fork() {
+    SALT.store(random_seed() | 1, Ordering::Relaxed);
 }
 
 /// `evt_` + 16 hex characters.
@@ -146,5 +161,22 @@ mod tests {
         let id = next_id();
         assert_eq!(parse_event_id(&format_event_id(id)), Some(id));
         assert_eq!(parse_event_id("evt_xyz"), None);
+    }
+}
+
+#[cfg(test)]
+mod fork_tests {
+    use super::*;
+
+    #[test]
+    fn reseeding_changes_the_sequence() {
+        // (Does not touch the counter: other tests make ids meanwhile.)
+        let n = 12_345u64;
+        let salted = |salt: u64| mix(n.wrapping_add(offset()).wrapping_add(salt));
+        let before = salted(SALT.load(Ordering::Relaxed));
+        reseed_after_fork();
+        let salt = SALT.load(Ordering::Relaxed);
+        assert_ne!(salt, 0);
+        assert_ne!(salted(salt), before);
     }
 }
