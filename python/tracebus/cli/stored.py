@@ -17,6 +17,7 @@ from typing import Any
 
 from .._core import Event, _parse_severity
 from .._enums import Severity
+from ..codec import UnknownEvent
 
 __all__ = [
     "HEADER_FIELDS",
@@ -78,6 +79,23 @@ class StoredEvent:
             for k, v in self.payload.items()
         )
         return f"[{self.type}] {self.source}" + (f": {text}" if text else "")
+
+    @classmethod
+    def from_unknown(cls, event: UnknownEvent) -> StoredEvent:
+        """The view of an ``UnknownEvent`` (what the codec decodes a class or type this
+        process does not know into): its stored type name, class name and payload."""
+        return cls(
+            type=event.type_name,
+            source=event.source,
+            severity=Severity(str(event.severity)),
+            timestamp=event.timestamp,
+            event_id=event.event_id,
+            correlation_id=event.correlation_id,
+            parent_id=event.parent_id,
+            caused_by=event.caused_by,
+            class_name=event.class_name,
+            payload=dict(event.payload),
+        )
 
     @classmethod
     def from_row(cls, type_name: str, stream: str, data: str) -> StoredEvent:
@@ -156,8 +174,8 @@ def read_records(
     correlation_id: str | None = None,
     limit: int | None = None,
 ) -> Iterator[Any]:
-    """``store.records(...)`` for the CLI: every row yields a record, rows the process
-    cannot decode as ``StoredEvent``s. Types and severities are chosen in SQL (a type the
+    """``store.records(...)`` for the CLI: every row yields a record, events of a class or
+    type the process does not know (``UnknownEvent``) and damaged rows as ``StoredEvent``s. Types and severities are chosen in SQL (a type the
     process never registered works), correlation by its index, sources by the event's
     source."""
     sev = None if severity is None else severities_at_least(severity)
@@ -177,6 +195,8 @@ def read_records(
         _severities=sev,
         _fallback=fallback,
     ):
+        if isinstance(r.event, UnknownEvent):
+            r = r._replace(event=StoredEvent.from_unknown(r.event))
         if want_sources is not None and r.event.source not in want_sources:
             continue
         yield r
