@@ -174,10 +174,10 @@ def read_records(
     correlation_id: str | None = None,
     limit: int | None = None,
 ) -> Iterator[Any]:
-    """``store.records(...)`` for the CLI: every row yields a record, events of a class or
-    type the process does not know (``UnknownEvent``) and damaged rows as ``StoredEvent``s. Types and severities are chosen in SQL (a type the
-    process never registered works), correlation by its index, sources by the event's
-    source."""
+    """``store.records(...)`` for the CLI: every row yields a record; events of a class or
+    type the process does not know (``UnknownEvent``) and damaged rows as ``StoredEvent``s.
+    Types and severities are chosen in SQL (a type the process never registered works),
+    correlation by its index, sources by the event's source."""
     sev = None if severity is None else severities_at_least(severity)
     want_sources = None if not sources else set(sources)
 
