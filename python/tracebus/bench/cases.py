@@ -25,6 +25,7 @@ from .creation import _dc_create, _tb_create
 from .fanout import _C_REF, _sync_peers
 from .framework import Case, Contender, Goal
 from .inputs import _prepare_fanout, _prepare_filtered
+from .otel import _tb_traced
 from .reporter import _prepare_updates, _py_report, _tb_report
 from .store import _WATCHERS, _prepare_one_label, _py_store, _tb_store, _tb_watched
 from .threads import _queue_thread, _tb_thread
@@ -182,6 +183,20 @@ CASES: tuple[Case, ...] = (
         (Goal(0.8, "1 watcher"),),
         note="set_service_state on a label with one watcher; the 9,999 other watchers watch "
         "other labels and must not cost the write anything",
+    ),
+    Case(
+        "otel",
+        "otel: 1 sync handler, bus instrumented with tracebus.otel",
+        "events/s",
+        50_000,
+        _prepare_fanout(1),
+        (
+            Contender("tracebus", _tb_traced(True), kind="tracebus", requires="opentelemetry.sdk"),
+            Contender("not instrumented", _tb_traced(False), kind="reference"),
+        ),
+        (),
+        note="the cost of a span per handled event (SDK TracerProvider, SimpleSpanProcessor, "
+        "an exporter that discards): report the ratio, no goal",
     ),
 )
 
