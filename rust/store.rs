@@ -64,14 +64,16 @@ pub struct StateStore {
 }
 
 impl StateStore {
-    /// Sends owed notifications; waits (GIL released) only if it must.
-    pub fn notify(&self, py: Python<'_>, mut p: Pending) {
+    /// Sends owed notifications; waits (GIL released, interruptibly) only if it must.
+    /// Interrupted (Ctrl-C), the notifications not sent are counted as drops.
+    pub fn notify(&self, py: Python<'_>, mut p: Pending) -> PyResult<()> {
         if !self.core.notify(&mut p, false) {
             let core = self.core.clone();
-            py.detach(move || {
-                core.notify(&mut p, true);
-            });
+            crate::args::detach_interruptible(py, move |i| {
+                core.notify_interruptible(&mut p, i);
+            })?;
         }
+        Ok(())
     }
 
     pub fn transition_core(
@@ -82,7 +84,7 @@ impl StateStore {
     ) -> PyResult<tracebus_core::state::store::Transition> {
         let u = extract_update(update)?;
         let (t, p) = self.core.apply_if(u.data.clone(), if_newer);
-        self.notify(py, p);
+        self.notify(py, p)?;
         Ok(t)
     }
 }
@@ -181,15 +183,15 @@ impl StateStore {
     fn clear(&self, py: Python<'_>, label: &Bound<'_, PyAny>) -> PyResult<bool> {
         let label = extract_text("label", label, LABEL_MAX)?;
         let (existed, p) = self.core.clear(&label);
-        self.notify(py, p);
+        self.notify(py, p)?;
         Ok(existed)
     }
 
     /// Removes every service (subscribers are notified of each). Returns how many.
-    fn clear_all(&self, py: Python<'_>) -> usize {
+    fn clear_all(&self, py: Python<'_>) -> PyResult<usize> {
         let (n, p) = self.core.clear_all();
-        self.notify(py, p);
-        n
+        self.notify(py, p)?;
+        Ok(n)
     }
 
     /// Subscribes to changes of `label` (None = every service). Returns a `Channel` of

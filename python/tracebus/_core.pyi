@@ -935,8 +935,8 @@ class EventBatchProcessor:
         """Starts the batch thread (does nothing if it is running)."""
     def queue_event(self, event: Event) -> None:
         """Queues ``event`` (waits while full); publishes it directly when not started."""
-    def flush(self) -> None:
-        """Publishes everything queued so far and returns when it has been published."""
+    def flush(self, timeout: float | None = None) -> bool:
+        """Publishes everything queued so far; True once published, False after ``timeout``."""
     def stop(self) -> None:
         """Publishes what is queued and stops the batch thread."""
     @property

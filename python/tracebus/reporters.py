@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -167,15 +169,17 @@ class TUIReporter:
 
             def put_blocking(item: object) -> None:
                 # Waits for room, but not past a close() whose timeout ran out: what cannot
-                # be handed over then is counted, not silently left behind.
-                while True:
+                # be handed over then is counted (without waiting), not silently left behind.
+                while not self._closing.is_set():
                     try:
                         q.put(item, timeout=0.05)
                         return
                     except queue.Full:
-                        if self._closing.is_set():
-                            self._forward_dropped += 1
-                            return
+                        pass
+                try:
+                    q.put_nowait(item)
+                except queue.Full:
+                    self._forward_dropped += 1
 
             self._start_forwarder(put_blocking)
         else:
@@ -220,14 +224,29 @@ class TUIReporter:
         return s
 
     def close(self, timeout: float = 5.0) -> None:
-        """Closes the buffer; the forwarder hands over what is buffered and stops. Updates a
-        full ``queue.Queue`` still refuses after ``timeout`` seconds count in
-        ``forward_dropped``."""
+        """Closes the buffer; the forwarder hands over what is buffered and stops. Returns
+        within ``timeout`` seconds: updates a full ``queue.Queue`` still refuses then are
+        counted in ``forward_dropped`` (by the forwarder, which finishes without waiting)."""
+        timeout = _close_timeout(timeout)
         self.channel.close()
         if self._thread is not None:
-            self._thread.join(timeout)
+            deadline = time.monotonic() + timeout
+            # Most of the time for the hand-over; the rest for the forwarder to count what
+            # the queue refuses once ``_closing`` is set.
+            self._thread.join(timeout * 0.9)
             self._closing.set()
-            self._thread.join()
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _close_timeout(timeout: object) -> float:
+    """``timeout`` of a ``close``: a non-negative number of seconds (huge values are capped,
+    so ``sys.maxsize`` or ``inf`` mean "as long as it takes" without overflowing a wait)."""
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds, got {type(timeout).__name__}")
+    t = float(timeout)
+    if math.isnan(t) or t < 0:
+        raise ValueError(f"timeout must be a non-negative number of seconds, got {t}")
+    return min(t, threading.TIMEOUT_MAX)
 
 
 class ConsoleReporter:

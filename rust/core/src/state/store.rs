@@ -6,7 +6,9 @@
 //! in the order the store applied them, even when a block-strategy subscriber makes one
 //! notifier wait. Data reads never wait for notifications.
 
-use crate::delivery::channel::{thread_token, Channel, SendError, Sent, Strategy};
+use crate::delivery::channel::{
+    thread_token, Channel, Interrupt, SendError, Sent, Strategy, WAIT_SLICE,
+};
 use crate::model::kinds::State;
 use crate::model::update::UpdateData;
 use parking_lot::{Condvar, Mutex};
@@ -87,6 +89,20 @@ pub struct StoreMetrics {
 struct Turn {
     now: u64,
     waiting: Vec<u64>,
+    /// Tickets whose notifier was interrupted while waiting for its turn (their
+    /// notifications are counted as drops): skipped when the turn reaches them.
+    abandoned: Vec<u64>,
+}
+
+impl Turn {
+    /// Passes the turn on, past abandoned tickets.
+    fn advance(&mut self) {
+        self.now += 1;
+        while let Some(i) = self.abandoned.iter().position(|t| *t == self.now) {
+            self.abandoned.swap_remove(i);
+            self.now += 1;
+        }
+    }
 }
 
 pub struct StateStore {
@@ -300,6 +316,28 @@ impl StateStore {
     /// `false` instead of waiting (for its turn, or for room in a block-strategy channel);
     /// call it again with `may_block == true` after releasing the GIL.
     pub fn notify(&self, p: &mut Pending, may_block: bool) -> bool {
+        self.notify_inner(p, may_block, None)
+    }
+
+    /// `notify(p, true)` that asks `interrupt` between slices of its waits. When it says
+    /// so, the notifications not yet sent are counted as drops, the turn passes on and
+    /// `false` is returned.
+    pub fn notify_interruptible(&self, p: &mut Pending, interrupt: Interrupt<'_>) -> bool {
+        self.notify_inner(p, true, Some(interrupt))
+    }
+
+    fn give_up(&self, p: &mut Pending) {
+        let rest = (p.items.len() - p.next) as u64;
+        self.sub_drops.fetch_add(rest, Ordering::Relaxed);
+        p.next = p.items.len();
+    }
+
+    fn notify_inner(
+        &self,
+        p: &mut Pending,
+        may_block: bool,
+        interrupt: Option<Interrupt<'_>>,
+    ) -> bool {
         {
             let mut turn = self.turn.lock();
             if turn.now != p.ticket {
@@ -308,22 +346,53 @@ impl StateStore {
                 }
                 let me = thread_token();
                 turn.waiting.push(me);
+                let mut interrupted = false;
                 while turn.now != p.ticket {
-                    self.turn_cv.wait(&mut turn);
+                    let Some(interrupt) = interrupt else {
+                        self.turn_cv.wait(&mut turn);
+                        continue;
+                    };
+                    if self.turn_cv.wait_for(&mut turn, WAIT_SLICE).timed_out()
+                        && turn.now != p.ticket
+                        && parking_lot::MutexGuard::unlocked(&mut turn, interrupt)
+                    {
+                        interrupted = true;
+                        break;
+                    }
                 }
                 if let Some(i) = turn.waiting.iter().position(|t| *t == me) {
                     turn.waiting.swap_remove(i);
+                }
+                if interrupted {
+                    // Given up: the notifications count as drops, and the turn skips
+                    // this ticket (or passes on now, if it came meanwhile).
+                    if turn.now == p.ticket {
+                        turn.advance();
+                        drop(turn);
+                        self.turn_cv.notify_all();
+                    } else {
+                        turn.abandoned.push(p.ticket);
+                    }
+                    self.give_up(p);
+                    return false;
                 }
             }
         }
         let consumer_waits_for_turn =
             |token: u64| token != 0 && self.turn.lock().waiting.contains(&token);
+        let mut completed = true;
         while p.next < p.items.len() {
             let (ch, change) = &p.items[p.next];
             let sev = change.severity();
             let ty = change.new_state.event_type();
             let res = if may_block {
-                ch.send_blocking_unless(change.clone(), sev, ty, &consumer_waits_for_turn)
+                ch.send_blocking_unless(
+                    change.clone(),
+                    sev,
+                    ty,
+                    &consumer_waits_for_turn,
+                    interrupt,
+                )
             } else {
                 ch.try_send(change.clone(), sev, ty)
             };
@@ -338,15 +407,20 @@ impl StateStore {
                 Ok(Sent::Dropped(_)) | Err(SendError::Closed(_)) | Err(SendError::Timeout(_)) => {
                     self.sub_drops.fetch_add(1, Ordering::Relaxed);
                 }
+                Err(SendError::Interrupted(_)) => {
+                    self.give_up(p);
+                    completed = false;
+                    break;
+                }
                 Err(SendError::WouldBlock(_)) => return false,
             }
             p.next += 1;
         }
         let mut turn = self.turn.lock();
-        turn.now += 1;
+        turn.advance();
         drop(turn);
         self.turn_cv.notify_all();
-        true
+        completed
     }
 
     pub fn get(&self, label: &str) -> Option<Arc<UpdateData>> {
