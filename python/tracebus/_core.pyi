@@ -890,7 +890,8 @@ class EventBus:
         buffer_size: int | None = None,
         strategy: _Strategy | None = None,
     ) -> Channel:
-        """Subscribes a bounded channel (default 1000 items, strategy drop)."""
+        """Subscribes a bounded channel (default 1000 items, strategy drop); closing it, or
+        dropping its last reference, unsubscribes it."""
     def unsubscribe(self, subscription: Subscription | Channel) -> bool:
         """Removes a subscription or channel; False if it was not active."""
     def close(self, timeout: float = 5.0) -> None:

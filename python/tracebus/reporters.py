@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import queue
 import threading
 import time
@@ -23,6 +22,7 @@ from ._core import (
     SimpleBufferStrategy,
     StateStore,
 )
+from ._drain import check_timeout, time_left, work_part
 from ._enums import ServiceState
 from .bus import EventBus
 from .logging import CorrelationFilter
@@ -172,7 +172,7 @@ class TUIReporter:
                 # be handed over then is counted (without waiting), not silently left behind.
                 while not self._closing.is_set():
                     try:
-                        q.put(item, timeout=0.05)
+                        q.put(item, timeout=0.02)
                         return
                     except queue.Full:
                         pass
@@ -227,26 +227,15 @@ class TUIReporter:
         """Closes the buffer; the forwarder hands over what is buffered and stops. Returns
         within ``timeout`` seconds: updates a full ``queue.Queue`` still refuses then are
         counted in ``forward_dropped`` (by the forwarder, which finishes without waiting)."""
-        timeout = _close_timeout(timeout)
+        t = check_timeout("timeout", timeout)
         self.channel.close()
         if self._thread is not None:
-            deadline = time.monotonic() + timeout
+            deadline = None if t is None else time.monotonic() + t
             # Most of the time for the hand-over; the rest for the forwarder to count what
             # the queue refuses once ``_closing`` is set.
-            self._thread.join(timeout * 0.9)
+            self._thread.join(None if t is None else work_part(t))
             self._closing.set()
-            self._thread.join(max(0.0, deadline - time.monotonic()))
-
-
-def _close_timeout(timeout: object) -> float:
-    """``timeout`` of a ``close``: a non-negative number of seconds (huge values are capped,
-    so ``sys.maxsize`` or ``inf`` mean "as long as it takes" without overflowing a wait)."""
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"timeout must be a number of seconds, got {type(timeout).__name__}")
-    t = float(timeout)
-    if math.isnan(t) or t < 0:
-        raise ValueError(f"timeout must be a non-negative number of seconds, got {t}")
-    return min(t, threading.TIMEOUT_MAX)
+            self._thread.join(time_left(deadline))
 
 
 class ConsoleReporter:

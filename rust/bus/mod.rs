@@ -260,7 +260,8 @@ impl EventBus {
     }
 
     /// Low-level subscribe used by the Python `EventBus.subscribe`: `mode` is `sync`,
-    /// `thread` or `async` (the caller runs the async pump).
+    /// `thread` or `async` (the caller runs the async pump). The bus holds the handler
+    /// strongly until the subscription is removed (kept `Subscription` or not).
     #[pyo3(signature = (filter, handler, mode, buffer_size=None, strategy=None))]
     fn _subscribe(
         &self,
@@ -321,7 +322,8 @@ impl EventBus {
     }
 
     /// Subscribes a bounded channel: iterate it, `recv`, `drain`, or `async for`. Closing
-    /// the channel unsubscribes it. Default strategy: drop (counted).
+    /// the channel, or dropping its last reference, unsubscribes it. Default strategy: drop
+    /// (counted).
     #[pyo3(signature = (filter=None, buffer_size=None, strategy=None))]
     fn subscribe_channel(
         &self,

@@ -21,6 +21,7 @@ from tracebus import (
     ServiceType,
     SystemEvent,
 )
+from tracebus._drain import Drain, check_timeout
 from tracebus.reporters import TUIReporter, TUIReporterConfig
 
 HUGE = [sys.maxsize, 1e20, math.inf, 2**70]
@@ -108,3 +109,57 @@ def test_tui_reporter_close_returns_within_its_timeout_with_a_full_queue() -> No
     while rep.stats()["forward_dropped"] + q.qsize() < 1000 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert rep.stats()["forward_dropped"] + q.qsize() == 1000
+
+
+@pytest.mark.timeout(120)
+def test_drain_stop_returns_within_its_timeout_with_a_stuck_handler() -> None:
+    bus = EventBus()
+    ch = bus.subscribe_channel()
+    release = threading.Event()
+    started = threading.Event()
+    abandoned: list[int] = []
+
+    def handle(batch: list[object]) -> None:
+        started.set()
+        release.wait(WAIT)  # stuck, and does not watch give_up
+
+    drain = Drain(ch, 1, handle, name="t", abandon=lambda rest: abandoned.append(len(rest)))
+    drain.start()
+    bus.publish_many([event(), event(), event()])
+    assert started.wait(WAIT)
+    stopper = threading.Thread(target=drain.stop, args=(0.2,))
+    stopper.start()
+    # It used to wait 5 s more for the stuck handler: now it returns while it is stuck.
+    stopper.join(3.0)
+    returned = not stopper.is_alive()
+    release.set()
+    stopper.join(WAIT)
+    drain.thread.join(WAIT)
+    assert returned
+    assert abandoned == [2]  # the rest is abandoned (counted) once the handler returns
+    bus.close()
+
+
+@pytest.mark.parametrize("t", HUGE)
+def test_python_side_timeouts_take_huge_values(t: float) -> None:
+    assert check_timeout("timeout", t) is None
+    ch = Channel(4)
+    rep = TUIReporter(update_queue=queue.Queue())
+    rep.close(timeout=t)
+    drain = Drain(ch, 1, lambda b: None, name="t").start()
+    assert drain.flush(t)
+    drain.stop(t)
+    assert not drain.thread.is_alive()
+
+
+@pytest.mark.parametrize("bad", [math.nan, -1.0])
+def test_python_side_timeouts_refuse_nan_and_negatives(bad: float) -> None:
+    rep = TUIReporter(update_queue=queue.Queue())
+    with pytest.raises(ValueError, match="timeout"):
+        rep.close(timeout=bad)
+    rep.close()
+    drain = Drain(Channel(1), 1, lambda b: None, name="t").start()
+    for call in (drain.flush, drain.stop):
+        with pytest.raises(ValueError, match="timeout"):
+            call(bad)
+    drain.stop(None)
