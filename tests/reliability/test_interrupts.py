@@ -28,6 +28,16 @@ def ready():
     sys.stdout.flush()
 """
 
+# A publish to a block-strategy subscriber nobody drains (another thread is its consumer).
+BLOCK_PUBLISH = """
+    bus = EventBus()
+    ch = bus.subscribe_channel(buffer_size=1, strategy="block")
+    t = threading.Thread(target=lambda: ch.try_recv()); t.start(); t.join()
+    bus.publish(ev())
+    ready()
+    bus.publish(ev(), timeout={timeout})
+"""
+
 # Each scenario prints "ready" just before it blocks (a little sleep in a helper thread
 # lets the main thread reach the wait first).
 SCENARIOS = {
@@ -51,22 +61,8 @@ SCENARIOS = {
         ready()
         ch.send("b")
     """,
-    "block_publish": """
-        bus = EventBus()
-        ch = bus.subscribe_channel(buffer_size=1, strategy="block")
-        t = threading.Thread(target=lambda: ch.try_recv()); t.start(); t.join()
-        bus.publish(ev())
-        ready()
-        bus.publish(ev())
-    """,
-    "block_publish_with_timeout": """
-        bus = EventBus()
-        ch = bus.subscribe_channel(buffer_size=1, strategy="block")
-        t = threading.Thread(target=lambda: ch.try_recv()); t.start(); t.join()
-        bus.publish(ev())
-        ready()
-        bus.publish(ev(), timeout=1e6)
-    """,
+    "block_publish": BLOCK_PUBLISH.format(timeout="None"),
+    "block_publish_with_timeout": BLOCK_PUBLISH.format(timeout="1e6"),
     "store_notify": """
         store = StateStore()
         box = []
