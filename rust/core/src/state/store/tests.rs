@@ -214,3 +214,28 @@ fn block_subscriber_does_not_stall_reads() {
     assert!(h.join().unwrap());
     assert_eq!(sub.channel.recv(None).unwrap().1.new_state, State::Running);
 }
+
+#[test]
+fn an_interrupted_notifier_gives_up_its_turn_and_counts_its_drops() {
+    let s = StateStore::new(100);
+    let sub = s.subscribe(None, 16, Strategy::simple(BufferAction::Drop));
+    let (_, mut p1) = s.apply(upd("a", State::Running));
+    let (_, mut p2) = s.apply(upd("b", State::Running));
+    // Not its turn yet (p1 comes first): interrupted while waiting, it abandons its ticket.
+    assert!(!s.notify_interruptible(&mut p2, &|| true));
+    assert_eq!(s.metrics().subscription_drops, 1);
+    // p1 notifies and passes the turn on, past the abandoned ticket: later writers do not
+    // wait for it.
+    assert!(s.notify(&mut p1, false));
+    let (_, mut p3) = s.apply(upd("c", State::Running));
+    assert!(s.notify(&mut p3, false));
+    let labels: Vec<String> = sub
+        .channel
+        .drain(10)
+        .into_iter()
+        .map(|(_, c)| c.label.to_string())
+        .collect();
+    assert_eq!(labels, ["a", "c"]);
+    let m = s.metrics();
+    assert_eq!((m.subscription_events, m.subscription_drops), (2, 1));
+}
