@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 use std::sync::Arc;
 use std::time::Duration;
+use tracebus_core::delivery::channel::Interrupt;
 use tracebus_core::model::ids;
 use tracebus_core::model::update::now;
 
@@ -227,9 +228,16 @@ pub fn timeout_arg(v: &Bound<'_, PyAny>) -> PyResult<Option<f64>> {
     if v.is_instance_of::<pyo3::types::PyBool>() {
         return Err(type_err("timeout", "a number of seconds or None", v));
     }
-    v.extract::<f64>()
-        .map(Some)
-        .map_err(|_| type_err("timeout", "a number of seconds or None", v))
+    match v.extract::<f64>() {
+        Ok(t) => Ok(Some(t)),
+        // An int beyond a float's range: as infinite as it is large.
+        Err(_) if v.is_instance_of::<pyo3::types::PyInt>() => Ok(Some(if v.gt(0)? {
+            f64::INFINITY
+        } else {
+            f64::NEG_INFINITY
+        })),
+        Err(_) => Err(type_err("timeout", "a number of seconds or None", v)),
+    }
 }
 
 /// Like `timeout_arg` for a `timeout` that must be a number.
@@ -240,35 +248,66 @@ pub fn seconds_arg(v: &Bound<'_, PyAny>) -> PyResult<f64> {
     }
 }
 
-pub fn extract_timeout(v: Option<f64>) -> PyResult<Option<Duration>> {
+/// Timeouts longer than this (about 31 years) mean "no timeout": `sys.maxsize`, `1e20` and
+/// `inf` are what callers pass for "wait forever", and no `Instant` arithmetic may overflow.
+const MAX_TIMEOUT_SECS: f64 = 1e9;
+
+/// The one conversion of every timeout argument: None, or a value too large for a
+/// deadline (`sys.maxsize`, `1e20`, `inf`), is no timeout; NaN and negatives raise a
+/// ValueError naming `param`.
+pub fn timeout_secs(param: &str, v: Option<f64>) -> PyResult<Option<Duration>> {
     match v {
         None => Ok(None),
-        Some(t) if t.is_finite() && t >= 0.0 => Ok(Some(Duration::from_secs_f64(t))),
-        Some(t) => Err(value_err(
-            "timeout",
+        Some(t) if t.is_nan() || t < 0.0 => Err(value_err(
+            param,
             format!("must be a non-negative number of seconds or None, got {t}"),
         )),
+        Some(t) if t > MAX_TIMEOUT_SECS => Ok(None),
+        Some(t) => Ok(Some(Duration::from_secs_f64(t))),
     }
 }
 
-/// An optional `param` of seconds: None = no timeout, and so is a value too large for the
-/// clock; NaN or a negative value is a ValueError naming the parameter.
+/// `timeout_secs` for a parameter named `timeout`.
+pub fn extract_timeout(v: Option<f64>) -> PyResult<Option<Duration>> {
+    timeout_secs("timeout", v)
+}
+
+/// Runs a blocking `wait` with the GIL released, handing it an `Interrupt` that attaches
+/// between slices of the wait and checks for signals: Ctrl-C ends the wait (the core gives
+/// up and hands back what it was doing) and raises `KeyboardInterrupt` here, within about a
+/// slice (`WAIT_SLICE`). What `wait` returned is dropped, GIL held, when it was interrupted.
+pub fn detach_interruptible<T, F>(py: Python<'_>, wait: F) -> PyResult<T>
+where
+    T: Send,
+    F: for<'a> FnOnce(Interrupt<'a>) -> T + Send,
+{
+    let (out, err) = py.detach(move || {
+        let err: std::cell::Cell<Option<PyErr>> = std::cell::Cell::new(None);
+        let interrupt = || {
+            Python::attach(|py| match py.check_signals() {
+                Ok(()) => false,
+                Err(e) => {
+                    err.set(Some(e));
+                    true
+                }
+            })
+        };
+        let out = wait(&interrupt);
+        (out, err.into_inner())
+    });
+    match err {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// An optional `param` of seconds given as a Python object (a strategy's `timeout=`):
+/// `timeout_arg` then `timeout_secs`.
 pub fn optional_timeout(param: &str, v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
-    let Some(v) = v.filter(|v| !v.is_none()) else {
-        return Ok(None);
-    };
-    let expected = "a number of seconds or None";
-    if v.is_instance_of::<pyo3::types::PyBool>() {
-        return Err(type_err(param, expected, v));
+    match v {
+        None => Ok(None),
+        Some(v) => timeout_secs(param, timeout_arg(v)?),
     }
-    let t: f64 = v.extract().map_err(|_| type_err(param, expected, v))?;
-    if t.is_nan() || t < 0.0 {
-        return Err(value_err(
-            param,
-            format!("must be a non-negative number of seconds or None, got {t}"),
-        ));
-    }
-    Ok(Duration::try_from_secs_f64(t).ok())
 }
 
 /// An int between 1 and `max`.

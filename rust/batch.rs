@@ -6,7 +6,9 @@
 //! Python method call, so any bus subclass works). Producers that find the queue full wait
 //! with the GIL released.
 
-use crate::args::{extract_positive_int, type_err, value_err};
+use crate::args::{
+    detach_interruptible, extract_positive_int, extract_timeout, timeout_arg, type_err, value_err,
+};
 use crate::model::event::Event;
 use parking_lot::Mutex;
 use pyo3::exceptions::PyRuntimeError;
@@ -287,26 +289,35 @@ impl EventBatchProcessor {
         }
     }
 
-    /// Publishes everything queued so far and returns when it has been published. From a
-    /// handler running in the batch thread it returns at once (the thread cannot wait for
-    /// itself; what is queued goes out, in order, right after the current batch).
-    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+    /// Publishes everything queued so far and returns when it has been published (True),
+    /// or after `timeout` seconds (None: no limit) with False. From a handler running in
+    /// the batch thread it returns True at once (the thread cannot wait for itself; what is
+    /// queued goes out, in order, right after the current batch). Ctrl-C interrupts the
+    /// wait.
+    #[pyo3(signature = (timeout=None))]
+    fn flush(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = timeout_arg)] timeout: Option<f64>,
+    ) -> PyResult<bool> {
+        let t = extract_timeout(timeout)?;
         if self.core.on_flush_thread() {
-            return Ok(()); // without releasing the GIL: this is on every batch's path
+            return Ok(true); // without releasing the GIL: this is on every batch's path
         }
         self.check_fork()?;
         let core = self.core.clone();
-        py.detach(move || core.flush());
-        Ok(())
+        detach_interruptible(py, move |i| core.flush_interruptible(t, i))
     }
 
-    /// Publishes what is queued and stops the batch thread (waiting for it, GIL released).
-    /// Later `queue_event` calls publish directly until `start()` is called again.
+    /// Publishes what is queued and stops the batch thread (waiting for it, GIL released;
+    /// Ctrl-C interrupts the wait, the thread then finishes in the background). Later
+    /// `queue_event` calls publish directly until `start()` is called again.
     fn stop(&self, py: Python<'_>) -> PyResult<()> {
         self.check_fork()?;
         let core = self.core.clone();
-        py.detach(move || core.stop());
-        Ok(())
+        detach_interruptible(py, move |i| {
+            core.stop_interruptible(i);
+        })
     }
 
     /// Whether the batch thread is running.

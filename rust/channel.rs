@@ -1,6 +1,8 @@
 //! The Python face of the subscription channel: buffer strategies and `Channel`.
 
-use crate::args::{extract_timeout, optional_timeout, timeout_arg, type_err, value_err};
+use crate::args::{
+    detach_interruptible, extract_timeout, optional_timeout, timeout_arg, type_err, value_err,
+};
 use crate::enums::{action_obj, extract_action, extract_event_type, extract_severity, state_obj};
 use crate::errors::{ChannelClosed, PublishTimeoutError};
 use crate::model::update::snapshot_obj;
@@ -262,7 +264,7 @@ type CloseHook = Box<dyn FnOnce() + Send>;
 ///
 /// Created directly, it is a plain bounded queue you `send` to (e.g. as a reporter's
 /// consumer).
-#[pyclass(frozen, module = "tracebus", name = "Channel")]
+#[pyclass(frozen, weakref, module = "tracebus", name = "Channel")]
 pub struct Channel {
     pub feed: Feed,
     on_close: Mutex<Option<CloseHook>>,
@@ -300,40 +302,39 @@ impl Channel {
         on_feed!(&self.feed, ch => ch.stats())
     }
 
+    /// Receives (waiting with the GIL released, interruptibly, unless `timeout` is zero).
+    /// The outer error is an interrupt (KeyboardInterrupt).
     fn recv_core(
         &self,
         py: Python<'_>,
         timeout: Option<Duration>,
-    ) -> Result<(u64, Item), RecvError> {
-        match &self.feed {
-            Feed::Objects(ch) => {
-                let ch = ch.clone();
-                match ch.try_recv() {
-                    Ok((s, o)) => Ok((s, Item::Obj(o))),
-                    Err(RecvError::Empty) if timeout != Some(Duration::ZERO) => py
-                        .detach(|| ch.recv(timeout))
-                        .map(|(s, o)| (s, Item::Obj(o))),
-                    Err(RecvError::Empty) => Err(RecvError::Timeout),
-                    Err(e) => Err(e),
+    ) -> PyResult<Result<(u64, Item), RecvError>> {
+        fn take<T: Send>(
+            py: Python<'_>,
+            ch: &Arc<Core<T>>,
+            timeout: Option<Duration>,
+        ) -> PyResult<Result<(u64, T), RecvError>> {
+            match ch.try_recv() {
+                Err(RecvError::Empty) if timeout != Some(Duration::ZERO) => {
+                    let ch = ch.clone();
+                    detach_interruptible(py, move |i| ch.recv_interruptible(timeout, i))
                 }
-            }
-            Feed::Changes(ch) => {
-                let ch = ch.clone();
-                match ch.try_recv() {
-                    Ok((s, o)) => Ok((s, Item::Change(o))),
-                    Err(RecvError::Empty) if timeout != Some(Duration::ZERO) => py
-                        .detach(|| ch.recv(timeout))
-                        .map(|(s, o)| (s, Item::Change(o))),
-                    Err(RecvError::Empty) => Err(RecvError::Timeout),
-                    Err(e) => Err(e),
-                }
+                Err(RecvError::Empty) => Ok(Err(RecvError::Timeout)),
+                r => Ok(r),
             }
         }
+        Ok(match &self.feed {
+            Feed::Objects(ch) => take(py, ch, timeout)?.map(|(s, o)| (s, Item::Obj(o))),
+            Feed::Changes(ch) => take(py, ch, timeout)?.map(|(s, c)| (s, Item::Change(c))),
+        })
     }
 
     pub fn close_core(&self) -> bool {
         let closed = on_feed!(&self.feed, ch => ch.close());
-        if let Some(hook) = self.on_close.lock().take() {
+        // The hook unsubscribes, which may drop Python objects (a filter's predicate) and
+        // so run Python: taken out first, run with no lock held.
+        let hook = self.on_close.lock().take();
+        if let Some(hook) = hook {
             hook();
         }
         closed
@@ -344,7 +345,21 @@ impl Channel {
     }
 
     pub fn set_on_close(&self, hook: CloseHook) {
-        *self.on_close.lock() = Some(hook);
+        let old = self.on_close.lock().replace(hook);
+        drop(old); // after the lock
+    }
+}
+
+/// A subscription channel nobody holds any more closes and ends its subscription (else it
+/// would keep receiving, count drops and, under the block action, stall every publish).
+/// The hooks capture only `Weak` references; this runs with the GIL held (deallocation)
+/// and no lock held while the hook runs.
+impl Drop for Channel {
+    fn drop(&mut self) {
+        if let Some(hook) = self.on_close.get_mut().take() {
+            on_feed!(&self.feed, ch => ch.close());
+            hook();
+        }
     }
 }
 
@@ -427,11 +442,11 @@ impl Channel {
         let res = match ch.try_send(obj, sev, ty) {
             Err(SendError::WouldBlock(obj)) => {
                 let ch = ch.clone();
-                py.detach(move || {
-                    ch.send_blocking(obj, sev, ty, timeout)
+                detach_interruptible(py, move |i| {
+                    ch.send_interruptible(obj, sev, ty, timeout, i)
                         .map(|s| matches!(s, Sent::Dropped(_)))
                         .map_err(|e| matches!(e, SendError::Timeout(_)))
-                })
+                })?
             }
             Ok(s) => Ok(matches!(s, Sent::Dropped(_))),
             Err(e) => Err(matches!(e, SendError::Timeout(_))),
@@ -456,7 +471,7 @@ impl Channel {
         #[pyo3(from_py_with = timeout_arg)] timeout: Option<f64>,
     ) -> PyResult<Py<PyAny>> {
         let t = extract_timeout(timeout)?;
-        match self.recv_core(py, t) {
+        match self.recv_core(py, t)? {
             Ok((s, i)) => self.convert(py, s, i),
             Err(RecvError::Closed) => Err(ChannelClosed::new_err("channel is closed and empty")),
             Err(_) => Err(PyTimeoutError::new_err(
@@ -467,7 +482,7 @@ impl Channel {
 
     /// The next item if one is buffered, else None.
     fn try_recv(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        match self.recv_core(py, Some(Duration::ZERO)) {
+        match self.recv_core(py, Some(Duration::ZERO))? {
             Ok((s, i)) => Ok(Some(self.convert(py, s, i)?)),
             Err(_) => Ok(None),
         }
@@ -545,7 +560,7 @@ impl Channel {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        match self.recv_core(py, None) {
+        match self.recv_core(py, None)? {
             Ok((s, i)) => Ok(Some(self.convert(py, s, i)?)),
             Err(_) => Ok(None),
         }

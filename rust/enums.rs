@@ -48,16 +48,23 @@ pub fn _bind_enums(
         .iter()
         .map(|n| buffer_action.call1((*n,)).map(Bound::unbind))
         .collect::<PyResult<_>>()?;
+    // The constructors run Python: called before the registry's lock is taken, and the
+    // objects replaced are dropped after it is released.
+    let members = kinds::BUILTIN_EVENT_TYPES
+        .iter()
+        .map(|n| event_type.call1((*n,)).map(Bound::unbind))
+        .collect::<PyResult<Vec<_>>>()?;
+    let mut replaced = Vec::with_capacity(members.len());
     let mut et = EVENT_TYPES.lock();
-    for (i, n) in kinds::BUILTIN_EVENT_TYPES.iter().enumerate() {
-        let member = event_type.call1((*n,))?.unbind();
+    for (i, member) in members.into_iter().enumerate() {
         if i < et.len() {
-            et[i] = member;
+            replaced.push(std::mem::replace(&mut et[i], member));
         } else {
             et.push(member);
         }
     }
     drop(et);
+    drop(replaced);
     let _ = ENUMS.set(
         py,
         Enums {
@@ -161,15 +168,39 @@ pub fn service_type_obj(py: Python<'_>, t: &str) -> Py<PyAny> {
 }
 
 pub fn event_type_obj(py: Python<'_>, id: u32) -> Py<PyAny> {
+    let known = {
+        let et = EVENT_TYPES.lock();
+        if let Some(o) = et.get(id as usize) {
+            return o.clone_ref(py); // an incref only
+        }
+        et.len()
+    };
+    // New names become Python strings with no lock held; another thread may have added
+    // them meanwhile (then ours are dropped, after the lock).
+    let names: Vec<Py<PyAny>> = (known as u32..=id)
+        .map(|i| {
+            PyString::new(py, &kinds::event_type_name(i))
+                .into_any()
+                .unbind()
+        })
+        .collect();
     let mut et = EVENT_TYPES.lock();
-    if let Some(o) = et.get(id as usize) {
-        return o.clone_ref(py);
+    let mut spare = Vec::new();
+    for (i, name) in (known..).zip(names) {
+        if i == et.len() {
+            et.push(name);
+        } else {
+            spare.push(name);
+        }
     }
-    while et.len() <= id as usize {
-        let name = kinds::event_type_name(et.len() as u32);
-        et.push(PyString::new(py, &name).into_any().unbind());
-    }
-    et[id as usize].clone_ref(py)
+    let o = et.get(id as usize).map(|o| o.clone_ref(py));
+    drop(et);
+    drop(spare);
+    o.unwrap_or_else(|| {
+        PyString::new(py, &kinds::event_type_name(id))
+            .into_any()
+            .unbind()
+    })
 }
 
 /// Registers a custom event type (idempotent) so that events of that type route like

@@ -1,5 +1,11 @@
 //! tracebus's PyO3 face: the `_core` extension module over the pure-Rust `tracebus-core`
 //! crate. This file only registers classes and functions.
+//!
+//! The lock rule (see `rust/README.md`): never hold a Rust lock (`lock()`, `read()`,
+//! `write()`, including a guard an `if let`/`match` scrutinee keeps alive) while Python can
+//! run: calls, hooks, wakers, logging, or dropping a `Py<...>`. Take out, release, then
+//! call or drop. Blocking waits release the GIL and are interruptible
+//! (`args::detach_interruptible`); timeouts go through `args::timeout_secs`.
 
 mod args;
 mod batch;

@@ -269,6 +269,7 @@ impl StateStore {
     /// writes and reads go on. A writer never waits on a full watcher that only it would drain: the
     /// watcher's consumer is the last thread that received from it (the subscribing thread
     /// until then), and that thread's writes overflow the buffer (counted) instead.
+    /// Closing the channel, or dropping its last reference, unsubscribes it.
     #[pyo3(signature = (label=None, *, buffer_size=None, strategy=None))]
     fn subscribe(
         &self,

@@ -947,7 +947,8 @@ class EventBus:
         buffer_size: int | None = None,
         strategy: _Strategy | None = None,
     ) -> Channel[Event]:
-        """Subscribes a bounded channel (default 1000 items, strategy drop)."""
+        """Subscribes a bounded channel (default 1000 items, strategy drop); closing it, or
+        dropping its last reference, unsubscribes it."""
     def unsubscribe(self, subscription: Subscription | Channel[Any]) -> bool:
         """Removes a subscription or channel; False if it was not active."""
     def close(self, timeout: float = 5.0) -> None:
@@ -992,8 +993,8 @@ class EventBatchProcessor:
         """Starts the batch thread (does nothing if it is running)."""
     def queue_event(self, event: Event) -> None:
         """Queues ``event`` (waits while full); publishes it directly when not started."""
-    def flush(self) -> None:
-        """Publishes everything queued so far and returns when it has been published."""
+    def flush(self, timeout: float | None = None) -> bool:
+        """Publishes everything queued so far; True once published, False after ``timeout``."""
     def stop(self) -> None:
         """Publishes what is queued and stops the batch thread."""
     @property

@@ -3,6 +3,7 @@ checks, and ``Drain``, a thread that empties a bus channel in batches."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +19,31 @@ def check_int(name: str, value: object, minimum: int = 0) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def check_timeout(name: str, value: object) -> float | None:
+    """A timeout argument in seconds: None, or a value too large for a wait
+    (``sys.maxsize``, ``1e20``, ``inf``), means no limit (None); NaN and negatives raise
+    ValueError, other types TypeError, naming ``name``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds or None, got {type(value).__name__}")
+    t = float(value)
+    if math.isnan(t) or t < 0:
+        raise ValueError(f"{name} must be a non-negative number of seconds or None, got {t}")
+    return None if t > threading.TIMEOUT_MAX / 2 else t
+
+
+def time_left(deadline: float | None) -> float | None:
+    """Seconds until ``deadline`` (a ``time.monotonic()`` value; None: no limit), at least 0."""
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def work_part(timeout: float) -> float:
+    """The part of a stop's or close's ``timeout`` for finishing the work; the rest (half
+    of it, at most 1 s) is for giving up and counting what is left."""
+    return timeout - min(timeout / 2, 1.0)
 
 
 class Drain:
@@ -83,6 +109,7 @@ class Drain:
         """Waits up to ``timeout`` seconds (None: no limit) until nothing is buffered and
         every event taken from the channel was handled; True if so, False at the timeout
         or if the thread ended first."""
+        timeout = check_timeout("timeout", timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while True:
@@ -99,14 +126,20 @@ class Drain:
                 self._cond.wait(0.005 if left is None else min(0.005, left))
 
     def stop(self, timeout: float | None) -> None:
-        """Closes the channel and waits up to ``timeout`` seconds for the thread to handle
-        what is buffered; then, with ``abandon``, sets ``give_up`` and waits up to 5 s
-        more for the thread to abandon the rest. Does not wait when called from the thread
-        itself."""
+        """Closes the channel and waits for the thread to handle what is buffered; returns
+        within ``timeout`` seconds (None: no limit). With ``abandon``, the last part of the
+        timeout (half of it, at most 1 s) is for giving up: ``give_up`` is set and the
+        thread abandons the rest (if it is still busy when ``stop`` returns, it does so
+        right after). Does not wait when called from the thread itself."""
+        timeout = check_timeout("timeout", timeout)
         self.channel.close()
         if threading.current_thread() is self.thread:
             return
-        self.thread.join(timeout)
-        if self.thread.is_alive() and self.abandon is not None:
+        if timeout is None or self.abandon is None:
+            self.thread.join(timeout)
+            return
+        deadline = time.monotonic() + timeout
+        self.thread.join(work_part(timeout))
+        if self.thread.is_alive():
             self.give_up.set()
-            self.thread.join(5.0)
+            self.thread.join(time_left(deadline))

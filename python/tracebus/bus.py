@@ -203,6 +203,10 @@ class EventBus(_core.EventBus):
         ``mode`` defaults to ``"async"`` for coroutine functions and ``"sync"`` otherwise.
         Thread and async modes buffer up to ``buffer_size`` events (default 1000) with
         ``strategy`` (default: block the publisher, GIL released).
+
+        The bus holds ``handler`` strongly until ``unsubscribe`` (or ``sub.close()``, or
+        ``close()``), whether or not the returned ``Subscription`` is kept. (A channel from
+        ``subscribe_channel``, by contrast, unsubscribes itself once nobody holds it.)
         """
         flt = _as_filter("filter", filter)
         if mode is None:

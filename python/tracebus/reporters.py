@@ -6,6 +6,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Self, runtime_checkable
 
@@ -21,6 +22,7 @@ from ._core import (
     StateStore,
     StateTransition,
 )
+from ._drain import check_timeout, time_left, work_part
 from ._enums import ServiceState
 from .bus import EventBus
 from .logging import CorrelationFilter
@@ -183,15 +185,17 @@ class TUIReporter:
 
             def put_blocking(item: object) -> None:
                 # Waits for room, but not past a close() whose timeout ran out: what cannot
-                # be handed over then is counted, not silently left behind.
-                while True:
+                # be handed over then is counted (without waiting), not silently left behind.
+                while not self._closing.is_set():
                     try:
-                        q.put(item, timeout=0.05)
+                        q.put(item, timeout=0.02)
                         return
                     except queue.Full:
-                        if self._closing.is_set():
-                            self._forward_dropped += 1
-                            return
+                        pass
+                try:
+                    q.put_nowait(item)
+                except queue.Full:
+                    self._forward_dropped += 1
 
             self._start_forwarder(put_blocking)
         else:
@@ -236,14 +240,18 @@ class TUIReporter:
         return s
 
     def close(self, timeout: float = 5.0) -> None:
-        """Closes the buffer; the forwarder hands over what is buffered and stops. Updates a
-        full ``queue.Queue`` still refuses after ``timeout`` seconds count in
-        ``forward_dropped``."""
+        """Closes the buffer; the forwarder hands over what is buffered and stops. Returns
+        within ``timeout`` seconds: updates a full ``queue.Queue`` still refuses then are
+        counted in ``forward_dropped`` (by the forwarder, which finishes without waiting)."""
+        t = check_timeout("timeout", timeout)
         self.channel.close()
         if self._thread is not None:
-            self._thread.join(timeout)
+            deadline = None if t is None else time.monotonic() + t
+            # Most of the time for the hand-over; the rest for the forwarder to count what
+            # the queue refuses once ``_closing`` is set.
+            self._thread.join(None if t is None else work_part(t))
             self._closing.set()
-            self._thread.join()
+            self._thread.join(time_left(deadline))
 
 
 class ConsoleReporter:

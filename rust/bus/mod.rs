@@ -22,7 +22,9 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
-use tracebus_core::delivery::channel::{BufferAction, Channel as Core, SendError, Sent};
+use tracebus_core::delivery::channel::{
+    BufferAction, Channel as Core, SendError, Sent, WAIT_SLICE,
+};
 use tracebus_core::metrics::LatencyHistogram;
 use tracebus_core::model::header::Header;
 use tracebus_core::model::kinds::{self, MAX_EVENT_TYPES};
@@ -263,7 +265,8 @@ impl EventBus {
     }
 
     /// Low-level subscribe used by the Python `EventBus.subscribe`: `mode` is `sync`,
-    /// `thread` or `async` (the caller runs the async pump).
+    /// `thread` or `async` (the caller runs the async pump). The bus holds the handler
+    /// strongly until the subscription is removed (kept `Subscription` or not).
     #[pyo3(signature = (filter, handler, mode, buffer_size=None, strategy=None))]
     fn _subscribe(
         &self,
@@ -324,7 +327,8 @@ impl EventBus {
     }
 
     /// Subscribes a bounded channel: iterate it, `recv`, `drain`, or `async for`. Closing
-    /// the channel unsubscribes it. Default strategy: drop (counted).
+    /// the channel, or dropping its last reference, unsubscribes it. Default strategy: drop
+    /// (counted).
     #[pyo3(signature = (filter=None, buffer_size=None, strategy=None))]
     fn subscribe_channel(
         &self,
@@ -387,7 +391,7 @@ impl EventBus {
         py: Python<'_>,
         #[pyo3(from_py_with = seconds_arg)] timeout: f64,
     ) -> PyResult<()> {
-        let t = extract_timeout(Some(timeout))?.unwrap_or(Duration::from_secs(5));
+        let t = extract_timeout(Some(timeout))?;
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
@@ -406,18 +410,25 @@ impl EventBus {
             .filter_map(|s| s.worker.lock().take())
             .filter(|h| h.thread().id() != me)
             .collect();
-        py.detach(move || {
-            let deadline = Instant::now() + t;
+        // Waits for the handler threads in slices, interruptibly (a handler may never end).
+        crate::args::detach_interruptible(py, move |interrupted| {
+            let deadline = t.and_then(|t| Instant::now().checked_add(t));
+            let mut asked = Instant::now();
             for h in handles {
-                while !h.is_finished() && Instant::now() < deadline {
+                while !h.is_finished() && deadline.is_none_or(|d| Instant::now() < d) {
                     std::thread::sleep(Duration::from_millis(1));
+                    if asked.elapsed() >= WAIT_SLICE {
+                        if interrupted() {
+                            return;
+                        }
+                        asked = Instant::now();
+                    }
                 }
                 if h.is_finished() {
                     let _ = h.join();
                 }
             }
-        });
-        Ok(())
+        })
     }
 
     /// Whether `close()` was called.
@@ -441,7 +452,8 @@ impl EventBus {
             }
             _ => None,
         };
-        *self.inner.on_error.lock() = h;
+        let old = std::mem::replace(&mut *self.inner.on_error.lock(), h);
+        drop(old); // after the lock: dropping the old hook may run Python code
         Ok(())
     }
 

@@ -167,7 +167,20 @@ impl EventBus {
                     let res = match ch.try_send(event.clone().unbind(), sev, h.type_id) {
                         Err(SendError::WouldBlock(obj)) => {
                             let ch = ch.clone();
-                            py.detach(move || ch.send_blocking(obj, sev, h.type_id, timeout))
+                            let ty = h.type_id;
+                            let r = crate::args::detach_interruptible(py, move |i| {
+                                ch.send_interruptible(obj, sev, ty, timeout, i)
+                            });
+                            match r {
+                                Ok(r) => r,
+                                Err(interrupted) => {
+                                    // Counted as dropped by the channel; the bus counts it
+                                    // too, and what was delivered so far, then raises.
+                                    inner.dropped.fetch_add(1, Ordering::Relaxed);
+                                    inner.delivered.add(py, out.deliveries);
+                                    return Err(interrupted);
+                                }
+                            }
                         }
                         r => r,
                     };
@@ -185,7 +198,9 @@ impl EventBus {
                                 out.deliveries += 1;
                             }
                         }
-                        Ok(Sent::Dropped(_)) | Err(SendError::Closed(_)) => {
+                        Ok(Sent::Dropped(_))
+                        | Err(SendError::Closed(_))
+                        | Err(SendError::Interrupted(_)) => {
                             inner.dropped.fetch_add(1, Ordering::Relaxed);
                         }
                         Err(SendError::Timeout(_)) => {

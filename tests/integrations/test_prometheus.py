@@ -36,7 +36,7 @@ def scrape(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str]
     return out
 
 
-def workload(bus: EventBus, store: StateStore) -> None:
+def workload(bus: EventBus, store: StateStore) -> list[object]:
     """3 state events (1 failure), 2 system events; one handler raises on the failure; a
     2-slot drop channel and a 1-slot evict channel see all 5 events."""
     adapter = EventBusAdapter(bus, store)
@@ -46,8 +46,11 @@ def workload(bus: EventBus, store: StateStore) -> None:
 
     bus.subscribe(filter_by_type(EventType.SERVICE_FAILED), flaky)
     bus.subscribe(None, lambda e: None)
-    bus.subscribe_channel(None, buffer_size=2, strategy=SimpleBufferStrategy("drop"))
-    bus.subscribe_channel(None, buffer_size=1, strategy=SimpleBufferStrategy("evict_oldest"))
+    # Kept (returned): a channel nobody holds unsubscribes itself.
+    channels: list[object] = [
+        bus.subscribe_channel(None, buffer_size=2, strategy=SimpleBufferStrategy("drop")),
+        bus.subscribe_channel(None, buffer_size=1, strategy=SimpleBufferStrategy("evict_oldest")),
+    ]
     for label, state in (
         ("pf-a", ServiceState.RUNNING),
         ("mcp-b", ServiceState.RUNNING),
@@ -57,13 +60,14 @@ def workload(bus: EventBus, store: StateStore) -> None:
         adapter.report(ManagedServiceUpdate(t, label, state))
     bus.publish(SystemEvent("orch", "startup"))
     bus.publish(SystemEvent("orch", "config_change"))
+    return channels
 
 
 def test_scrape_equals_metrics_after_a_known_workload() -> None:
     bus, store = EventBus(on_error=lambda *a: None), StateStore()
     registry = CollectorRegistry()
     tprom.register(bus=bus, store=store, registry=registry)
-    workload(bus, store)
+    channels = workload(bus, store)
     got = scrape(registry)
     bm, sm = bus.get_metrics(), store.get_metrics()
 
@@ -108,6 +112,7 @@ def test_scrape_equals_metrics_after_a_known_workload() -> None:
         bm["max_latency_ms"] / 1000
     )
     bus.close()
+    assert len(channels) == 2  # kept alive (subscribed) through the scrape
 
 
 def test_counters_are_read_at_scrape_time_and_unregister() -> None:

@@ -21,7 +21,7 @@ from .._core import (
     StateStore,
     TracebusError,
 )
-from .._drain import Drain, check_int
+from .._drain import Drain, check_int, check_timeout, time_left
 from .checks import _check_directions, _check_name, _check_url, _import_redis, _redact
 from .reader import _Reader
 from .window import _Window
@@ -317,10 +317,7 @@ class RedisStreamBridge(_Writer, _Reader):
         """Stops the bridge: sends what is still buffered (trying for up to ``timeout``
         seconds while Redis is unreachable; what is left then counts as ``unsent``), then
         ends the threads and closes the connection. Idempotent."""
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0
-        ):
-            raise ValueError(f"timeout must be a non-negative number or None, got {timeout!r}")
+        timeout = check_timeout("timeout", timeout)
         if self._state != "running":
             self._state = "stopped"
             return
@@ -332,9 +329,9 @@ class RedisStreamBridge(_Writer, _Reader):
         reader = self._reader
         # stop() may be called by a handler of a received event (on the reader thread).
         if reader is not None and threading.current_thread() is not reader:
-            reader.join(_left(deadline))
+            reader.join(time_left(deadline))
         if self._drain is not None:
-            self._drain.stop(_left(deadline))  # then gives up (counted as unsent)
+            self._drain.stop(time_left(deadline))  # then gives up (counted as unsent)
         self._client.close()
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -342,10 +339,7 @@ class RedisStreamBridge(_Writer, _Reader):
         filter) was appended to the stream (its ``XADD`` returned), up to ``timeout``
         seconds; True if so. False at the timeout, e.g. while Redis is unreachable. True at
         once for a receive-only bridge (``outbound=False``)."""
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0
-        ):
-            raise ValueError(f"timeout must be a non-negative number or None, got {timeout!r}")
+        timeout = check_timeout("timeout", timeout)
         return True if self._drain is None else self._drain.flush(timeout)
 
     def __enter__(self) -> RedisStreamBridge:
@@ -450,7 +444,3 @@ def _restart_running_bridges() -> None:
 
 
 os.register_at_fork(after_in_child=_restart_running_bridges)
-
-
-def _left(deadline: float | None) -> float | None:
-    return None if deadline is None else max(0.0, deadline - time.monotonic())

@@ -29,6 +29,7 @@
 //! No lock is held while the sink runs, and the flush thread waits on a condition variable
 //! (no polling) whenever there is nothing due.
 
+use crate::delivery::channel::{earliest, Interrupt, WAIT_SLICE};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -389,19 +390,39 @@ impl<T: Send + 'static> Batcher<T> {
     /// wait for itself, and publishing the queue there would overtake the rest of the
     /// current batch; the queued items go out, in order, right after it.
     pub fn flush(&self) {
+        self.flush_interruptible(None, &|| false);
+    }
+
+    /// `flush` that waits at most `timeout` (None: no limit) and asks `interrupt` between
+    /// slices of its wait. Returns false if it gave up (timeout or interrupt) before
+    /// everything queued before the call went through the sink.
+    pub fn flush_interruptible(&self, timeout: Option<Duration>, interrupt: Interrupt<'_>) -> bool {
         if self.on_flush_thread() {
-            return;
+            return true;
         }
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut st = self.state.lock();
         let target = st.enqueued;
         if st.completed >= target {
-            return;
+            return true;
         }
         st.flush_upto = st.flush_upto.max(target);
         self.work.notify_one();
         while st.completed < target && st.phase != Phase::Stopped {
-            self.progress.wait(&mut st);
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return false;
+            }
+            let until = earliest(deadline, Some(now + WAIT_SLICE)).unwrap_or(now + WAIT_SLICE);
+            if self.progress.wait_until(&mut st, until).timed_out()
+                && st.completed < target
+                && st.phase != Phase::Stopped
+                && MutexGuard::unlocked(&mut st, interrupt)
+            {
+                return false;
+            }
         }
+        st.completed >= target
     }
 
     /// Asks the flush thread to flush everything and exit, without waiting.
@@ -419,6 +440,12 @@ impl<T: Send + 'static> Batcher<T> {
     /// batch). Returns false if it was not running. Call it without holding anything the
     /// sink needs.
     pub fn stop(&self) -> bool {
+        self.stop_interruptible(&|| false)
+    }
+
+    /// `stop` that asks `interrupt` between slices of its wait; when it says so, returns
+    /// with the flush thread still finishing (in the background).
+    pub fn stop_interruptible(&self, interrupt: Interrupt<'_>) -> bool {
         if self.on_flush_thread() {
             let was = self.state.lock().phase == Phase::Running;
             self.request_stop();
@@ -427,12 +454,18 @@ impl<T: Send + 'static> Batcher<T> {
         let mut handle = self.handle.lock();
         let was = self.state.lock().phase == Phase::Running;
         self.request_stop();
-        if let Some(h) = handle.take() {
-            let _ = h.join();
-        }
         let mut st = self.state.lock();
         while st.phase != Phase::Stopped {
-            self.progress.wait(&mut st);
+            if self.progress.wait_for(&mut st, WAIT_SLICE).timed_out()
+                && st.phase != Phase::Stopped
+                && MutexGuard::unlocked(&mut st, interrupt)
+            {
+                return was;
+            }
+        }
+        drop(st);
+        if let Some(h) = handle.take() {
+            let _ = h.join(); // it has stopped: ends at once
         }
         was
     }

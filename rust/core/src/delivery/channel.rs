@@ -137,6 +137,9 @@ pub enum SendError<T> {
     /// Only from `try_send`: the strategy says block and the buffer is full. Not counted;
     /// retry with `send_blocking`.
     WouldBlock(T),
+    /// The wait for room was given up because its `Interrupt` said so (e.g. Ctrl-C).
+    /// Counted as dropped.
+    Interrupted(T),
 }
 
 /// What `count_outside` counts.
@@ -157,6 +160,24 @@ pub enum RecvError {
     Empty,
     Timeout,
     Closed,
+    /// The wait was given up because its `Interrupt` said so (e.g. Ctrl-C).
+    Interrupted,
+}
+
+/// Longest a blocking wait sleeps before it asks its `Interrupt` whether to give up.
+pub const WAIT_SLICE: Duration = Duration::from_millis(50);
+
+/// Asked between slices of a blocking wait (at most every `WAIT_SLICE`), with no lock
+/// held: `true` gives the wait up. The Python face checks for signals in it, so Ctrl-C
+/// ends any wait within ~`WAIT_SLICE`.
+pub type Interrupt<'a> = &'a dyn Fn() -> bool;
+
+/// The earlier of two optional instants (None: never).
+pub fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 type Waker = Box<dyn FnOnce() + Send>;
@@ -293,7 +314,7 @@ impl<T> Channel<T> {
     /// `WouldBlock` (uncounted), to be retried with `send_blocking` after releasing
     /// whatever the caller holds (the GIL).
     pub fn try_send(&self, item: T, severity: u8, type_id: u32) -> Result<Sent<T>, SendError<T>> {
-        self.send_inner(item, severity, type_id, None, false)
+        self.send_inner(item, severity, type_id, None, false, None)
     }
 
     /// Sends, waiting for room under the block action for at most `timeout` (forever if
@@ -305,7 +326,20 @@ impl<T> Channel<T> {
         type_id: u32,
         timeout: Option<Duration>,
     ) -> Result<Sent<T>, SendError<T>> {
-        self.send_inner(item, severity, type_id, timeout, true)
+        self.send_inner(item, severity, type_id, timeout, true, None)
+    }
+
+    /// `send_blocking` that asks `interrupt` between slices of its wait and gives up with
+    /// `Interrupted` (counted as dropped) when it says so.
+    pub fn send_interruptible(
+        &self,
+        item: T,
+        severity: u8,
+        type_id: u32,
+        timeout: Option<Duration>,
+        interrupt: Interrupt<'_>,
+    ) -> Result<Sent<T>, SendError<T>> {
+        self.send_inner(item, severity, type_id, timeout, true, Some(interrupt))
     }
 
     /// Token of the thread registered as this channel's consumer (0: none yet).
@@ -313,6 +347,7 @@ impl<T> Channel<T> {
         self.consumer.load(Ordering::Relaxed)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn send_inner(
         &self,
         item: T,
@@ -320,6 +355,7 @@ impl<T> Channel<T> {
         type_id: u32,
         timeout: Option<Duration>,
         may_wait: bool,
+        interrupt: Option<Interrupt<'_>>,
     ) -> Result<Sent<T>, SendError<T>> {
         let mut g = self.inner.lock();
         if g.closed {
@@ -382,23 +418,40 @@ impl<T> Channel<T> {
                     (Some(c), _) => (Some(c), false),
                     (None, o) => (o, o.is_some()),
                 };
+                let mut asked = now;
                 while g.len >= self.capacity && !g.closed {
-                    match deadline {
-                        Some(d) => {
-                            if self.not_full.wait_until(&mut g, d).timed_out()
-                                && g.len >= self.capacity
-                                && !g.closed
-                            {
+                    let now = Instant::now();
+                    if deadline.is_some_and(|d| now >= d) {
+                        g.stats.sent += 1;
+                        g.stats.dropped += 1;
+                        if own {
+                            g.stats.timed_out += 1;
+                            return Ok(Sent::Dropped(item));
+                        }
+                        return Err(SendError::Timeout(item));
+                    }
+                    // Waits in slices of `WAIT_SLICE` while asking `interrupt`, else up to
+                    // the deadline (or for ever).
+                    let slice = interrupt.map(|_| now + WAIT_SLICE);
+                    let timed_out = match earliest(deadline, slice) {
+                        Some(until) => self.not_full.wait_until(&mut g, until).timed_out(),
+                        None => {
+                            self.not_full.wait(&mut g);
+                            false
+                        }
+                    };
+                    if !timed_out || g.len < self.capacity || g.closed {
+                        continue;
+                    }
+                    if let Some(interrupt) = interrupt {
+                        if asked.elapsed() >= WAIT_SLICE {
+                            asked = Instant::now();
+                            if parking_lot::MutexGuard::unlocked(&mut g, interrupt) {
                                 g.stats.sent += 1;
                                 g.stats.dropped += 1;
-                                if own {
-                                    g.stats.timed_out += 1;
-                                    return Ok(Sent::Dropped(item));
-                                }
-                                return Err(SendError::Timeout(item));
+                                return Err(SendError::Interrupted(item));
                             }
                         }
-                        None => self.not_full.wait(&mut g),
                     }
                 }
                 if g.closed {
@@ -465,8 +518,26 @@ impl<T> Channel<T> {
     /// Waits for the next item for at most `timeout` (forever if `None`). Buffered items
     /// are still returned after `close`; `Closed` comes once the buffer is empty.
     pub fn recv(&self, timeout: Option<Duration>) -> Result<(u64, T), RecvError> {
+        self.recv_inner(timeout, None)
+    }
+
+    /// `recv` that asks `interrupt` between slices of its wait and gives up with
+    /// `Interrupted` when it says so.
+    pub fn recv_interruptible(
+        &self,
+        timeout: Option<Duration>,
+        interrupt: Interrupt<'_>,
+    ) -> Result<(u64, T), RecvError> {
+        self.recv_inner(timeout, Some(interrupt))
+    }
+
+    fn recv_inner(
+        &self,
+        timeout: Option<Duration>,
+        interrupt: Option<Interrupt<'_>>,
+    ) -> Result<(u64, T), RecvError> {
         self.register_consumer();
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut g = self.inner.lock();
         loop {
             if let Some(s) = g.pop() {
@@ -477,14 +548,22 @@ impl<T> Channel<T> {
             if g.closed {
                 return Err(RecvError::Closed);
             }
-            match deadline {
-                Some(d) => {
-                    if self.not_empty.wait_until(&mut g, d).timed_out() && g.len == 0 {
-                        return Err(if g.closed {
-                            RecvError::Closed
-                        } else {
-                            RecvError::Timeout
-                        });
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(RecvError::Timeout);
+            }
+            let slice = interrupt.map(|_| now + WAIT_SLICE);
+            match earliest(deadline, slice) {
+                Some(until) => {
+                    let timed_out = self.not_empty.wait_until(&mut g, until).timed_out();
+                    if let Some(interrupt) = interrupt {
+                        if timed_out
+                            && g.len == 0
+                            && !g.closed
+                            && parking_lot::MutexGuard::unlocked(&mut g, interrupt)
+                        {
+                            return Err(RecvError::Interrupted);
+                        }
                     }
                 }
                 None => self.not_empty.wait(&mut g),
@@ -514,7 +593,7 @@ impl<T> Channel<T> {
     pub fn recv_batch(&self, max: usize, timeout: Option<Duration>) -> Vec<(u64, T)> {
         self.register_consumer();
         {
-            let deadline = timeout.map(|t| Instant::now() + t);
+            let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
             let mut g = self.inner.lock();
             while g.len == 0 && !g.closed {
                 match deadline {
@@ -535,6 +614,9 @@ impl<T> Channel<T> {
     pub fn arm_waker(&self, waker: Waker) -> bool {
         let mut g = self.inner.lock();
         if g.len > 0 || g.closed {
+            // The waker may own Python objects: dropped after the lock.
+            drop(g);
+            drop(waker);
             return false;
         }
         g.wakers.push(waker);

@@ -434,7 +434,10 @@ impl StateStore {
                     self.sub_drops.fetch_add(1, Ordering::Relaxed);
                     None
                 }
-                Ok(Sent::Dropped(_)) | Err(SendError::Closed(_)) | Err(SendError::Timeout(_)) => {
+                Ok(Sent::Dropped(_))
+                | Err(SendError::Closed(_))
+                | Err(SendError::Timeout(_))
+                | Err(SendError::Interrupted(_)) => {
                     self.sub_drops.fetch_add(1, Ordering::Relaxed);
                     None
                 }

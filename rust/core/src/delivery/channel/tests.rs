@@ -285,3 +285,36 @@ fn block_timeout_of_the_strategy_drops_and_the_sender_goes_on() {
     ch.close();
     assert_eq!(h.join().unwrap(), Err(SendError::Closed(2)));
 }
+
+#[test]
+fn interrupted_waits_give_up_and_count() {
+    let ch = Channel::new(1, Strategy::simple(BufferAction::Block));
+    ch.try_send(1, 2, 0).unwrap();
+    let asked = std::cell::Cell::new(0);
+    let interrupt = || {
+        asked.set(asked.get() + 1);
+        asked.get() >= 2 // gives up at the second slice
+    };
+    assert!(matches!(
+        ch.send_interruptible(2, 2, 0, None, &interrupt),
+        Err(SendError::Interrupted(2))
+    ));
+    assert_eq!(asked.get(), 2);
+    let s = ch.stats();
+    assert_eq!((s.sent, s.dropped, s.buffered), (2, 1, 1));
+    check(s);
+    // A huge timeout is no deadline (no Instant overflow) and still interruptible.
+    assert!(matches!(
+        ch.send_interruptible(3, 2, 0, Some(Duration::MAX), &|| true),
+        Err(SendError::Interrupted(3))
+    ));
+    assert_eq!(ch.recv(None), Ok((0, 1)));
+    assert_eq!(
+        ch.recv_interruptible(Some(Duration::MAX), &|| true),
+        Err(RecvError::Interrupted)
+    );
+    // An item that is there is taken without asking.
+    ch.try_send(4, 2, 0).unwrap();
+    assert!(matches!(ch.recv_interruptible(None, &|| true), Ok((_, 4))));
+    check(ch.stats());
+}
