@@ -74,6 +74,10 @@ mod _core {
             py.get_type::<crate::errors::PublishTimeoutError>(),
         )?;
         m.add(
+            "PublishDeadlockError",
+            py.get_type::<crate::errors::PublishDeadlockError>(),
+        )?;
+        m.add(
             "PublishDepthError",
             py.get_type::<crate::errors::PublishDepthError>(),
         )?;

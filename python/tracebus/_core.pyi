@@ -23,6 +23,7 @@ _Rules: TypeAlias = (
     | dict[str, str]
     | dict[EventType | str, BufferAction | str]
 )
+_SelfBlock: TypeAlias = Literal["drop", "evict_oldest", "raise"]
 _ErrorText: TypeAlias = str | BaseException | None
 _ErrorHook: TypeAlias = Callable[[BaseException, Event, Subscription], object]
 
@@ -53,6 +54,7 @@ __all__ = [
     "HealthStatusUpdate",
     "ManagedServiceUpdate",
     "PriorityBufferStrategy",
+    "PublishDeadlockError",
     "PublishDepthError",
     "PublishTimeoutError",
     "ServiceStateEvent",
@@ -106,6 +108,13 @@ class ChannelClosed(TracebusError):
 
 class PublishTimeoutError(TracebusError):
     """A block-strategy subscriber stayed full past the publish timeout."""
+
+class PublishDeadlockError(TracebusError):
+    """A full block-strategy buffer could not be waited on without deadlocking.
+
+    The sender is the buffer's consumer, or the consumer waits on the sender, and the
+    strategy's ``on_self_block`` is ``"raise"``; the item was counted as dropped.
+    """
 
 class PublishDepthError(TracebusError):
     """Handlers published events nested deeper than the bus's max_depth."""
@@ -652,26 +661,47 @@ def not_filter(filter: Filter) -> Filter:
 class SimpleBufferStrategy:
     """On overflow, apply one ``BufferAction`` to every item."""
 
-    def __new__(cls, action: BufferAction | str) -> Self:
-        """A strategy applying ``action`` on overflow."""
+    def __new__(
+        cls, action: BufferAction | str, *, on_self_block: _SelfBlock | None = None
+    ) -> Self:
+        """A strategy applying ``action`` on overflow.
+
+        ``on_self_block``: what a block-action send into a full buffer does when it must not
+        wait (the sender is the consumer, or the consumer waits on the sender):
+        ``"drop"`` (default), ``"evict_oldest"`` or ``"raise"`` (``PublishDeadlockError``).
+        Counted in ``stats()["overflowed"]``; a buffer never grows past its capacity.
+        """
     @property
     def action(self) -> BufferAction:
         """The action taken on overflow."""
+    @property
+    def on_self_block(self) -> _SelfBlock:
+        """What a block-action send that must not wait does."""
 
 @final
 class PriorityBufferStrategy:
     """Severity-aware overflow: evicts the least severe, oldest item, never a more severe one."""
 
     def __new__(
-        cls, default_action: BufferAction | str | None = None, rules: _Rules | None = None
+        cls,
+        default_action: BufferAction | str | None = None,
+        rules: _Rules | None = None,
+        *,
+        on_self_block: _SelfBlock | None = None,
     ) -> Self:
-        """``default_action`` (default ``EVICT_OLDEST``) with per-event-type ``rules``."""
+        """``default_action`` (default ``EVICT_OLDEST``) with per-event-type ``rules``.
+
+        ``on_self_block`` as for ``SimpleBufferStrategy``.
+        """
     @property
     def default_action(self) -> BufferAction:
         """The action taken on overflow when no rule applies."""
     @property
     def rules(self) -> dict[EventType | str, BufferAction]:
         """Per-event-type overrides."""
+    @property
+    def on_self_block(self) -> _SelfBlock:
+        """What a block-action send that must not wait does."""
 
 @final
 class StateChangeEvent:

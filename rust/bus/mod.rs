@@ -9,7 +9,7 @@
 use crate::args::{extract_timeout, seconds_arg, timeout_arg, type_err, value_err};
 use crate::channel::{extract_capacity, extract_strategy, stats_dict, Channel};
 use crate::correlation::DeliveryGuard;
-use crate::errors::{BusClosedError, PublishDepthError, PublishTimeoutError};
+use crate::errors::{BusClosedError, PublishDeadlockError, PublishDepthError, PublishTimeoutError};
 use crate::filter::{eval, extract_filter, visit_preds, PyTree};
 use crate::model::event::Event;
 use parking_lot::Mutex;
@@ -32,6 +32,8 @@ mod cells;
 mod publish;
 mod subscription;
 mod worker;
+
+use publish::Outcome;
 
 pub use cells::{GilCell, GilCounter};
 pub use subscription::{Mode, Subscription};
@@ -216,10 +218,10 @@ impl EventBus {
     ) -> PyResult<u64> {
         let t = extract_timeout(timeout)?;
         let o = self.publish_checked(py, event, t)?;
-        if o.timed_out {
-            return Err(PublishTimeoutError::new_err("a block-strategy subscriber stayed full for the whole timeout; the event was counted as dropped for it"));
+        match o.error("the event was") {
+            Some(e) => Err(e),
+            None => Ok(o.deliveries),
         }
-        Ok(o.deliveries)
     }
 
     /// Publishes events in order (all are checked to be events first). Returns the total
@@ -244,17 +246,21 @@ impl EventBus {
                 return Err(type_err(&format!("events[{i}]"), "a tracebus Event", e));
             }
         }
-        let mut total = 0;
-        let mut timed_out = false;
+        let mut all = Outcome {
+            deliveries: 0,
+            timed_out: false,
+            deadlocked: false,
+        };
         for e in &items {
             let o = self.publish_checked(py, e, t)?;
-            total += o.deliveries;
-            timed_out |= o.timed_out;
+            all.deliveries += o.deliveries;
+            all.timed_out |= o.timed_out;
+            all.deadlocked |= o.deadlocked;
         }
-        if timed_out {
-            return Err(PublishTimeoutError::new_err("a block-strategy subscriber stayed full for the whole timeout; events were counted as dropped for it"));
+        match all.error("events were") {
+            Some(e) => Err(e),
+            None => Ok(all.deliveries),
         }
-        Ok(total)
     }
 
     /// Low-level subscribe used by the Python `EventBus.subscribe`: `mode` is `sync`,

@@ -84,6 +84,22 @@ impl BusInner {
 pub(super) struct Outcome {
     pub(super) deliveries: u64,
     pub(super) timed_out: bool,
+    /// A block-strategy subscriber was full and waiting would deadlock, with
+    /// `on_self_block="raise"`.
+    pub(super) deadlocked: bool,
+}
+
+impl Outcome {
+    /// The error `publish` raises after delivering to everyone else, if any.
+    pub(super) fn error(&self, what: &str) -> Option<PyErr> {
+        if self.deadlocked {
+            Some(PublishDeadlockError::new_err(format!("a block-strategy subscriber was full and waiting for room would deadlock (this thread is its consumer, or its consumer waits on this thread) and its strategy says on_self_block='raise'; {what} counted as dropped for it")))
+        } else if self.timed_out {
+            Some(PublishTimeoutError::new_err(format!("a block-strategy subscriber stayed full for the whole timeout; {what} counted as dropped for it")))
+        } else {
+            None
+        }
+    }
 }
 
 impl EventBus {
@@ -118,6 +134,7 @@ impl EventBus {
         let mut out = Outcome {
             deliveries: 0,
             timed_out: false,
+            deadlocked: false,
         };
         for sub in cands {
             if !sub.active.load(Ordering::Acquire) {
@@ -172,6 +189,10 @@ impl EventBus {
                         Err(SendError::Timeout(_)) => {
                             inner.dropped.fetch_add(1, Ordering::Relaxed);
                             out.timed_out = true;
+                        }
+                        Err(SendError::WouldDeadlock(_)) => {
+                            inner.dropped.fetch_add(1, Ordering::Relaxed);
+                            out.deadlocked = true;
                         }
                         Err(SendError::WouldBlock(_)) => {
                             unreachable!("send_blocking never returns WouldBlock")

@@ -45,6 +45,42 @@ impl BufferAction {
     }
 }
 
+/// What a block-action send does when it must not wait: the buffer is full and the sender
+/// is the channel's own consumer, or the consumer is (transitively) waiting on the sender
+/// (a waits-for cycle, see [`waits`]). Counted in `overflowed`; never admitted past
+/// capacity.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SelfBlock {
+    /// The new item is dropped (counted in `dropped`). The default.
+    #[default]
+    Drop,
+    /// The oldest buffered item makes room (counted in `evicted`).
+    EvictOldest,
+    /// The send fails with [`SendError::WouldDeadlock`] (the item counted in `dropped`).
+    Raise,
+}
+
+impl SelfBlock {
+    pub const NAMES: [&'static str; 3] = ["drop", "evict_oldest", "raise"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SelfBlock::Drop => "drop",
+            SelfBlock::EvictOldest => "evict_oldest",
+            SelfBlock::Raise => "raise",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SelfBlock> {
+        match s {
+            "drop" => Some(SelfBlock::Drop),
+            "evict_oldest" => Some(SelfBlock::EvictOldest),
+            "raise" => Some(SelfBlock::Raise),
+            _ => None,
+        }
+    }
+}
+
 /// A buffer strategy: simple (one action) or priority (severity-aware eviction with
 /// optional per-event-type action overrides).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,6 +88,8 @@ pub struct Strategy {
     pub default_action: BufferAction,
     pub priority: bool,
     pub rules: HashMap<u32, BufferAction>,
+    /// What a block-action send that must not wait does instead (see [`SelfBlock`]).
+    pub on_self_block: SelfBlock,
 }
 
 impl Strategy {
@@ -60,6 +98,7 @@ impl Strategy {
             default_action: action,
             priority: false,
             rules: HashMap::new(),
+            on_self_block: SelfBlock::Drop,
         }
     }
 
@@ -68,7 +107,14 @@ impl Strategy {
             default_action,
             priority: true,
             rules,
+            on_self_block: SelfBlock::Drop,
         }
+    }
+
+    /// The same strategy with `on_self_block` set.
+    pub fn with_on_self_block(mut self, on_self_block: SelfBlock) -> Self {
+        self.on_self_block = on_self_block;
+        self
     }
 
     fn action_for(&self, type_id: u32) -> BufferAction {
@@ -94,8 +140,9 @@ pub struct ChannelStats {
     pub dropped: u64,
     pub evicted: u64,
     pub blocked: u64,
-    /// Block-action sends admitted past capacity because the sender is the channel's own
-    /// consumer (waiting would deadlock); see `send_overflow`.
+    /// Block-action sends that could not wait because the sender is the channel's own
+    /// consumer or the consumer waits (transitively) on the sender; each then took the
+    /// strategy's `on_self_block` action (and is also counted as dropped or evicted).
     pub overflowed: u64,
     pub buffered: u64,
     pub capacity: u64,
@@ -122,6 +169,9 @@ pub enum SendError<T> {
     /// Only from `try_send`: the strategy says block and the buffer is full. Not counted;
     /// retry with `send_blocking`.
     WouldBlock(T),
+    /// The strategy says block, the buffer is full and waiting would deadlock (see
+    /// [`SelfBlock::Raise`]). Counted as dropped and overflowed.
+    WouldDeadlock(T),
 }
 
 /// Why a receive returned nothing.
@@ -194,6 +244,78 @@ thread_local! {
 /// A small unique number for the calling thread.
 pub fn thread_token() -> u64 {
     THREAD_TOKEN.with(|t| *t)
+}
+
+/// How long a blocked sender waits before re-checking the waits-for graph.
+const WAIT_SLICE: Duration = Duration::from_millis(5);
+
+/// The process-wide waits-for graph: which thread waits for which. A thread blocked on a
+/// full channel waits for that channel's consumer; other blocking waits (a batch flush)
+/// add their own edge. A thread whose wait target reaches it back is in a cycle: nobody in
+/// the cycle can make progress, so the thread that finds it stops waiting.
+pub mod waits {
+    use parking_lot::Mutex;
+
+    /// (waiter, waited-for) thread tokens; a thread has at most one edge at a time. Touched
+    /// only by threads about to wait (every few ms), never on a send that does not wait.
+    static EDGES: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
+
+    /// The calling thread's edge while it waits; removed on drop.
+    #[derive(Default)]
+    pub struct Edge {
+        target: Option<u64>,
+    }
+
+    impl Edge {
+        /// Records (or moves) the calling thread's edge to `target` (0: nobody).
+        pub fn wait_for(&mut self, target: u64) {
+            if self.target == Some(target) {
+                return;
+            }
+            let me = super::thread_token();
+            let mut e = EDGES.lock();
+            e.retain(|(w, _)| *w != me);
+            if target != 0 {
+                e.push((me, target));
+            }
+            self.target = Some(target);
+        }
+    }
+
+    impl Drop for Edge {
+        fn drop(&mut self) {
+            if self.target.is_some() {
+                let me = super::thread_token();
+                EDGES.lock().retain(|(w, _)| *w != me);
+            }
+        }
+    }
+
+    /// An edge from the calling thread to `target` for the guard's life.
+    pub fn enter(target: u64) -> Edge {
+        let mut e = Edge::default();
+        e.wait_for(target);
+        e
+    }
+
+    /// Whether following waits-for edges from `from` reaches `to` (`from == to` counts).
+    pub fn reaches(from: u64, to: u64) -> bool {
+        if from == 0 {
+            return false;
+        }
+        let e = EDGES.lock();
+        let mut at = from;
+        for _ in 0..=e.len() {
+            if at == to {
+                return true;
+            }
+            match e.iter().find(|(w, _)| *w == at) {
+                Some((_, t)) => at = *t,
+                None => return false,
+            }
+        }
+        false
+    }
 }
 
 /// Largest capacity accepted (items are preallocated lazily, but a bound catches typos).
@@ -270,7 +392,10 @@ impl<T> Channel<T> {
     }
 
     /// Sends, waiting for room under the block action for at most `timeout` (forever if
-    /// `None`). Never call this while holding a lock another consumer needs.
+    /// `None`). While it waits, the thread is an edge of the [`waits`] graph; when the
+    /// consumer turns out to wait (transitively) on this thread, the send takes the
+    /// strategy's `on_self_block` action instead. Never call this while holding a lock
+    /// another consumer needs.
     pub fn send_blocking(
         &self,
         item: T,
@@ -281,10 +406,10 @@ impl<T> Channel<T> {
         self.send_inner(item, severity, type_id, timeout, true, None)
     }
 
-    /// Like `send_blocking` without a timeout, but while waiting it asks `consumer_stuck`
-    /// (every few milliseconds, with this channel's consumer token, no lock held) whether
-    /// the consumer is itself waiting on something this sender holds; if so the item is
-    /// admitted past capacity (counted in `overflowed`) instead of waiting forever.
+    /// Like `send_blocking` without a timeout, but while waiting it also asks
+    /// `consumer_stuck` (every few milliseconds, with this channel's consumer token, no lock
+    /// held) whether the consumer is itself waiting on something this sender holds; if so
+    /// the send takes the `on_self_block` action instead of waiting forever.
     pub fn send_blocking_unless(
         &self,
         item: T,
@@ -326,34 +451,10 @@ impl<T> Channel<T> {
                 g.stats.dropped += 1;
                 Ok(Sent::Dropped(item))
             }
-            BufferAction::EvictOldest => {
-                let victim_lane = if self.strategy.priority {
-                    (0..6).find(|&l| !g.lanes[l].is_empty()).unwrap_or(0)
-                } else {
-                    0
-                };
-                if self.strategy.priority && victim_lane > usize::from(severity) {
-                    // Everything buffered is more severe than the newcomer: keep them.
-                    g.stats.sent += 1;
-                    g.stats.dropped += 1;
-                    return Ok(Sent::Dropped(item));
-                }
-                let victim = g.lanes[victim_lane]
-                    .pop_front()
-                    .expect("a full channel has a non-empty lane");
-                g.len -= 1;
-                g.stats.evicted += 1;
-                let seq = g.push(self.lane(severity), item);
-                self.after_push(g);
-                Ok(Sent::Evicted(seq, victim.item))
-            }
+            BufferAction::EvictOldest => Ok(self.evict_for(g, item, severity)),
             BufferAction::Block if self.is_consumer() => {
-                // The sender is the consumer: waiting could never end and dropping would
-                // lose an event nobody chose to lose, so admit it past capacity (counted).
-                g.stats.overflowed += 1;
-                let seq = g.push(self.lane(severity), item);
-                self.after_push(g);
-                Ok(Sent::Queued(seq))
+                // The sender is the consumer: waiting could never end.
+                self.self_block(g, item, severity)
             }
             BufferAction::Block => {
                 if !may_wait {
@@ -361,38 +462,36 @@ impl<T> Channel<T> {
                 }
                 g.stats.blocked += 1;
                 let deadline = timeout.map(|t| Instant::now() + t);
+                let me = thread_token();
+                let mut edge = waits::Edge::default();
                 while g.len >= self.capacity && !g.closed {
-                    if let Some(stuck) = consumer_stuck {
-                        let slice = Instant::now() + Duration::from_millis(5);
-                        if self.not_full.wait_until(&mut g, slice).timed_out()
-                            && g.len >= self.capacity
-                            && !g.closed
-                        {
-                            let token = self.consumer.load(Ordering::Relaxed);
-                            if parking_lot::MutexGuard::unlocked(&mut g, || stuck(token))
-                                && g.len >= self.capacity
-                                && !g.closed
-                            {
-                                g.stats.overflowed += 1;
-                                break;
-                            }
-                        }
+                    // Waits in slices: after each, a still-full channel whose consumer waits
+                    // (transitively) on this sender is a deadlock, not a wait.
+                    let slice = Instant::now() + WAIT_SLICE;
+                    let until = deadline.map_or(slice, |d| d.min(slice));
+                    if !self.not_full.wait_until(&mut g, until).timed_out()
+                        || g.len < self.capacity
+                        || g.closed
+                    {
                         continue;
                     }
-                    match deadline {
-                        Some(d) => {
-                            if self.not_full.wait_until(&mut g, d).timed_out()
-                                && g.len >= self.capacity
-                                && !g.closed
-                            {
-                                g.stats.sent += 1;
-                                g.stats.dropped += 1;
-                                return Err(SendError::Timeout(item));
-                            }
-                        }
-                        None => self.not_full.wait(&mut g),
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        drop(edge);
+                        g.stats.sent += 1;
+                        g.stats.dropped += 1;
+                        return Err(SendError::Timeout(item));
+                    }
+                    let token = self.consumer.load(Ordering::Relaxed);
+                    let stuck = parking_lot::MutexGuard::unlocked(&mut g, || {
+                        edge.wait_for(token);
+                        waits::reaches(token, me) || consumer_stuck.is_some_and(|f| f(token))
+                    });
+                    if stuck && g.len >= self.capacity && !g.closed {
+                        drop(edge);
+                        return self.self_block(g, item, severity);
                     }
                 }
+                drop(edge);
                 if g.closed {
                     g.stats.sent += 1;
                     g.stats.dropped += 1;
@@ -401,6 +500,59 @@ impl<T> Channel<T> {
                 let seq = g.push(self.lane(severity), item);
                 self.after_push(g);
                 Ok(Sent::Queued(seq))
+            }
+        }
+    }
+
+    /// Buffers `item` into a full channel by evicting the oldest (least severe) item, or
+    /// drops `item` when priority finds only more severe ones.
+    fn evict_for(
+        &self,
+        mut g: parking_lot::MutexGuard<'_, Inner<T>>,
+        item: T,
+        severity: u8,
+    ) -> Sent<T> {
+        let victim_lane = if self.strategy.priority {
+            (0..6).find(|&l| !g.lanes[l].is_empty()).unwrap_or(0)
+        } else {
+            0
+        };
+        if self.strategy.priority && victim_lane > usize::from(severity) {
+            // Everything buffered is more severe than the newcomer: keep them.
+            g.stats.sent += 1;
+            g.stats.dropped += 1;
+            return Sent::Dropped(item);
+        }
+        let victim = g.lanes[victim_lane]
+            .pop_front()
+            .expect("a full channel has a non-empty lane");
+        g.len -= 1;
+        g.stats.evicted += 1;
+        let seq = g.push(self.lane(severity), item);
+        self.after_push(g);
+        Sent::Evicted(seq, victim.item)
+    }
+
+    /// A block-action send into a full channel that must not wait: the strategy's
+    /// `on_self_block` action, counted in `overflowed`.
+    fn self_block(
+        &self,
+        mut g: parking_lot::MutexGuard<'_, Inner<T>>,
+        item: T,
+        severity: u8,
+    ) -> Result<Sent<T>, SendError<T>> {
+        g.stats.overflowed += 1;
+        match self.strategy.on_self_block {
+            SelfBlock::Drop => {
+                g.stats.sent += 1;
+                g.stats.dropped += 1;
+                Ok(Sent::Dropped(item))
+            }
+            SelfBlock::EvictOldest => Ok(self.evict_for(g, item, severity)),
+            SelfBlock::Raise => {
+                g.stats.sent += 1;
+                g.stats.dropped += 1;
+                Err(SendError::WouldDeadlock(item))
             }
         }
     }

@@ -82,7 +82,8 @@ pub struct StoreMetrics {
 
 /// Whose turn it is to notify, and which threads wait for their turn (by channel thread
 /// token): a notifier blocked on a full block-strategy channel whose consumer is one of
-/// them overflows instead of waiting (the consumer waits for the notifier: a cycle).
+/// them takes the strategy's `on_self_block` action instead of waiting (the consumer waits
+/// for the notifier: a cycle).
 #[derive(Default)]
 struct Turn {
     now: u64,
@@ -335,7 +336,10 @@ impl StateStore {
                     self.sub_events.fetch_add(1, Ordering::Relaxed);
                     self.sub_drops.fetch_add(1, Ordering::Relaxed);
                 }
-                Ok(Sent::Dropped(_)) | Err(SendError::Closed(_)) | Err(SendError::Timeout(_)) => {
+                Ok(Sent::Dropped(_))
+                | Err(SendError::Closed(_))
+                | Err(SendError::Timeout(_))
+                | Err(SendError::WouldDeadlock(_)) => {
                     self.sub_drops.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(SendError::WouldBlock(_)) => return false,

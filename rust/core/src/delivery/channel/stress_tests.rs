@@ -109,9 +109,9 @@ fn mpmc(name: &str, strategy: Strategy, capacity: usize) {
                     match ch.send_blocking((p, i), sev, 0, None) {
                         Ok(Sent::Queued(_)) => {}
                         Ok(Sent::Evicted(_, v)) | Ok(Sent::Dropped(v)) => t.handed_back.push(v),
-                        Err(SendError::Closed(v)) | Err(SendError::Timeout(v)) => {
-                            t.handed_back.push(v)
-                        }
+                        Err(SendError::Closed(v))
+                        | Err(SendError::Timeout(v))
+                        | Err(SendError::WouldDeadlock(v)) => t.handed_back.push(v),
                         Err(SendError::WouldBlock(_)) => unreachable!(),
                     }
                 }
@@ -379,7 +379,8 @@ fn seeded_random_interleavings() {
                                     }
                                     Err(SendError::Closed(v))
                                     | Err(SendError::Timeout(v))
-                                    | Err(SendError::WouldBlock(v)) => t.handed_back.push(v),
+                                    | Err(SendError::WouldBlock(v))
+                                    | Err(SendError::WouldDeadlock(v)) => t.handed_back.push(v),
                                 }
                                 i += 1;
                             }
@@ -390,7 +391,9 @@ fn seeded_random_interleavings() {
                                         t.handed_back.push(v);
                                         i += 1;
                                     }
-                                    Err(SendError::Closed(v)) | Err(SendError::Timeout(v)) => {
+                                    Err(SendError::Closed(v))
+                                    | Err(SendError::Timeout(v))
+                                    | Err(SendError::WouldDeadlock(v)) => {
                                         t.handed_back.push(v);
                                         i += 1;
                                     }
