@@ -23,7 +23,7 @@ mod _core {
     #[pymodule_export]
     use crate::batch::{_stop_all_batch_processors, EventBatchProcessor};
     #[pymodule_export]
-    use crate::bus::{EventBus, Subscription};
+    use crate::bus::{_close_all_buses, EventBus, Subscription};
     #[pymodule_export]
     use crate::channel::{Channel, PriorityBufferStrategy, SimpleBufferStrategy, StateChangeEvent};
     #[pymodule_export]

@@ -79,6 +79,7 @@ __all__ = [
     "_event_key",
     "_number_rows",
     "_stop_all_batch_processors",
+    "_close_all_buses",
     "any_filter",
     "combine_filters",
     "filter_by",
@@ -995,6 +996,15 @@ class EventBatchProcessor:
         _c: TracebackType | None,
     ) -> Literal[False]:
         """Stops the processor, publishing what is queued."""
+
+def _close_all_buses(timeout: float = 2.0) -> bool:
+    """Closes every live bus and stops its handler threads (registered with ``atexit``).
+
+    Waits up to ``timeout`` seconds while they deliver what is buffered, then has them stop
+    after the handler call in progress, counting what they still hold in
+    ``get_metrics()["events_lost"]``, and waits up to one more second. Returns whether
+    every handler thread stopped.
+    """
 
 def _stop_all_batch_processors() -> None:
     """Stops every running ``EventBatchProcessor`` (registered with ``atexit``)."""

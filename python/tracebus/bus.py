@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import inspect
 import logging
 from collections.abc import Callable
@@ -17,6 +18,17 @@ _log = logging.getLogger("tracebus")
 _tasks: set[asyncio.Task[None]] = set()
 
 H = TypeVar("H", bound=Callable[..., Any])
+
+#: Seconds that handler threads get at interpreter exit to deliver what they buffered;
+#: what they still hold after that is counted in ``get_metrics()["events_lost"]``.
+EXIT_TIMEOUT = 2.0
+
+
+@atexit.register
+def _close_buses_at_exit() -> None:
+    # Handler threads must be gone before the interpreter finalizes: one that touches
+    # Python after that aborts the process.
+    _core._close_all_buses(EXIT_TIMEOUT)
 
 #: Subscribe hooks of integrations (``tracebus.otel.instrument``), by ``id(bus)``:
 #: ``hook(filter, handler)`` returns the handler to subscribe in its place (of the same kind,

@@ -98,6 +98,103 @@ pub struct BusInner {
     on_error: Mutex<Option<Py<PyAny>>>,
     max_depth: u32,
     panic_next: AtomicBool,
+    /// Events buffered for a thread-mode handler that never reached it because the
+    /// interpreter was exiting (see `_close_all_buses`).
+    lost: AtomicU64,
+    /// Thread-mode subscriptions a `close` has not yet seen stop.
+    workers: Mutex<Vec<Arc<Sub>>>,
+}
+
+/// Every bus created, so that `_close_all_buses` (registered with `atexit` by
+/// `tracebus.bus`) can stop their handler threads before the interpreter finalizes.
+static LIVE: Mutex<Vec<Weak<BusInner>>> = Mutex::new(Vec::new());
+
+/// Set by `_close_all_buses` once its delivery budget ran out: handler threads then stop
+/// after the handler call in progress and count what they still hold as lost.
+static EXITING: AtomicBool = AtomicBool::new(false);
+
+impl BusInner {
+    /// Closes the bus (if not yet closed): the index empties, channels close (buffered
+    /// events stay deliverable), blocked publishers wake. Then waits, GIL released, until
+    /// `deadline` for the handler threads to finish; returns whether they all did.
+    /// Threads still running keep their handles (a later call waits for them again).
+    fn close_and_join(&self, py: Python<'_>, deadline: Instant) -> bool {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            let old = self.index.replace(py, Arc::new(Index::default()));
+            let subs: Vec<Arc<Sub>> = old.all().to_vec();
+            drop(old);
+            for s in &subs {
+                s.active.store(false, Ordering::Release);
+                if let Some(ch) = &s.channel {
+                    ch.close();
+                }
+            }
+            self.workers
+                .lock()
+                .extend(subs.into_iter().filter(|s| s.mode == Mode::Thread));
+        }
+        let subs: Vec<Arc<Sub>> = self.workers.lock().clone();
+        let me = std::thread::current().id();
+        let done = py.detach(move || {
+            let mut all = true;
+            for s in &subs {
+                let running = |w: &Option<std::thread::JoinHandle<()>>| {
+                    w.as_ref().is_some_and(|h| !h.is_finished())
+                };
+                let mut w = s.worker.lock();
+                if w.as_ref().is_some_and(|h| h.thread().id() == me) {
+                    continue; // closed from its own handler: it ends after returning
+                }
+                while running(&w) && Instant::now() < deadline {
+                    parking_lot::MutexGuard::unlocked(&mut w, || {
+                        std::thread::sleep(Duration::from_millis(1))
+                    });
+                }
+                match w.take() {
+                    Some(h) if h.is_finished() => {
+                        let _ = h.join();
+                    }
+                    Some(h) => {
+                        *w = Some(h);
+                        all = false;
+                    }
+                    None => {}
+                }
+            }
+            all
+        });
+        if done {
+            self.workers.lock().clear();
+        }
+        done
+    }
+}
+
+/// Closes every live bus and waits for their handler threads: first for up to `timeout`
+/// seconds while they deliver what is buffered, then (the budget spent) tells them to stop
+/// after the handler call in progress, counting what they still hold in `events_lost`, and
+/// waits up to one more second. Registered with `atexit` by `tracebus.bus`: the threads
+/// must be gone before the interpreter finalizes (a thread that touches Python after that
+/// aborts the process). Returns whether every thread stopped.
+#[pyfunction]
+#[pyo3(signature = (timeout=2.0))]
+pub fn _close_all_buses(
+    py: Python<'_>,
+    #[pyo3(from_py_with = seconds_arg)] timeout: f64,
+) -> PyResult<bool> {
+    let t = extract_timeout(Some(timeout))?.unwrap_or(Duration::ZERO);
+    let buses: Vec<Arc<BusInner>> = LIVE.lock().iter().filter_map(Weak::upgrade).collect();
+    let deadline = Instant::now() + t;
+    let mut all = true;
+    for b in &buses {
+        all &= b.close_and_join(py, deadline);
+    }
+    if !all {
+        EXITING.store(true, Ordering::Release);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        all = buses.iter().all(|b| b.close_and_join(py, deadline));
+    }
+    Ok(all)
 }
 
 impl Drop for BusInner {
@@ -181,7 +278,7 @@ impl EventBus {
             }
             _ => None,
         };
-        Ok(EventBus {
+        let bus = EventBus {
             inner: Arc::new(BusInner {
                 index: GilCell::new(Arc::new(Index::default())),
                 closed: AtomicBool::new(false),
@@ -200,8 +297,15 @@ impl EventBus {
                 on_error: Mutex::new(on_error),
                 max_depth,
                 panic_next: AtomicBool::new(false),
+                lost: AtomicU64::new(0),
+                workers: Mutex::new(Vec::new()),
             }),
-        })
+        };
+        let mut live = LIVE.lock();
+        live.retain(|w| w.strong_count() > 0);
+        live.push(Arc::downgrade(&bus.inner));
+        drop(live);
+        Ok(bus)
     }
 
     /// Publishes one event to every matching subscription. Returns the number of
@@ -389,35 +493,7 @@ impl EventBus {
         #[pyo3(from_py_with = seconds_arg)] timeout: f64,
     ) -> PyResult<()> {
         let t = extract_timeout(Some(timeout))?.unwrap_or(Duration::from_secs(5));
-        if self.inner.closed.swap(true, Ordering::AcqRel) {
-            return Ok(());
-        }
-        let old = self.inner.index.replace(py, Arc::new(Index::default()));
-        let subs: Vec<Arc<Sub>> = old.all().to_vec();
-        drop(old);
-        for s in &subs {
-            s.active.store(false, Ordering::Release);
-            if let Some(ch) = &s.channel {
-                ch.close();
-            }
-        }
-        let me = std::thread::current().id();
-        let handles: Vec<_> = subs
-            .iter()
-            .filter_map(|s| s.worker.lock().take())
-            .filter(|h| h.thread().id() != me)
-            .collect();
-        py.detach(move || {
-            let deadline = Instant::now() + t;
-            for h in handles {
-                while !h.is_finished() && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                if h.is_finished() {
-                    let _ = h.join();
-                }
-            }
-        });
+        self.inner.close_and_join(py, Instant::now() + t);
         Ok(())
     }
 
@@ -508,6 +584,7 @@ impl EventBus {
         d.set_item("events_dropped", i.dropped.load(Ordering::Relaxed))?;
         d.set_item("events_evicted", i.evicted.load(Ordering::Relaxed))?;
         d.set_item("handler_errors", i.errors.load(Ordering::Relaxed))?;
+        d.set_item("events_lost", i.lost.load(Ordering::Relaxed))?;
         let ix = i.index.get(py);
         d.set_item("active_subscriptions", ix.len())?;
         let buffered: usize = ix

@@ -57,11 +57,15 @@ pub(super) fn worker_loop(sub: Arc<Sub>, bus: Weak<BusInner>) {
         if batch.is_empty() {
             return; // closed and drained
         }
-        Python::attach(|py| {
+        let mut batch = batch.into_iter();
+        // `try_attach`: once the interpreter is finalizing (or gone) this thread must not
+        // touch Python; `EXITING`: `_close_all_buses` ran out of its delivery budget.
+        let attached = Python::try_attach(|py| {
             let Some(inner) = bus.upgrade() else {
                 return;
             };
-            for (_, ev) in batch {
+            while !EXITING.load(Ordering::Acquire) {
+                let Some((_, ev)) = batch.next() else { break };
                 let ev = ev.into_bound(py);
                 let Ok(e) = ev.cast::<Event>() else { continue };
                 let h = e.get().header.clone();
@@ -88,5 +92,15 @@ pub(super) fn worker_loop(sub: Arc<Sub>, bus: Weak<BusInner>) {
                 }
             }
         });
+        if attached.is_none() || EXITING.load(Ordering::Acquire) {
+            // What this thread still holds never reaches the handler: counted, then leaked
+            // (the process is exiting; releasing them would need the interpreter).
+            let left: Vec<_> = batch.map(|(_, e)| e).chain(ch.discard_buffered()).collect();
+            if let Some(inner) = bus.upgrade() {
+                inner.lost.fetch_add(left.len() as u64, Ordering::Relaxed);
+            }
+            std::mem::forget(left);
+            return;
+        }
     }
 }
