@@ -30,6 +30,7 @@ def _close_buses_at_exit() -> None:
     # Python after that aborts the process.
     _core._close_all_buses(EXIT_TIMEOUT)
 
+
 #: Subscribe hooks of integrations (``tracebus.otel.instrument``), by ``id(bus)``:
 #: ``hook(filter, handler)`` returns the handler to subscribe in its place (of the same kind,
 #: plain or async) and a callback given the new subscription. Empty unless one is installed.

@@ -33,7 +33,7 @@ def render_tree(trace: Trace, title: str, max_lines: int) -> list[str]:
                 )
                 return lines
             e = node.event
-            lines.append(f"  {'   ' * depth}{'└─ ' if depth else '● '}[{e.type}] {e}")
+            lines.append(f"  {'   ' * depth}{'└─ ' if depth else '● '}[{e.type}] {e}{node.note}")
             shown += 1
     return lines
 
