@@ -44,7 +44,11 @@ def test_exit_with_a_busy_thread_handler_is_clean() -> None:
     modes = ["close" if i % 2 else "exit" for i in range(RUNS)]
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(run, modes))
-    bad = [(m, r.returncode, r.stderr[-500:]) for m, r in zip(modes, results) if r.returncode]
+    bad = [
+        (m, r.returncode, r.stderr[-500:])
+        for m, r in zip(modes, results, strict=True)
+        if r.returncode
+    ]
     assert not bad, bad
     assert not any("panic" in r.stderr or "FATAL" in r.stderr for r in results)
 
