@@ -232,7 +232,8 @@ def test_base_exceptions_propagate(bus: EventBus) -> None:
     s = bus.subscribe(None, stop)
     with pytest.raises(Fatal):
         bus.publish(ev())
-    assert bus.get_metrics()["handler_errors"] == 0
+    # Counted and passed to on_error too (issue 12), then re-raised to the publisher.
+    assert bus.get_metrics()["handler_errors"] == 1 and s.errors == 1
     # The bus stays usable.
     s.close()
     bus.subscribe(None, got.append)

@@ -880,6 +880,8 @@ class Subscription:
         """Used by the async pump: records handler returns and one sampled duration in ns."""
     def _record_error(self, exc: BaseException, event: Event) -> None:
         """Used by the async pump: records a handler error and passes it to the hook."""
+    def _abandon(self, undelivered: int) -> None:
+        """Used by the async pump when it ends: unsubscribes, counts what is lost."""
     def __enter__(self) -> Self:
         """The subscription itself; closed on exit."""
     def __exit__(

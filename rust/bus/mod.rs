@@ -70,6 +70,20 @@ pub struct Sub {
     delivered: GilCounter,
     errors: AtomicU64,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The loop an async subscription's pump runs on (set when the pump first waits).
+    event_loop: pyo3::sync::PyOnceLock<Py<PyAny>>,
+}
+
+impl Sub {
+    /// Whether this is an async subscription whose loop is closed (nobody will drain it).
+    fn loop_closed(&self, py: Python<'_>) -> bool {
+        self.event_loop.get(py).is_some_and(|lp| {
+            lp.bind(py)
+                .call_method0("is_closed")
+                .and_then(|r| r.is_truthy())
+                .unwrap_or(false)
+        })
+    }
 }
 
 impl Indexed for Sub {

@@ -39,7 +39,9 @@ impl BusInner {
     }
 
     /// Calls a handler for one event, with correlation propagation, sampling and error
-    /// isolation. Non-`Exception` errors (KeyboardInterrupt, panics) propagate.
+    /// isolation. Every error is counted and passed to `on_error`; non-`Exception` errors
+    /// (KeyboardInterrupt, SystemExit, panics, custom `BaseException`s) are then returned
+    /// too: a sync publish re-raises them, a handler thread carries on.
     pub(super) fn call_handler(
         self: &Arc<Self>,
         py: Python<'_>,
@@ -64,8 +66,26 @@ impl BusInner {
                 self.report_error(py, e, event, sub);
                 Ok(false)
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                self.report_error(py, e.clone_ref(py), event, sub);
+                Err(e)
+            }
         }
+    }
+
+    /// Ends a thread/async subscription whose handler can no longer be reached (its loop
+    /// closed, or its handler ended it with a `BaseException`): unsubscribes it, and counts
+    /// what it still buffers plus `undelivered` in `events_lost`.
+    pub(super) fn abandon(&self, py: Python<'_>, sub: &Sub, undelivered: u64) {
+        self.remove(py, sub.seq);
+        let left = sub
+            .channel
+            .as_ref()
+            .map(|c| c.discard_buffered())
+            .unwrap_or_default();
+        self.lost
+            .fetch_add(left.len() as u64 + undelivered, Ordering::Relaxed);
+        drop(left); // no lock held: dropping events may run Python code
     }
 
     pub(super) fn remove(&self, py: Python<'_>, seq: u64) -> Option<Arc<Sub>> {
@@ -163,6 +183,11 @@ impl EventBus {
                 (_, Some(ch)) => {
                     let sev = h.severity as u8;
                     let res = match ch.try_send(event.clone().unbind(), sev, h.type_id) {
+                        Err(SendError::WouldBlock(_)) if sub.loop_closed(py) => {
+                            // Nobody will ever drain it: end it rather than wait forever.
+                            inner.abandon(py, sub, 1);
+                            continue;
+                        }
                         Err(SendError::WouldBlock(obj)) => {
                             let ch = ch.clone();
                             py.detach(move || ch.send_blocking(obj, sev, h.type_id, timeout))

@@ -26,6 +26,7 @@ impl EventBus {
             delivered: GilCounter::default(),
             errors: AtomicU64::new(0),
             worker: Mutex::new(None),
+            event_loop: pyo3::sync::PyOnceLock::new(),
         });
         // Copy-on-write as in `remove`: appending keeps subscription order.
         self.inner
@@ -80,7 +81,9 @@ pub(super) fn worker_loop(sub: Arc<Sub>, bus: Weak<BusInner>) {
                         inner.delivered.add(py, 1);
                     }
                     Ok(Ok(false)) => {}
-                    Ok(Err(err)) => err.write_unraisable(py, Some(&ev)),
+                    // A BaseException (SystemExit, ...): counted and passed to on_error by
+                    // `call_handler`; the subscription carries on (documented).
+                    Ok(Err(_)) => {}
                     Err(payload) => {
                         let msg = payload
                             .downcast_ref::<&str>()
