@@ -96,6 +96,13 @@ class EventBus(_core.EventBus):
         ``mode`` defaults to ``"async"`` for coroutine functions and ``"sync"`` otherwise.
         Thread and async modes buffer up to ``buffer_size`` events (default 1000) with
         ``strategy`` (default: block the publisher, GIL released).
+
+        Every handler error is counted and passed to ``on_error``. A ``BaseException`` that
+        is not an ``Exception`` (SystemExit, KeyboardInterrupt, a custom one) then: in sync
+        mode propagates to the publisher (the subscription stays); in thread mode is only
+        counted and reported (the thread carries on); in async mode ends the subscription,
+        counting what it could not deliver in ``get_metrics()["events_lost"]``, and leaves
+        the pump task as asyncio does.
         """
         if mode is None:
             mode = "async" if inspect.iscoroutinefunction(handler) else "sync"

@@ -266,3 +266,33 @@ def test_channel_send_from_its_consumer_with_raise_is_a_clear_error() -> None:
         ch.send(ev("z"))
     st = ch.stats()
     assert (st["buffered"], st["overflowed"], st["dropped"]) == (1, 1, 1)
+
+
+@pytest.mark.timeout(60)
+def test_flush_from_a_thread_handler_whose_buffer_the_flush_fills_does_not_deadlock() -> None:
+    from tracebus import EventBatchProcessor
+
+    bus = EventBus(on_error=lambda *a: None)
+    batcher = EventBatchProcessor(bus, batch_size=100, flush_interval=60.0)
+    batcher.start()
+    flushed = threading.Event()
+
+    def handler(e: Event) -> None:
+        if e.source == "go":
+            for _ in range(20):  # each comes back to this handler's buffer of 1
+                batcher.queue_event(ev("echo"))
+            batcher.flush()  # the flush thread waits for room only this thread makes
+            flushed.set()
+
+    sub = bus.subscribe(None, handler, mode="thread", buffer_size=1)
+    try:
+        bus.publish(ev("go"))
+        assert flushed.wait(WAIT), "flush() from the handler deadlocked"
+        assert wait_until(lambda: sub.stats()["buffered"] == 0)
+        st = sub.stats()
+        assert st["buffered"] <= 1 and accounted(st)
+        assert st["dropped"] == st["overflowed"] >= 1  # what could not wait: counted
+        assert batcher.stats()["flushed"] == 20
+    finally:
+        batcher.stop()
+        bus.close(timeout=WAIT)
