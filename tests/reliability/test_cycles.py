@@ -53,30 +53,43 @@ def quiescent(subs: list[Subscription], counter: list[int]) -> bool:
     return counter[0] == before and not any(s.stats()["buffered"] for s in subs)
 
 
-@pytest.mark.timeout(60)
-def test_thread_handlers_publishing_to_each_other_never_deadlock(figures: Figures) -> None:
-    bus = EventBus(on_error=lambda *a: None)
-    calls = [0]
-    peak = [0]
+def relay_pair(
+    bus: EventBus, calls: list[int], peak: list[int], strategy: Any = None
+) -> list[Subscription]:
+    """Thread handlers on sources "a" and "b", buffers of 1: each republishes what it gets,
+    twice (so both buffers fill at once), to the other, 6 hops deep, seeded from 10 of each."""
+    subs: list[Subscription] = []
 
     def relay(to: str) -> Any:
         def handler(e: Event) -> None:
             calls[0] += 1
             peak[0] = max(peak[0], *(s.stats()["buffered"] for s in subs))
             if e.depth < 6:
-                for _ in range(2):  # fan out, so both buffers fill at once
+                for _ in range(2):
                     bus.publish(Event(EventType.HEALTH_CHECK, to, parent_id=e.event_id))
 
         return handler
 
-    subs = [
-        bus.subscribe(filter_by_source("a"), relay("b"), mode="thread", buffer_size=1),
-        bus.subscribe(filter_by_source("b"), relay("a"), mode="thread", buffer_size=1),
-    ]
+    for src, to in (("a", "b"), ("b", "a")):
+        subs.append(
+            bus.subscribe(
+                filter_by_source(src), relay(to), mode="thread", buffer_size=1, strategy=strategy
+            )
+        )
+    for _ in range(10):
+        bus.publish(ev("a"))
+        bus.publish(ev("b"))
+    return subs
+
+
+@pytest.mark.timeout(60)
+def test_thread_handlers_publishing_to_each_other_never_deadlock(figures: Figures) -> None:
+    bus = EventBus(on_error=lambda *a: None)
+    calls = [0]
+    peak = [0]
+    subs: list[Subscription] = []
     try:
-        for _ in range(10):
-            bus.publish(ev("a"))
-            bus.publish(ev("b"))
+        subs = relay_pair(bus, calls, peak)
         # A deadlock leaves both buffers full forever: never quiescent.
         assert wait_until(lambda: quiescent(subs, calls), timeout=WAIT)
         stats = [s.stats() for s in subs]
@@ -99,28 +112,9 @@ def test_a_cycle_with_on_self_block_raise_fails_the_publish_with_a_clear_error()
     bus = EventBus(on_error=lambda exc, e, s: errors.append(exc))
     raising = SimpleBufferStrategy(BufferAction.BLOCK, on_self_block="raise")
     calls = [0]
-
-    def relay(to: str) -> Any:
-        def handler(e: Event) -> None:
-            calls[0] += 1
-            if e.depth < 6:
-                for _ in range(2):
-                    bus.publish(Event(EventType.HEALTH_CHECK, to, parent_id=e.event_id))
-
-        return handler
-
-    subs = [
-        bus.subscribe(
-            filter_by_source("a"), relay("b"), mode="thread", buffer_size=1, strategy=raising
-        ),
-        bus.subscribe(
-            filter_by_source("b"), relay("a"), mode="thread", buffer_size=1, strategy=raising
-        ),
-    ]
+    subs: list[Subscription] = []
     try:
-        for _ in range(10):
-            bus.publish(ev("a"))
-            bus.publish(ev("b"))
+        subs = relay_pair(bus, calls, [0], raising)
         assert wait_until(lambda: quiescent(subs, calls), timeout=WAIT)
         stats = [s.stats() for s in subs]
         overflowed = sum(st["overflowed"] for st in stats)
