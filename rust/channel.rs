@@ -4,7 +4,7 @@ use crate::args::{
     detach_interruptible, extract_timeout, optional_timeout, timeout_arg, type_err, value_err,
 };
 use crate::enums::{action_obj, extract_action, extract_event_type, extract_severity, state_obj};
-use crate::errors::{ChannelClosed, PublishTimeoutError};
+use crate::errors::{ChannelClosed, PublishDeadlockError, PublishTimeoutError};
 use crate::model::update::snapshot_obj;
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyTimeoutError, PyTypeError};
@@ -15,15 +15,36 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tracebus_core::delivery::channel::{
-    BufferAction, Channel as Core, ChannelStats, RecvError, SendError, Sent, Strategy, MAX_CAPACITY,
+    BufferAction, Channel as Core, ChannelStats, RecvError, SelfBlock, SendError, Sent, Strategy,
+    MAX_CAPACITY,
 };
 use tracebus_core::model::kinds::Severity;
 use tracebus_core::state::store::StateChange;
 
+/// `on_self_block` from a Python argument (None: drop).
+fn extract_self_block(v: Option<&Bound<'_, PyAny>>) -> PyResult<SelfBlock> {
+    let Some(v) = v.filter(|v| !v.is_none()) else {
+        return Ok(SelfBlock::Drop);
+    };
+    let s = v
+        .cast::<pyo3::types::PyString>()
+        .map_err(|_| type_err("on_self_block", "'drop', 'evict_oldest' or 'raise'", v))?;
+    let s = s.to_str()?;
+    SelfBlock::parse(s).ok_or_else(|| {
+        value_err(
+            "on_self_block",
+            format!("must be one of {:?}, got {s:?}", SelfBlock::NAMES),
+        )
+    })
+}
+
 /// On overflow, apply one `BufferAction` to every item. Under BLOCK, `timeout` (seconds,
 /// None = until there is room or the subscription is closed) bounds each wait: an item that
 /// waits past it is dropped for that subscriber (counted in `dropped` and `timed_out`) and
-/// the sender goes on.
+/// the sender goes on. `on_self_block` says what a
+/// block-action send does when it must not wait (the sender is the buffer's consumer, or
+/// the consumer waits on the sender): "drop" (default), "evict_oldest" or "raise"
+/// (`PublishDeadlockError`); counted in `stats()["overflowed"]`.
 #[pyclass(frozen, module = "tracebus", name = "SimpleBufferStrategy")]
 pub struct SimpleBufferStrategy {
     pub strategy: Strategy,
@@ -32,11 +53,16 @@ pub struct SimpleBufferStrategy {
 #[pymethods]
 impl SimpleBufferStrategy {
     #[new]
-    #[pyo3(signature = (action, *, timeout=None))]
-    fn py_new(action: &Bound<'_, PyAny>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    #[pyo3(signature = (action, *, timeout=None, on_self_block=None))]
+    fn py_new(
+        action: &Bound<'_, PyAny>,
+        timeout: Option<&Bound<'_, PyAny>>,
+        on_self_block: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
         Ok(SimpleBufferStrategy {
             strategy: Strategy::simple(extract_action("action", action)?)
-                .with_timeout(optional_timeout("timeout", timeout)?),
+                .with_timeout(optional_timeout("timeout", timeout)?)
+                .with_on_self_block(extract_self_block(on_self_block)?),
         })
     }
     /// The longest wait of a BLOCK send in seconds (None = until room or close).
@@ -49,11 +75,17 @@ impl SimpleBufferStrategy {
     fn action(&self, py: Python<'_>) -> Py<PyAny> {
         action_obj(py, self.strategy.default_action)
     }
+    /// What a block-action send that must not wait does: "drop", "evict_oldest" or "raise".
+    #[getter]
+    fn on_self_block(&self) -> &'static str {
+        self.strategy.on_self_block.as_str()
+    }
     fn __repr__(&self) -> String {
         format!(
-            "SimpleBufferStrategy({:?}{})",
+            "SimpleBufferStrategy({:?}{}, on_self_block={:?})",
             self.strategy.default_action.as_str(),
-            timeout_repr(&self.strategy)
+            timeout_repr(&self.strategy),
+            self.strategy.on_self_block.as_str()
         )
     }
 }
@@ -61,7 +93,7 @@ impl SimpleBufferStrategy {
 /// Severity-aware overflow handling: evicts the least severe, oldest buffered item and never
 /// an item more severe than the incoming one (the incoming one is dropped instead). `rules`
 /// maps event types to actions that override `default_action` for items of that type.
-/// `timeout` bounds BLOCK waits as in `SimpleBufferStrategy`.
+/// `timeout` and `on_self_block` as for `SimpleBufferStrategy`.
 #[pyclass(frozen, module = "tracebus", name = "PriorityBufferStrategy")]
 pub struct PriorityBufferStrategy {
     pub strategy: Strategy,
@@ -70,11 +102,12 @@ pub struct PriorityBufferStrategy {
 #[pymethods]
 impl PriorityBufferStrategy {
     #[new]
-    #[pyo3(signature = (default_action=None, rules=None, *, timeout=None))]
+    #[pyo3(signature = (default_action=None, rules=None, *, timeout=None, on_self_block=None))]
     fn py_new(
         default_action: Option<&Bound<'_, PyAny>>,
         rules: Option<&Bound<'_, PyAny>>,
         timeout: Option<&Bound<'_, PyAny>>,
+        on_self_block: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let default = match default_action {
             Some(a) if !a.is_none() => extract_action("default_action", a)?,
@@ -96,7 +129,8 @@ impl PriorityBufferStrategy {
         }
         Ok(PriorityBufferStrategy {
             strategy: Strategy::priority(default, map)
-                .with_timeout(optional_timeout("timeout", timeout)?),
+                .with_timeout(optional_timeout("timeout", timeout)?)
+                .with_on_self_block(extract_self_block(on_self_block)?),
         })
     }
     /// The longest wait of a BLOCK send in seconds (None = until room or close).
@@ -118,12 +152,18 @@ impl PriorityBufferStrategy {
         }
         Ok(d)
     }
+    /// What a block-action send that must not wait does: "drop", "evict_oldest" or "raise".
+    #[getter]
+    fn on_self_block(&self) -> &'static str {
+        self.strategy.on_self_block.as_str()
+    }
     fn __repr__(&self) -> String {
         format!(
-            "PriorityBufferStrategy({:?}, rules={}{})",
+            "PriorityBufferStrategy({:?}, rules={}{}, on_self_block={:?})",
             self.strategy.default_action.as_str(),
             self.strategy.rules.len(),
-            timeout_repr(&self.strategy)
+            timeout_repr(&self.strategy),
+            self.strategy.on_self_block.as_str()
         )
     }
 }
@@ -442,21 +482,19 @@ impl Channel {
         let res = match ch.try_send(obj, sev, ty) {
             Err(SendError::WouldBlock(obj)) => {
                 let ch = ch.clone();
-                detach_interruptible(py, move |i| {
-                    ch.send_interruptible(obj, sev, ty, timeout, i)
-                        .map(|s| matches!(s, Sent::Dropped(_)))
-                        .map_err(|e| matches!(e, SendError::Timeout(_)))
-                })?
+                detach_interruptible(py, move |i| ch.send_interruptible(obj, sev, ty, timeout, i))?
             }
-            Ok(s) => Ok(matches!(s, Sent::Dropped(_))),
-            Err(e) => Err(matches!(e, SendError::Timeout(_))),
+            r => r,
         };
         match res {
-            Ok(dropped) => Ok(!dropped),
-            Err(true) => Err(PublishTimeoutError::new_err(
+            Ok(s) => Ok(!matches!(s, Sent::Dropped(_))),
+            Err(SendError::Timeout(_)) => Err(PublishTimeoutError::new_err(
                 "channel stayed full for the whole timeout; the item was counted as dropped",
             )),
-            Err(false) => Err(ChannelClosed::new_err(
+            Err(SendError::WouldDeadlock(_)) => Err(PublishDeadlockError::new_err(
+                "channel is full and waiting for room would deadlock (this thread is its consumer, or its consumer waits on this thread); the item was counted as dropped",
+            )),
+            Err(_) => Err(ChannelClosed::new_err(
                 "channel is closed; the item was counted as dropped",
             )),
         }
@@ -543,10 +581,12 @@ impl Channel {
     }
 
     /// Counters: sent, delivered (taken by the consumer), dropped, evicted, blocked (sends
-    /// that had to wait), overflowed (block-action sends from the consumer's own thread,
-    /// admitted past capacity because waiting would deadlock), timed_out (block sends dropped
-    /// after waiting past the strategy's `timeout`; also in dropped), buffered, capacity. Always
-    /// `sent == delivered + dropped + evicted + buffered`.
+    /// that had to wait), overflowed (block-action sends that could not wait because the
+    /// sender is the consumer or the consumer waits on the sender; each took the strategy's
+    /// `on_self_block` action and is also counted as dropped or evicted), timed_out (block
+    /// sends dropped after waiting past the strategy's `timeout`; also in dropped), buffered,
+    /// capacity. Always `sent == delivered + dropped + evicted + buffered` and
+    /// `buffered <= capacity`.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         stats_dict(py, &self.stats_core())
     }

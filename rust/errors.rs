@@ -29,6 +29,12 @@ create_exception!(
 );
 create_exception!(
     tracebus,
+    PublishDeadlockError,
+    TracebusError,
+    "A block-strategy send found its buffer full and could not wait without deadlocking (the sender is the buffer's consumer, or the consumer waits on the sender), and the strategy's on_self_block is 'raise'; the item was counted as dropped."
+);
+create_exception!(
+    tracebus,
     PublishDepthError,
     TracebusError,
     "Handlers published events nested deeper than the bus's max_depth."

@@ -1,6 +1,6 @@
 //! The Python face of the state store.
 
-use crate::args::{extract_text, type_err, LABEL_MAX};
+use crate::args::{extract_text, type_err, value_err, LABEL_MAX};
 use crate::channel::{extract_capacity, extract_strategy, Channel};
 use crate::enums::{extract_service_type, extract_state, service_type_obj, state_obj};
 use crate::errors::BusClosedError;
@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::sync::Arc;
 use std::time::Duration;
-use tracebus_core::delivery::channel::BufferAction;
+use tracebus_core::delivery::channel::{BufferAction, SelfBlock};
 use tracebus_core::state::store::{Pending, StateStore as Core};
 
 /// The old and new state of one atomic transition.
@@ -268,7 +268,8 @@ impl StateStore {
     /// its stats and `subscription_drops`, a gap in its sequence numbers); other labels'
     /// writes and reads go on. A writer never waits on a full watcher that only it would drain: the
     /// watcher's consumer is the last thread that received from it (the subscribing thread
-    /// until then), and that thread's writes overflow the buffer (counted) instead.
+    /// until then), and that thread's writes into a full buffer take the strategy's
+    /// `on_self_block` action ("drop" or "evict_oldest"; counted in `overflowed`) instead.
     /// Closing the channel, or dropping its last reference, unsubscribes it.
     #[pyo3(signature = (label=None, *, buffer_size=None, strategy=None))]
     fn subscribe(
@@ -283,6 +284,13 @@ impl StateStore {
         };
         let cap = extract_capacity("buffer_size", buffer_size, self.core.default_buffer)?;
         let strategy = extract_strategy(strategy, BufferAction::Drop)?;
+        if strategy.on_self_block == SelfBlock::Raise {
+            // A write is never failed after it applied.
+            return Err(value_err(
+                "strategy",
+                "on_self_block='raise' is not available for store subscriptions (a write that applied is never failed); use 'drop' or 'evict_oldest'",
+            ));
+        }
         let sub = self.core.subscribe(label, cap, strategy);
         let core = Arc::downgrade(&self.core);
         let id = sub.id;

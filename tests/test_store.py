@@ -532,10 +532,12 @@ def test_memory_metric_follows_contents(store: StateStore) -> None:
 
 def test_block_subscriber_that_writes_back_does_not_deadlock(store: StateStore) -> None:
     sub = store.subscribe(buffer_size=1, strategy=BufferAction.BLOCK)
+    seen: list[str] = []
 
     def supervisor() -> None:
         for ev in sub:
             if ev.new_state is S.STARTING:
+                seen.append(ev.label)
                 store.set_service_state(update(ev.label, S.RUNNING))
 
     def writer() -> None:
@@ -550,7 +552,15 @@ def test_block_subscriber_that_writes_back_does_not_deadlock(store: StateStore) 
         w.join(3.0)
         finished = not w.is_alive()
         assert finished, "writer still blocked after 3 s"
-        assert wait_until(lambda: len(store.get_services_by_state(S.RUNNING)) == 6, timeout=3.0)
+        # A notifier that cannot wait (the supervisor waits for its turn to write back)
+        # drops, counted: bounded, never past capacity, and every change is accounted for.
+        assert wait_until(lambda: sub.stats()["buffered"] == 0, timeout=3.0)
+        running = {s.label for s in store.get_services_by_state(S.RUNNING)}
+        assert running == set(seen)
+        st = sub.stats()
+        assert st["sent"] == st["delivered"] + st["dropped"] + st["evicted"] + st["buffered"]
+        assert st["dropped"] == st["overflowed"]
+        assert st["delivered"] + st["dropped"] == 6 + len(seen)
     finally:
         sub.close()  # closing wakes the blocked writer (its notification counts as dropped)
         w.join(WAIT)

@@ -41,21 +41,28 @@ async def channel_anext(ch: Channel) -> Any:
 
 async def pump(sub: Subscription, handler: Callable[[Any], Awaitable[object]]) -> None:
     """Runs ``_pump``; if it ends by an exception (the task was cancelled, or the handler
-    raised a BaseException such as a PanicException), the subscription is closed first, so
-    publishers never wait on a buffer that nobody drains any more."""
+    raised a ``BaseException`` that is not an ``Exception``: SystemExit, KeyboardInterrupt,
+    a PanicException, a custom one), the subscription ends first, so publishers never wait
+    on a buffer that nobody drains any more, and what it could not deliver is counted in
+    the bus's ``events_lost``. A handler's ``BaseException`` is also counted and passed to
+    ``on_error`` (by ``_pump``), then re-raised out of the task as asyncio does."""
+    undelivered = [0]
     try:
-        await _pump(sub, handler)
+        await _pump(sub, handler, undelivered)
     except BaseException:
-        sub.close()
+        sub._abandon(undelivered[0])
         raise
 
 
-async def _pump(sub: Subscription, handler: Callable[[Any], Awaitable[object]]) -> None:
+async def _pump(
+    sub: Subscription, handler: Callable[[Any], Awaitable[object]], undelivered: list[int]
+) -> None:
     """Delivers a subscription's events to an async handler, in order, one at a time.
 
     Each call runs with the event's correlation in the context, so events the handler
     publishes (even after awaiting) join the cascade. The first 64 calls and then every
-    128th are timed.
+    128th are timed. ``undelivered[0]`` is kept at the number of drained events not yet
+    handed to the handler.
     """
     loop = asyncio.get_running_loop()
     var_set, var_reset, clock = _VAR.set, _VAR.reset, time.perf_counter_ns
@@ -71,7 +78,9 @@ async def _pump(sub: Subscription, handler: Callable[[Any], Awaitable[object]]) 
             continue
         ok = 0
         sample: int | None = None
+        undelivered[0] = len(batch)
         for event in batch:
+            undelivered[0] -= 1
             token = var_set(event)  # children inherit from the event being handled
             n += 1
             timed = n <= _SAMPLE_WARMUP or n % _SAMPLE_EVERY == 0
@@ -80,6 +89,13 @@ async def _pump(sub: Subscription, handler: Callable[[Any], Awaitable[object]]) 
                 await handler(event)
             except Exception as exc:
                 sub._record_error(exc, event)
+            except asyncio.CancelledError:
+                sub._record_delivery(ok, sample)
+                raise
+            except BaseException as exc:
+                sub._record_error(exc, event)  # counted and to on_error; then it ends
+                sub._record_delivery(ok, sample)
+                raise
             else:
                 ok += 1
                 if timed:

@@ -25,6 +25,7 @@ _Rules: TypeAlias = (
     | dict[str, str]
     | dict[EventType | str, BufferAction | str]
 )
+_SelfBlock: TypeAlias = Literal["drop", "evict_oldest", "raise"]
 _ErrorText: TypeAlias = str | BaseException | None
 _ErrorHook: TypeAlias = Callable[[BaseException, Event, Subscription], object]
 
@@ -58,6 +59,7 @@ __all__ = [
     "HealthStatusUpdate",
     "ManagedServiceUpdate",
     "PriorityBufferStrategy",
+    "PublishDeadlockError",
     "PublishDepthError",
     "PublishTimeoutError",
     "ServiceStateEvent",
@@ -73,6 +75,7 @@ __all__ = [
     "__version__",
     "_after_fork_in_child",
     "_bind_enums",
+    "_close_all_buses",
     "_correlation_key",
     "_correlation_var",
     "_decode_event",
@@ -113,6 +116,13 @@ class ChannelClosed(TracebusError):
 
 class PublishTimeoutError(TracebusError):
     """A block-strategy subscriber stayed full past the publish timeout."""
+
+class PublishDeadlockError(TracebusError):
+    """A full block-strategy buffer could not be waited on without deadlocking.
+
+    The sender is the buffer's consumer, or the consumer waits on the sender, and the
+    strategy's ``on_self_block`` is ``"raise"``; the item was counted as dropped.
+    """
 
 class PublishDepthError(TracebusError):
     """Handlers published events nested deeper than the bus's max_depth."""
@@ -686,14 +696,29 @@ class SimpleBufferStrategy:
     an item that waits past it is dropped for that subscriber (counted in ``dropped`` and
     ``timed_out``) and the sender goes on."""
 
-    def __new__(cls, action: BufferAction | str, *, timeout: float | None = None) -> Self:
-        """A strategy applying ``action`` on overflow."""
+    def __new__(
+        cls,
+        action: BufferAction | str,
+        *,
+        timeout: float | None = None,
+        on_self_block: _SelfBlock | None = None,
+    ) -> Self:
+        """A strategy applying ``action`` on overflow.
+
+        ``on_self_block``: what a block-action send into a full buffer does when it must not
+        wait (the sender is the consumer, or the consumer waits on the sender):
+        ``"drop"`` (default), ``"evict_oldest"`` or ``"raise"`` (``PublishDeadlockError``).
+        Counted in ``stats()["overflowed"]``; a buffer never grows past its capacity.
+        """
     @property
     def action(self) -> BufferAction:
         """The action taken on overflow."""
     @property
     def timeout(self) -> float | None:
         """The longest wait of a BLOCK send in seconds (None = until room or close)."""
+    @property
+    def on_self_block(self) -> _SelfBlock:
+        """What a block-action send that must not wait does."""
 
 @final
 class PriorityBufferStrategy:
@@ -705,9 +730,10 @@ class PriorityBufferStrategy:
         rules: _Rules | None = None,
         *,
         timeout: float | None = None,
+        on_self_block: _SelfBlock | None = None,
     ) -> Self:
         """``default_action`` (default ``EVICT_OLDEST``) with per-event-type ``rules``;
-        ``timeout`` bounds BLOCK waits as in ``SimpleBufferStrategy``."""
+        ``timeout`` and ``on_self_block`` as for ``SimpleBufferStrategy``."""
     @property
     def timeout(self) -> float | None:
         """The longest wait of a BLOCK send in seconds (None = until room or close)."""
@@ -717,6 +743,9 @@ class PriorityBufferStrategy:
     @property
     def rules(self) -> dict[EventType | str, BufferAction]:
         """Per-event-type overrides."""
+    @property
+    def on_self_block(self) -> _SelfBlock:
+        """What a block-action send that must not wait does."""
 
 @final
 class StateChangeEvent:
@@ -906,6 +935,8 @@ class Subscription:
         """Used by the async pump: records handler returns and one sampled duration in ns."""
     def _record_error(self, exc: BaseException, event: Event) -> None:
         """Used by the async pump: records a handler error and passes it to the hook."""
+    def _abandon(self, undelivered: int) -> None:
+        """Used by the async pump when it ends: unsubscribes, counts what is lost."""
     def __enter__(self) -> Self:
         """The subscription itself; closed on exit."""
     def __exit__(
@@ -1023,6 +1054,15 @@ class EventBatchProcessor:
         _c: TracebackType | None,
     ) -> Literal[False]:
         """Stops the processor, publishing what is queued."""
+
+def _close_all_buses(timeout: float = 2.0) -> bool:
+    """Closes every live bus and stops its handler threads (registered with ``atexit``).
+
+    Waits up to ``timeout`` seconds while they deliver what is buffered, then has them stop
+    after the handler call in progress, counting what they still hold in
+    ``get_metrics()["events_lost"]``, and waits up to one more second. Returns whether
+    every handler thread stopped.
+    """
 
 def _stop_all_batch_processors() -> None:
     """Stops every running ``EventBatchProcessor`` (registered with ``atexit``)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import inspect
 import logging
 import os
@@ -106,6 +107,18 @@ def _as_filter(param: str, value: object) -> _core.Filter | None:
     )
 
 
+#: Seconds that handler threads get at interpreter exit to deliver what they buffered;
+#: what they still hold after that is counted in ``get_metrics()["events_lost"]``.
+EXIT_TIMEOUT = 2.0
+
+
+@atexit.register
+def _close_buses_at_exit() -> None:
+    # Handler threads must be gone before the interpreter finalizes: one that touches
+    # Python after that aborts the process.
+    _core._close_all_buses(EXIT_TIMEOUT)
+
+
 #: Subscribe hooks of integrations (``tracebus.otel.instrument``), by ``id(bus)``:
 #: ``hook(filter, handler)`` returns the handler to subscribe in its place (of the same kind,
 #: plain or async) and a callback given the new subscription. Empty unless one is installed.
@@ -207,6 +220,13 @@ class EventBus(_core.EventBus):
         The bus holds ``handler`` strongly until ``unsubscribe`` (or ``sub.close()``, or
         ``close()``), whether or not the returned ``Subscription`` is kept. (A channel from
         ``subscribe_channel``, by contrast, unsubscribes itself once nobody holds it.)
+
+        Every handler error is counted and passed to ``on_error``. A ``BaseException`` that
+        is not an ``Exception`` (SystemExit, KeyboardInterrupt, a custom one) then: in sync
+        mode propagates to the publisher (the subscription stays); in thread mode is only
+        counted and reported (the thread carries on); in async mode ends the subscription,
+        counting what it could not deliver in ``get_metrics()["events_lost"]``, and leaves
+        the pump task as asyncio does.
         """
         flt = _as_filter("filter", filter)
         if mode is None:

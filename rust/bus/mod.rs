@@ -9,7 +9,7 @@
 use crate::args::{extract_timeout, seconds_arg, timeout_arg, type_err, value_err};
 use crate::channel::{extract_capacity, extract_strategy, stats_dict, Channel};
 use crate::correlation::DeliveryGuard;
-use crate::errors::{BusClosedError, PublishDepthError, PublishTimeoutError};
+use crate::errors::{BusClosedError, PublishDeadlockError, PublishDepthError, PublishTimeoutError};
 use crate::filter::{eval, extract_filter, visit_preds, PyTree};
 use crate::model::event::Event;
 use parking_lot::Mutex;
@@ -34,6 +34,8 @@ mod cells;
 mod publish;
 mod subscription;
 mod worker;
+
+use publish::Outcome;
 
 pub use cells::{GilCell, GilCounter};
 pub use subscription::{Mode, Subscription};
@@ -72,6 +74,20 @@ pub struct Sub {
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// The fork generation the subscription was made in (see `crate::fork`).
     generation: u64,
+    /// The loop an async subscription's pump runs on (set when the pump first waits).
+    event_loop: pyo3::sync::PyOnceLock<Py<PyAny>>,
+}
+
+impl Sub {
+    /// Whether this is an async subscription whose loop is closed (nobody will drain it).
+    fn loop_closed(&self, py: Python<'_>) -> bool {
+        self.event_loop.get(py).is_some_and(|lp| {
+            lp.bind(py)
+                .call_method0("is_closed")
+                .and_then(|r| r.is_truthy())
+                .unwrap_or(false)
+        })
+    }
 }
 
 impl Indexed for Sub {
@@ -102,6 +118,114 @@ pub struct BusInner {
     panic_next: AtomicBool,
     /// The fork generation the bus was made in (see `crate::fork`).
     generation: u64,
+    /// Events buffered for a thread-mode handler that never reached it because the
+    /// interpreter was exiting (see `_close_all_buses`).
+    lost: AtomicU64,
+    /// Thread-mode subscriptions a `close` has not yet seen stop.
+    workers: Mutex<Vec<Arc<Sub>>>,
+}
+
+/// Every bus created, so that `_close_all_buses` (registered with `atexit` by
+/// `tracebus.bus`) can stop their handler threads before the interpreter finalizes.
+static LIVE: Mutex<Vec<Weak<BusInner>>> = Mutex::new(Vec::new());
+
+/// Set by `_close_all_buses` once its delivery budget ran out: handler threads then stop
+/// after the handler call in progress and count what they still hold as lost.
+static EXITING: AtomicBool = AtomicBool::new(false);
+
+impl BusInner {
+    /// Closes the bus (if not yet closed): the index empties, channels close (buffered
+    /// events stay deliverable), blocked publishers wake. Then waits, GIL released and
+    /// interruptibly (Ctrl-C), until `deadline` (None: no limit) for the handler threads to
+    /// finish; returns whether they all did. Threads still running keep their handles (a
+    /// later call waits for them again).
+    fn close_and_join(&self, py: Python<'_>, deadline: Option<Instant>) -> PyResult<bool> {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            let old = self.index.replace(py, Arc::new(Index::default()));
+            let subs: Vec<Arc<Sub>> = old.all().to_vec();
+            drop(old);
+            for s in &subs {
+                s.active.store(false, Ordering::Release);
+                if let Some(ch) = &s.channel {
+                    ch.close();
+                }
+            }
+            self.workers
+                .lock()
+                .extend(subs.into_iter().filter(|s| s.mode == Mode::Thread));
+        }
+        let subs: Vec<Arc<Sub>> = self.workers.lock().clone();
+        let me = std::thread::current().id();
+        let done = crate::args::detach_interruptible(py, move |interrupted| {
+            let mut all = true;
+            let mut asked = Instant::now();
+            for s in &subs {
+                let running = |w: &Option<std::thread::JoinHandle<()>>| {
+                    w.as_ref().is_some_and(|h| !h.is_finished())
+                };
+                let mut w = s.worker.lock();
+                if w.as_ref().is_some_and(|h| h.thread().id() == me) {
+                    continue; // closed from its own handler: it ends after returning
+                }
+                while running(&w) && deadline.is_none_or(|d| Instant::now() < d) {
+                    let stop = parking_lot::MutexGuard::unlocked(&mut w, || {
+                        std::thread::sleep(Duration::from_millis(1));
+                        asked.elapsed() >= WAIT_SLICE && {
+                            asked = Instant::now();
+                            interrupted()
+                        }
+                    });
+                    if stop {
+                        return false;
+                    }
+                }
+                match w.take() {
+                    Some(h) if h.is_finished() => {
+                        let _ = h.join();
+                    }
+                    Some(h) => {
+                        *w = Some(h);
+                        all = false;
+                    }
+                    None => {}
+                }
+            }
+            all
+        })?;
+        if done {
+            self.workers.lock().clear();
+        }
+        Ok(done)
+    }
+}
+
+/// Closes every live bus and waits for their handler threads: first for up to `timeout`
+/// seconds while they deliver what is buffered, then (the budget spent) tells them to stop
+/// after the handler call in progress, counting what they still hold in `events_lost`, and
+/// waits up to one more second. Registered with `atexit` by `tracebus.bus`: the threads
+/// must be gone before the interpreter finalizes (a thread that touches Python after that
+/// aborts the process). Returns whether every thread stopped.
+#[pyfunction]
+#[pyo3(signature = (timeout=2.0))]
+pub fn _close_all_buses(
+    py: Python<'_>,
+    #[pyo3(from_py_with = seconds_arg)] timeout: f64,
+) -> PyResult<bool> {
+    let buses: Vec<Arc<BusInner>> = LIVE.lock().iter().filter_map(Weak::upgrade).collect();
+    let deadline = extract_timeout(Some(timeout))?.and_then(|t| Instant::now().checked_add(t));
+    let mut all = true;
+    for b in &buses {
+        all &= b.close_and_join(py, deadline)?;
+    }
+    if !all {
+        EXITING.store(true, Ordering::Release);
+        let deadline = Instant::now().checked_add(Duration::from_secs(1));
+        all = true;
+        for b in &buses {
+            all &= b.close_and_join(py, deadline)?;
+        }
+    }
+    Ok(all)
 }
 
 impl Drop for BusInner {
@@ -185,7 +309,7 @@ impl EventBus {
             }
             _ => None,
         };
-        Ok(EventBus {
+        let bus = EventBus {
             inner: Arc::new(BusInner {
                 index: GilCell::new(Arc::new(Index::default())),
                 closed: AtomicBool::new(false),
@@ -205,8 +329,15 @@ impl EventBus {
                 max_depth,
                 panic_next: AtomicBool::new(false),
                 generation: crate::fork::generation(),
+                lost: AtomicU64::new(0),
+                workers: Mutex::new(Vec::new()),
             }),
-        })
+        };
+        let mut live = LIVE.lock();
+        live.retain(|w| w.strong_count() > 0);
+        live.push(Arc::downgrade(&bus.inner));
+        drop(live);
+        Ok(bus)
     }
 
     /// Publishes one event to every matching subscription. Returns the number of
@@ -223,10 +354,10 @@ impl EventBus {
     ) -> PyResult<u64> {
         let t = extract_timeout(timeout)?;
         let o = self.publish_checked(py, event, t)?;
-        if o.timed_out {
-            return Err(PublishTimeoutError::new_err("a block-strategy subscriber stayed full for the whole timeout; the event was counted as dropped for it"));
+        match o.error("the event was") {
+            Some(e) => Err(e),
+            None => Ok(o.deliveries),
         }
-        Ok(o.deliveries)
     }
 
     /// Publishes events in order (all are checked to be events first). Returns the total
@@ -251,17 +382,21 @@ impl EventBus {
                 return Err(type_err(&format!("events[{i}]"), "a tracebus Event", e));
             }
         }
-        let mut total = 0;
-        let mut timed_out = false;
+        let mut all = Outcome {
+            deliveries: 0,
+            timed_out: false,
+            deadlocked: false,
+        };
         for e in &items {
             let o = self.publish_checked(py, e, t)?;
-            total += o.deliveries;
-            timed_out |= o.timed_out;
+            all.deliveries += o.deliveries;
+            all.timed_out |= o.timed_out;
+            all.deadlocked |= o.deadlocked;
         }
-        if timed_out {
-            return Err(PublishTimeoutError::new_err("a block-strategy subscriber stayed full for the whole timeout; events were counted as dropped for it"));
+        match all.error("events were") {
+            Some(e) => Err(e),
+            None => Ok(all.deliveries),
         }
-        Ok(total)
     }
 
     /// Low-level subscribe used by the Python `EventBus.subscribe`: `mode` is `sync`,
@@ -392,43 +527,9 @@ impl EventBus {
         #[pyo3(from_py_with = seconds_arg)] timeout: f64,
     ) -> PyResult<()> {
         let t = extract_timeout(Some(timeout))?;
-        if self.inner.closed.swap(true, Ordering::AcqRel) {
-            return Ok(());
-        }
-        let old = self.inner.index.replace(py, Arc::new(Index::default()));
-        let subs: Vec<Arc<Sub>> = old.all().to_vec();
-        drop(old);
-        for s in &subs {
-            s.active.store(false, Ordering::Release);
-            if let Some(ch) = &s.channel {
-                ch.close();
-            }
-        }
-        let me = std::thread::current().id();
-        let handles: Vec<_> = subs
-            .iter()
-            .filter_map(|s| s.worker.lock().take())
-            .filter(|h| h.thread().id() != me)
-            .collect();
-        // Waits for the handler threads in slices, interruptibly (a handler may never end).
-        crate::args::detach_interruptible(py, move |interrupted| {
-            let deadline = t.and_then(|t| Instant::now().checked_add(t));
-            let mut asked = Instant::now();
-            for h in handles {
-                while !h.is_finished() && deadline.is_none_or(|d| Instant::now() < d) {
-                    std::thread::sleep(Duration::from_millis(1));
-                    if asked.elapsed() >= WAIT_SLICE {
-                        if interrupted() {
-                            return;
-                        }
-                        asked = Instant::now();
-                    }
-                }
-                if h.is_finished() {
-                    let _ = h.join();
-                }
-            }
-        })
+        let deadline = t.and_then(|t| Instant::now().checked_add(t));
+        self.inner.close_and_join(py, deadline)?;
+        Ok(())
     }
 
     /// Whether `close()` was called.
@@ -519,6 +620,7 @@ impl EventBus {
         d.set_item("events_dropped", i.dropped.load(Ordering::Relaxed))?;
         d.set_item("events_evicted", i.evicted.load(Ordering::Relaxed))?;
         d.set_item("handler_errors", i.errors.load(Ordering::Relaxed))?;
+        d.set_item("events_lost", i.lost.load(Ordering::Relaxed))?;
         let ix = i.index.get(py);
         d.set_item("active_subscriptions", ix.len())?;
         let buffered: usize = ix

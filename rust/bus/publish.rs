@@ -58,7 +58,9 @@ impl BusInner {
     }
 
     /// Calls a handler for one event, with correlation propagation, sampling and error
-    /// isolation. Non-`Exception` errors (KeyboardInterrupt, panics) propagate.
+    /// isolation. Every error is counted and passed to `on_error`; non-`Exception` errors
+    /// (KeyboardInterrupt, SystemExit, panics, custom `BaseException`s) are then returned
+    /// too: a sync publish re-raises them, a handler thread carries on.
     pub(super) fn call_handler(
         self: &Arc<Self>,
         py: Python<'_>,
@@ -83,8 +85,26 @@ impl BusInner {
                 self.report_error(py, e, event, sub);
                 Ok(false)
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                self.report_error(py, e.clone_ref(py), event, sub);
+                Err(e)
+            }
         }
+    }
+
+    /// Ends a thread/async subscription whose handler can no longer be reached (its loop
+    /// closed, or its handler ended it with a `BaseException`): unsubscribes it, and counts
+    /// what it still buffers plus `undelivered` in `events_lost`.
+    pub(super) fn abandon(&self, py: Python<'_>, sub: &Sub, undelivered: u64) {
+        self.remove(py, sub.seq);
+        let left = sub
+            .channel
+            .as_ref()
+            .map(|c| c.discard_buffered())
+            .unwrap_or_default();
+        self.lost
+            .fetch_add(left.len() as u64 + undelivered, Ordering::Relaxed);
+        drop(left); // no lock held: dropping events may run Python code
     }
 
     pub(super) fn remove(&self, py: Python<'_>, seq: u64) -> Option<Arc<Sub>> {
@@ -103,6 +123,22 @@ impl BusInner {
 pub(super) struct Outcome {
     pub(super) deliveries: u64,
     pub(super) timed_out: bool,
+    /// A block-strategy subscriber was full and waiting would deadlock, with
+    /// `on_self_block="raise"`.
+    pub(super) deadlocked: bool,
+}
+
+impl Outcome {
+    /// The error `publish` raises after delivering to everyone else, if any.
+    pub(super) fn error(&self, what: &str) -> Option<PyErr> {
+        if self.deadlocked {
+            Some(PublishDeadlockError::new_err(format!("a block-strategy subscriber was full and waiting for room would deadlock (this thread is its consumer, or its consumer waits on this thread) and its strategy says on_self_block='raise'; {what} counted as dropped for it")))
+        } else if self.timed_out {
+            Some(PublishTimeoutError::new_err(format!("a block-strategy subscriber stayed full for the whole timeout; {what} counted as dropped for it")))
+        } else {
+            None
+        }
+    }
 }
 
 impl EventBus {
@@ -137,6 +173,7 @@ impl EventBus {
         let mut out = Outcome {
             deliveries: 0,
             timed_out: false,
+            deadlocked: false,
         };
         for sub in cands {
             if !sub.active.load(Ordering::Acquire) {
@@ -165,6 +202,11 @@ impl EventBus {
                 (_, Some(ch)) => {
                     let sev = h.severity as u8;
                     let res = match ch.try_send(event.clone().unbind(), sev, h.type_id) {
+                        Err(SendError::WouldBlock(_)) if sub.loop_closed(py) => {
+                            // Nobody will ever drain it: end it rather than wait forever.
+                            inner.abandon(py, sub, 1);
+                            continue;
+                        }
                         Err(SendError::WouldBlock(obj)) => {
                             let ch = ch.clone();
                             let ty = h.type_id;
@@ -206,6 +248,10 @@ impl EventBus {
                         Err(SendError::Timeout(_)) => {
                             inner.dropped.fetch_add(1, Ordering::Relaxed);
                             out.timed_out = true;
+                        }
+                        Err(SendError::WouldDeadlock(_)) => {
+                            inner.dropped.fetch_add(1, Ordering::Relaxed);
+                            out.deadlocked = true;
                         }
                         Err(SendError::WouldBlock(_)) => {
                             unreachable!("send_blocking never returns WouldBlock")

@@ -91,6 +91,9 @@ impl Subscription {
     }
     /// Used by the async pump: arms a wake-up (see `Channel._arm_wakeup`); False if events
     /// are buffered or the subscription ended.
+    /// If the loop turns out to be closed when the wake-up comes (it was stopped and closed
+    /// outside `asyncio.run`), the subscription ends and what it buffers is counted in
+    /// `events_lost`; publishers then never wait on it.
     pub(super) fn _arm_wakeup(
         &self,
         event_loop: &Bound<'_, PyAny>,
@@ -99,15 +102,36 @@ impl Subscription {
         let Some(ch) = &self.sub.channel else {
             return false;
         };
+        let py = event_loop.py();
+        self.sub
+            .event_loop
+            .get_or_init(py, || event_loop.clone().unbind());
         let lp = event_loop.clone().unbind();
         let cb = callback.clone().unbind();
+        let sub = Arc::downgrade(&self.sub);
+        let bus = self.bus.clone();
         ch.arm_waker(Box::new(move || {
             Python::attach(|py| {
-                let _ = lp
+                let woke = lp
                     .bind(py)
                     .call_method1("call_soon_threadsafe", (cb.bind(py),));
+                if woke.is_err() {
+                    if let (Some(s), Some(b)) = (sub.upgrade(), bus.upgrade()) {
+                        if s.loop_closed(py) {
+                            b.abandon(py, &s, 0);
+                        }
+                    }
+                }
             });
         }))
+    }
+    /// Used by the async pump when its handler raised a `BaseException` (the subscription
+    /// ends): unsubscribes and counts `undelivered` (the rest of its batch) and what is
+    /// still buffered in `events_lost`.
+    pub(super) fn _abandon(&self, py: Python<'_>, undelivered: u64) {
+        if let Some(b) = self.bus.upgrade() {
+            b.abandon(py, &self.sub, undelivered);
+        }
     }
     /// Used by the async pump: whether the feeding channel is closed and empty.
     #[getter]

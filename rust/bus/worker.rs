@@ -27,6 +27,7 @@ impl EventBus {
             errors: AtomicU64::new(0),
             worker: Mutex::new(None),
             generation: crate::fork::generation(),
+            event_loop: pyo3::sync::PyOnceLock::new(),
         });
         // Copy-on-write as in `remove`: appending keeps subscription order.
         self.inner
@@ -71,11 +72,15 @@ pub(super) fn worker_loop(sub: Arc<Sub>, bus: Weak<BusInner>) {
         if batch.is_empty() {
             return; // closed and drained
         }
-        Python::attach(|py| {
+        let mut batch = batch.into_iter();
+        // `try_attach`: once the interpreter is finalizing (or gone) this thread must not
+        // touch Python; `EXITING`: `_close_all_buses` ran out of its delivery budget.
+        let attached = Python::try_attach(|py| {
             let Some(inner) = bus.upgrade() else {
                 return;
             };
-            for (_, ev) in batch {
+            while !EXITING.load(Ordering::Acquire) {
+                let Some((_, ev)) = batch.next() else { break };
                 let ev = ev.into_bound(py);
                 let Ok(e) = ev.cast::<Event>() else { continue };
                 let h = e.get().header.clone();
@@ -90,7 +95,9 @@ pub(super) fn worker_loop(sub: Arc<Sub>, bus: Weak<BusInner>) {
                         inner.delivered.add(py, 1);
                     }
                     Ok(Ok(false)) => {}
-                    Ok(Err(err)) => err.write_unraisable(py, Some(&ev)),
+                    // A BaseException (SystemExit, ...): counted and passed to on_error by
+                    // `call_handler`; the subscription carries on (documented).
+                    Ok(Err(_)) => {}
                     Err(payload) => {
                         let msg = payload
                             .downcast_ref::<&str>()
@@ -102,5 +109,15 @@ pub(super) fn worker_loop(sub: Arc<Sub>, bus: Weak<BusInner>) {
                 }
             }
         });
+        if attached.is_none() || EXITING.load(Ordering::Acquire) {
+            // What this thread still holds never reaches the handler: counted, then leaked
+            // (the process is exiting; releasing them would need the interpreter).
+            let left: Vec<_> = batch.map(|(_, e)| e).chain(ch.discard_buffered()).collect();
+            if let Some(inner) = bus.upgrade() {
+                inner.lost.fetch_add(left.len() as u64, Ordering::Relaxed);
+            }
+            std::mem::forget(left);
+            return;
+        }
     }
 }

@@ -72,8 +72,8 @@ class MChannel:
     overflowed: int = 0
     closed: bool = False
     # Receiving from a channel makes this (the only) thread its consumer: a block-action
-    # publish from the consumer overflows (admitted past capacity, counted) instead of
-    # waiting for room only it could make.
+    # publish from the consumer into a full buffer is dropped (counted in overflowed and
+    # dropped) instead of waiting for room only it could make.
     consumer: bool = False
 
 
@@ -188,9 +188,10 @@ class BusStoreMachine(RuleBasedStateMachine):
                 m.buf.append(self.clock)
                 deliveries += 1
             elif m.action == BufferAction.BLOCK and m.consumer:
-                m.buf.append(self.clock)
+                # Cannot wait for itself: the default on_self_block action, drop.
                 m.overflowed += 1
-                deliveries += 1
+                m.dropped += 1
+                self.dropped += 1
             elif m.action == BufferAction.EVICT_OLDEST:
                 m.buf.popleft()
                 m.buf.append(self.clock)

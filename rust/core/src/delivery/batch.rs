@@ -33,6 +33,7 @@ use crate::delivery::channel::{earliest, Interrupt, WAIT_SLICE};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::cell::Cell;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -156,6 +157,9 @@ pub struct Batcher<T> {
     progress: Condvar,
     /// The flush thread's handle; also serializes `start` and `stop` of other threads.
     handle: Mutex<Option<JoinHandle<()>>>,
+    /// `channel::thread_token` of the flush thread (0: none yet): a `flush` waits for it,
+    /// an edge of the waits-for graph (`channel::waits`).
+    flusher_token: AtomicU64,
 }
 
 impl<T: Send + 'static> Batcher<T> {
@@ -211,6 +215,7 @@ impl<T: Send + 'static> Batcher<T> {
             room: Condvar::new(),
             progress: Condvar::new(),
             handle: Mutex::new(None),
+            flusher_token: AtomicU64::new(0),
         })
     }
 
@@ -389,6 +394,11 @@ impl<T: Send + 'static> Batcher<T> {
     /// flush thread itself (a handler calling flush) it returns at once: that thread cannot
     /// wait for itself, and publishing the queue there would overtake the rest of the
     /// current batch; the queued items go out, in order, right after it.
+    ///
+    /// While it waits, the caller waits for the flush thread in the waits-for graph: if the
+    /// flush thread then blocks on a buffer this caller consumes (a thread-mode bus handler
+    /// calling flush), it finds the cycle and that send takes its `on_self_block` action
+    /// instead of waiting, so the flush completes.
     pub fn flush(&self) {
         self.flush_interruptible(None, &|| false);
     }
@@ -400,6 +410,7 @@ impl<T: Send + 'static> Batcher<T> {
         if self.on_flush_thread() {
             return true;
         }
+        let _edge = super::channel::waits::enter(self.flusher_token.load(Ordering::Acquire));
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut st = self.state.lock();
         let target = st.enqueued;
@@ -516,6 +527,8 @@ impl<T: Send + 'static> Batcher<T> {
 
     fn run<F: FnMut(Vec<T>, &mut More<'_, T>)>(self: Arc<Self>, mut sink: F) {
         FLUSHER.with(|f| f.set(self.addr()));
+        self.flusher_token
+            .store(super::channel::thread_token(), Ordering::Release);
         let mut st = self.state.lock();
         loop {
             match self.due(&st, Instant::now()) {

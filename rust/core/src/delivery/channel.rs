@@ -45,6 +45,42 @@ impl BufferAction {
     }
 }
 
+/// What a block-action send does when it must not wait: the buffer is full and the sender
+/// is the channel's own consumer, or the consumer is (transitively) waiting on the sender
+/// (a waits-for cycle, see [`waits`]). Counted in `overflowed`; never admitted past
+/// capacity.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SelfBlock {
+    /// The new item is dropped (counted in `dropped`). The default.
+    #[default]
+    Drop,
+    /// The oldest buffered item makes room (counted in `evicted`).
+    EvictOldest,
+    /// The send fails with [`SendError::WouldDeadlock`] (the item counted in `dropped`).
+    Raise,
+}
+
+impl SelfBlock {
+    pub const NAMES: [&'static str; 3] = ["drop", "evict_oldest", "raise"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SelfBlock::Drop => "drop",
+            SelfBlock::EvictOldest => "evict_oldest",
+            SelfBlock::Raise => "raise",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SelfBlock> {
+        match s {
+            "drop" => Some(SelfBlock::Drop),
+            "evict_oldest" => Some(SelfBlock::EvictOldest),
+            "raise" => Some(SelfBlock::Raise),
+            _ => None,
+        }
+    }
+}
+
 /// A buffer strategy: simple (one action) or priority (severity-aware eviction with
 /// optional per-event-type action overrides).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,6 +92,8 @@ pub struct Strategy {
     /// closed). A send that waits past it drops the item (counted in `dropped` and
     /// `timed_out`) and the sender goes on.
     pub timeout: Option<Duration>,
+    /// What a block-action send that must not wait does instead (see [`SelfBlock`]).
+    pub on_self_block: SelfBlock,
 }
 
 impl Strategy {
@@ -65,6 +103,7 @@ impl Strategy {
             priority: false,
             rules: HashMap::new(),
             timeout: None,
+            on_self_block: SelfBlock::Drop,
         }
     }
 
@@ -74,12 +113,19 @@ impl Strategy {
             priority: true,
             rules,
             timeout: None,
+            on_self_block: SelfBlock::Drop,
         }
     }
 
     /// The same strategy with a block timeout.
     pub fn with_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// The same strategy with `on_self_block` set.
+    pub fn with_on_self_block(mut self, on_self_block: SelfBlock) -> Self {
+        self.on_self_block = on_self_block;
         self
     }
 
@@ -106,8 +152,9 @@ pub struct ChannelStats {
     pub dropped: u64,
     pub evicted: u64,
     pub blocked: u64,
-    /// Block-action sends admitted past capacity because the sender is the channel's own
-    /// consumer (waiting would deadlock); see `send_overflow`.
+    /// Block-action sends that could not wait because the sender is the channel's own
+    /// consumer or the consumer waits (transitively) on the sender; each then took the
+    /// strategy's `on_self_block` action (and is also counted as dropped or evicted).
     pub overflowed: u64,
     /// Block-action sends dropped because they waited past the strategy's timeout (also
     /// counted in `dropped`).
@@ -140,6 +187,9 @@ pub enum SendError<T> {
     /// The wait for room was given up because its `Interrupt` said so (e.g. Ctrl-C).
     /// Counted as dropped.
     Interrupted(T),
+    /// The strategy says block, the buffer is full and waiting would deadlock (see
+    /// [`SelfBlock::Raise`]). Counted as dropped and overflowed.
+    WouldDeadlock(T),
 }
 
 /// What `count_outside` counts.
@@ -244,6 +294,78 @@ pub fn thread_token() -> u64 {
     THREAD_TOKEN.with(|t| *t)
 }
 
+/// How long a blocked sender waits before re-checking the waits-for graph.
+const CYCLE_SLICE: Duration = Duration::from_millis(5);
+
+/// The process-wide waits-for graph: which thread waits for which. A thread blocked on a
+/// full channel waits for that channel's consumer; other blocking waits (a batch flush)
+/// add their own edge. A thread whose wait target reaches it back is in a cycle: nobody in
+/// the cycle can make progress, so the thread that finds it stops waiting.
+pub mod waits {
+    use parking_lot::Mutex;
+
+    /// (waiter, waited-for) thread tokens; a thread has at most one edge at a time. Touched
+    /// only by threads about to wait (every few ms), never on a send that does not wait.
+    static EDGES: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
+
+    /// The calling thread's edge while it waits; removed on drop.
+    #[derive(Default)]
+    pub struct Edge {
+        target: Option<u64>,
+    }
+
+    impl Edge {
+        /// Records (or moves) the calling thread's edge to `target` (0: nobody).
+        pub fn wait_for(&mut self, target: u64) {
+            if self.target == Some(target) {
+                return;
+            }
+            let me = super::thread_token();
+            let mut e = EDGES.lock();
+            e.retain(|(w, _)| *w != me);
+            if target != 0 {
+                e.push((me, target));
+            }
+            self.target = Some(target);
+        }
+    }
+
+    impl Drop for Edge {
+        fn drop(&mut self) {
+            if self.target.is_some() {
+                let me = super::thread_token();
+                EDGES.lock().retain(|(w, _)| *w != me);
+            }
+        }
+    }
+
+    /// An edge from the calling thread to `target` for the guard's life.
+    pub fn enter(target: u64) -> Edge {
+        let mut e = Edge::default();
+        e.wait_for(target);
+        e
+    }
+
+    /// Whether following waits-for edges from `from` reaches `to` (`from == to` counts).
+    pub fn reaches(from: u64, to: u64) -> bool {
+        if from == 0 {
+            return false;
+        }
+        let e = EDGES.lock();
+        let mut at = from;
+        for _ in 0..=e.len() {
+            if at == to {
+                return true;
+            }
+            match e.iter().find(|(w, _)| *w == at) {
+                Some((_, t)) => at = *t,
+                None => return false,
+            }
+        }
+        false
+    }
+}
+
 /// Largest capacity accepted (items are preallocated lazily, but a bound catches typos).
 pub const MAX_CAPACITY: usize = 1 << 24;
 
@@ -318,7 +440,10 @@ impl<T> Channel<T> {
     }
 
     /// Sends, waiting for room under the block action for at most `timeout` (forever if
-    /// `None`). Never call this while holding a lock another consumer needs.
+    /// `None`). While it waits, the thread is an edge of the [`waits`] graph; when the
+    /// consumer turns out to wait (transitively) on this thread, the send takes the
+    /// strategy's `on_self_block` action instead. Never call this while holding a lock
+    /// another consumer needs.
     pub fn send_blocking(
         &self,
         item: T,
@@ -374,34 +499,10 @@ impl<T> Channel<T> {
                 g.stats.dropped += 1;
                 Ok(Sent::Dropped(item))
             }
-            BufferAction::EvictOldest => {
-                let victim_lane = if self.strategy.priority {
-                    (0..6).find(|&l| !g.lanes[l].is_empty()).unwrap_or(0)
-                } else {
-                    0
-                };
-                if self.strategy.priority && victim_lane > usize::from(severity) {
-                    // Everything buffered is more severe than the newcomer: keep them.
-                    g.stats.sent += 1;
-                    g.stats.dropped += 1;
-                    return Ok(Sent::Dropped(item));
-                }
-                let victim = g.lanes[victim_lane]
-                    .pop_front()
-                    .expect("a full channel has a non-empty lane");
-                g.len -= 1;
-                g.stats.evicted += 1;
-                let seq = g.push(self.lane(severity), item);
-                self.after_push(g);
-                Ok(Sent::Evicted(seq, victim.item))
-            }
+            BufferAction::EvictOldest => Ok(self.evict_for(g, item, severity)),
             BufferAction::Block if self.is_consumer() => {
-                // The sender is the consumer: waiting could never end and dropping would
-                // lose an event nobody chose to lose, so admit it past capacity (counted).
-                g.stats.overflowed += 1;
-                let seq = g.push(self.lane(severity), item);
-                self.after_push(g);
-                Ok(Sent::Queued(seq))
+                // The sender is the consumer: waiting could never end.
+                self.self_block(g, item, severity)
             }
             BufferAction::Block => {
                 if !may_wait {
@@ -418,10 +519,13 @@ impl<T> Channel<T> {
                     (Some(c), _) => (Some(c), false),
                     (None, o) => (o, o.is_some()),
                 };
+                let me = thread_token();
+                let mut edge = waits::Edge::default();
                 let mut asked = now;
                 while g.len >= self.capacity && !g.closed {
                     let now = Instant::now();
                     if deadline.is_some_and(|d| now >= d) {
+                        drop(edge);
                         g.stats.sent += 1;
                         g.stats.dropped += 1;
                         if own {
@@ -430,23 +534,30 @@ impl<T> Channel<T> {
                         }
                         return Err(SendError::Timeout(item));
                     }
-                    // Waits in slices of `WAIT_SLICE` while asking `interrupt`, else up to
-                    // the deadline (or for ever).
-                    let slice = interrupt.map(|_| now + WAIT_SLICE);
-                    let timed_out = match earliest(deadline, slice) {
-                        Some(until) => self.not_full.wait_until(&mut g, until).timed_out(),
-                        None => {
-                            self.not_full.wait(&mut g);
-                            false
-                        }
-                    };
-                    if !timed_out || g.len < self.capacity || g.closed {
+                    // Waits in slices: after each, a still-full channel whose consumer waits
+                    // (transitively) on this sender is a deadlock, not a wait; every
+                    // `WAIT_SLICE` it also asks `interrupt`.
+                    let until = earliest(deadline, Some(now + CYCLE_SLICE)).unwrap_or(now);
+                    if !self.not_full.wait_until(&mut g, until).timed_out()
+                        || g.len < self.capacity
+                        || g.closed
+                    {
                         continue;
+                    }
+                    let token = self.consumer.load(Ordering::Relaxed);
+                    let stuck = parking_lot::MutexGuard::unlocked(&mut g, || {
+                        edge.wait_for(token);
+                        waits::reaches(token, me)
+                    });
+                    if stuck && g.len >= self.capacity && !g.closed {
+                        drop(edge);
+                        return self.self_block(g, item, severity);
                     }
                     if let Some(interrupt) = interrupt {
                         if asked.elapsed() >= WAIT_SLICE {
                             asked = Instant::now();
                             if parking_lot::MutexGuard::unlocked(&mut g, interrupt) {
+                                drop(edge);
                                 g.stats.sent += 1;
                                 g.stats.dropped += 1;
                                 return Err(SendError::Interrupted(item));
@@ -454,6 +565,7 @@ impl<T> Channel<T> {
                         }
                     }
                 }
+                drop(edge);
                 if g.closed {
                     g.stats.sent += 1;
                     g.stats.dropped += 1;
@@ -464,6 +576,24 @@ impl<T> Channel<T> {
                 Ok(Sent::Queued(seq))
             }
         }
+    }
+
+    /// Sends `item` as a block-action send that must not wait (its consumer waits on the
+    /// sender, see [`waits`]): queued if there is room, else the strategy's `on_self_block`
+    /// action (counted in `overflowed`).
+    pub fn send_self_blocked(&self, item: T, severity: u8) -> Result<Sent<T>, SendError<T>> {
+        let mut g = self.inner.lock();
+        if g.closed {
+            g.stats.sent += 1;
+            g.stats.dropped += 1;
+            return Err(SendError::Closed(item));
+        }
+        if g.len < self.capacity {
+            let seq = g.push(self.lane(severity), item);
+            self.after_push(g);
+            return Ok(Sent::Queued(seq));
+        }
+        self.self_block(g, item, severity)
     }
 
     /// Counts what happened to an item held outside the channel (a store outbox) on its
@@ -490,6 +620,59 @@ impl<T> Channel<T> {
         while g.len >= self.capacity && !g.closed {
             if self.not_full.wait_until(&mut g, deadline).timed_out() {
                 return;
+            }
+        }
+    }
+
+    /// Buffers `item` into a full channel by evicting the oldest (least severe) item, or
+    /// drops `item` when priority finds only more severe ones.
+    fn evict_for(
+        &self,
+        mut g: parking_lot::MutexGuard<'_, Inner<T>>,
+        item: T,
+        severity: u8,
+    ) -> Sent<T> {
+        let victim_lane = if self.strategy.priority {
+            (0..6).find(|&l| !g.lanes[l].is_empty()).unwrap_or(0)
+        } else {
+            0
+        };
+        if self.strategy.priority && victim_lane > usize::from(severity) {
+            // Everything buffered is more severe than the newcomer: keep them.
+            g.stats.sent += 1;
+            g.stats.dropped += 1;
+            return Sent::Dropped(item);
+        }
+        let victim = g.lanes[victim_lane]
+            .pop_front()
+            .expect("a full channel has a non-empty lane");
+        g.len -= 1;
+        g.stats.evicted += 1;
+        let seq = g.push(self.lane(severity), item);
+        self.after_push(g);
+        Sent::Evicted(seq, victim.item)
+    }
+
+    /// A block-action send into a full channel that must not wait: the strategy's
+    /// `on_self_block` action, counted in `overflowed`.
+    fn self_block(
+        &self,
+        mut g: parking_lot::MutexGuard<'_, Inner<T>>,
+        item: T,
+        severity: u8,
+    ) -> Result<Sent<T>, SendError<T>> {
+        g.stats.overflowed += 1;
+        match self.strategy.on_self_block {
+            SelfBlock::Drop => {
+                g.stats.sent += 1;
+                g.stats.dropped += 1;
+                Ok(Sent::Dropped(item))
+            }
+            SelfBlock::EvictOldest => Ok(self.evict_for(g, item, severity)),
+            SelfBlock::Raise => {
+                g.stats.sent += 1;
+                g.stats.dropped += 1;
+                Err(SendError::WouldDeadlock(item))
             }
         }
     }

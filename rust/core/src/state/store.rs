@@ -9,7 +9,7 @@
 //! write go on. A block subscription's `timeout` bounds that wait: a change still in the
 //! outbox after it is dropped for that subscriber (counted, a gap in its sequence numbers).
 
-use crate::delivery::channel::{thread_token, Channel, Outside, SendError, Sent, Strategy};
+use crate::delivery::channel::{thread_token, waits, Channel, Outside, SendError, Sent, Strategy};
 use crate::model::kinds::State;
 use crate::model::update::UpdateData;
 use parking_lot::{Condvar, Mutex};
@@ -253,8 +253,16 @@ impl StateStore {
     }
 
     /// Waits at most `slice` for `label`'s report turn to be free.
+    /// While it waits, the caller waits for the turn's owner in the waits-for graph, so an
+    /// owner blocked on a buffer this caller consumes finds the cycle (and takes that
+    /// buffer's `on_self_block` action) instead of waiting for ever.
     pub fn wait_report_turn(&self, label: &str, slice: Duration) {
         let me = thread_token();
+        let owner = match self.data.lock().reports.get(label) {
+            Some(t) if t.owner != me => t.owner,
+            _ => return,
+        };
+        let _edge = waits::enter(owner);
         let mut d = self.data.lock();
         if d.reports.get(label).is_some_and(|t| t.owner != me) {
             self.report_cv.wait_for(&mut d, slice);
@@ -406,6 +414,13 @@ impl StateStore {
     /// Only one thread pumps a subscription at a time; no lock is held while sending (the
     /// send may run a consumer's waker).
     fn pump(&self, sub: &StoreSubscription) {
+        self.pump_with(sub, false);
+    }
+
+    /// `pump`; with `deadlocked` (the channel's consumer waits on the pumping writer) a
+    /// change the full channel cannot take takes the strategy's `on_self_block` action
+    /// instead of being kept.
+    fn pump_with(&self, sub: &StoreSubscription, deadlocked: bool) {
         let mut o = sub.outbox.lock();
         if o.pumping {
             return;
@@ -424,7 +439,13 @@ impl StateStore {
             drop(o);
             let sev = change.severity();
             let ty = change.new_state.event_type();
-            let kept = match sub.channel.try_send(change, sev, ty) {
+            let sent = match sub.channel.try_send(change, sev, ty) {
+                Err(SendError::WouldBlock(change)) if deadlocked => {
+                    sub.channel.send_self_blocked(change, sev)
+                }
+                r => r,
+            };
+            let kept = match sent {
                 Ok(Sent::Queued(_)) => {
                     self.sub_events.fetch_add(1, Ordering::Relaxed);
                     None
@@ -437,7 +458,8 @@ impl StateStore {
                 Ok(Sent::Dropped(_))
                 | Err(SendError::Closed(_))
                 | Err(SendError::Timeout(_))
-                | Err(SendError::Interrupted(_)) => {
+                | Err(SendError::Interrupted(_))
+                | Err(SendError::WouldDeadlock(_)) => {
                     self.sub_drops.fetch_add(1, Ordering::Relaxed);
                     None
                 }
@@ -495,7 +517,15 @@ impl StateStore {
             _ => slice,
         };
         drop(o);
+        // While it waits, this writer waits for the channel's consumer (waits-for graph): a
+        // consumer that waits on this writer in turn (a watcher feeding a handler thread
+        // that writes the store) is a cycle, and the change takes `on_self_block`.
+        let consumer = sub.channel.consumer_token();
+        let _edge = waits::enter(consumer);
         sub.channel.wait_for_room(slice);
+        if waits::reaches(consumer, thread_token()) {
+            self.pump_with(sub, true);
+        }
         false
     }
 

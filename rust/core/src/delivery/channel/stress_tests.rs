@@ -111,7 +111,8 @@ fn mpmc(name: &str, strategy: Strategy, capacity: usize) {
                         Ok(Sent::Evicted(_, v)) | Ok(Sent::Dropped(v)) => t.handed_back.push(v),
                         Err(SendError::Closed(v))
                         | Err(SendError::Timeout(v))
-                        | Err(SendError::Interrupted(v)) => t.handed_back.push(v),
+                        | Err(SendError::Interrupted(v))
+                        | Err(SendError::WouldDeadlock(v)) => t.handed_back.push(v),
                         Err(SendError::WouldBlock(_)) => unreachable!(),
                     }
                 }
@@ -380,7 +381,8 @@ fn seeded_random_interleavings() {
                                     Err(SendError::Closed(v))
                                     | Err(SendError::Timeout(v))
                                     | Err(SendError::WouldBlock(v))
-                                    | Err(SendError::Interrupted(v)) => t.handed_back.push(v),
+                                    | Err(SendError::Interrupted(v))
+                                    | Err(SendError::WouldDeadlock(v)) => t.handed_back.push(v),
                                 }
                                 i += 1;
                             }
@@ -393,7 +395,8 @@ fn seeded_random_interleavings() {
                                     }
                                     Err(SendError::Closed(v))
                                     | Err(SendError::Timeout(v))
-                                    | Err(SendError::Interrupted(v)) => {
+                                    | Err(SendError::Interrupted(v))
+                                    | Err(SendError::WouldDeadlock(v)) => {
                                         t.handed_back.push(v);
                                         i += 1;
                                     }

@@ -212,7 +212,7 @@ fn every_armed_waker_fires() {
 }
 
 #[test]
-fn block_sender_that_is_the_consumer_overflows_instead_of_waiting() {
+fn block_sender_that_is_the_consumer_never_waits_and_stays_bounded() {
     let ch = Arc::new(Channel::new(1, Strategy::simple(BufferAction::Block)));
     ch.try_send(1, 2, 0).unwrap();
     // Another thread is not the consumer: it would wait.
@@ -221,11 +221,12 @@ fn block_sender_that_is_the_consumer_overflows_instead_of_waiting() {
         std::thread::spawn(move || matches!(c2.try_send(9, 2, 0), Err(SendError::WouldBlock(9))));
     assert!(other.join().unwrap());
     ch.register_consumer();
-    assert_eq!(ch.send_blocking(2, 2, 0, None), Ok(Sent::Queued(1)));
+    // The default on_self_block action drops the newcomer, counted.
+    assert_eq!(ch.send_blocking(2, 2, 0, None), Ok(Sent::Dropped(2)));
     let s = ch.stats();
-    assert_eq!((s.buffered, s.overflowed), (2, 1));
+    assert_eq!((s.buffered, s.overflowed, s.dropped), (1, 1, 1));
     check(s);
-    assert_eq!(ch.drain(10), vec![(0, 1), (1, 2)]);
+    assert_eq!(ch.drain(10), vec![(0, 1)]);
     // Receiving registers the receiver as the consumer too.
     let c3 = ch.clone();
     let t = std::thread::spawn(move || {
@@ -235,6 +236,67 @@ fn block_sender_that_is_the_consumer_overflows_instead_of_waiting() {
     });
     assert!(t.join().unwrap());
     assert_eq!(ch.stats().overflowed, 2);
+}
+
+#[test]
+fn self_block_actions_evict_or_raise_and_never_grow_past_capacity() {
+    for (action, want) in [
+        (SelfBlock::Drop, vec![0, 1]),
+        (SelfBlock::EvictOldest, vec![98, 99]),
+        (SelfBlock::Raise, vec![0, 1]),
+    ] {
+        let ch = Channel::new(
+            2,
+            Strategy::simple(BufferAction::Block).with_on_self_block(action),
+        );
+        ch.register_consumer();
+        let mut raised = 0;
+        for i in 0..100 {
+            if let Err(SendError::WouldDeadlock(_)) = ch.send_blocking(i, 2, 0, None) {
+                raised += 1;
+            }
+        }
+        let s = ch.stats();
+        assert_eq!((s.buffered, s.overflowed), (2, 98), "{action:?}");
+        assert_eq!(raised, if action == SelfBlock::Raise { 98 } else { 0 });
+        check(s);
+        let got: Vec<_> = ch.drain(10).into_iter().map(|x| x.1).collect();
+        assert_eq!(got, want, "{action:?}");
+    }
+}
+
+#[test]
+fn two_consumers_sending_to_each_others_full_channel_do_not_deadlock() {
+    let a = Arc::new(Channel::new(1, Strategy::simple(BufferAction::Block)));
+    let b = Arc::new(Channel::new(1, Strategy::simple(BufferAction::Block)));
+    let barrier = Arc::new(std::sync::Barrier::new(2));
+    let spawn = |mine: Arc<Channel<i32>>, theirs: Arc<Channel<i32>>| {
+        let barrier = barrier.clone();
+        std::thread::spawn(move || {
+            mine.register_consumer();
+            theirs.try_send(0, 2, 0).unwrap(); // fills the other's buffer
+            barrier.wait();
+            // Each waits for the other to receive: a cycle one of them must leave.
+            let r = theirs.send_blocking(1, 2, 0, None);
+            // Then it goes back to consuming, as a handler thread would.
+            let _ = mine.recv(Some(std::time::Duration::from_secs(5)));
+            r
+        })
+    };
+    let ta = spawn(a.clone(), b.clone());
+    let tb = spawn(b.clone(), a.clone());
+    let ra = ta.join().unwrap();
+    let rb = tb.join().unwrap();
+    // At least one stopped waiting (dropping its item); the other may then have found room.
+    let dropped = [&ra, &rb]
+        .iter()
+        .filter(|r| matches!(r, Ok(Sent::Dropped(_))))
+        .count();
+    assert!(dropped >= 1, "{ra:?} {rb:?}");
+    assert_eq!(a.stats().overflowed + b.stats().overflowed, dropped as u64);
+    assert!(a.len() <= 1 && b.len() <= 1);
+    check(a.stats());
+    check(b.stats());
 }
 
 #[test]

@@ -173,8 +173,9 @@ fn subscribing_thread_counts_as_consumer_until_another_receives() {
     for st in [State::Starting, State::Running, State::Failed] {
         set(&s, upd("a", st)); // would wait forever for itself without the rule
     }
+    // Bounded: the two changes that could not wait took the default action, drop.
     let st = sub.channel.stats();
-    assert_eq!((st.buffered, st.overflowed), (3, 2));
+    assert_eq!((st.buffered, st.overflowed, st.dropped), (1, 2, 2));
 }
 
 #[test]
@@ -183,16 +184,21 @@ fn block_subscriber_whose_consumer_writes_back_does_not_deadlock() {
     let sub = s.subscribe(None, 1, Strategy::simple(BufferAction::Block));
     let s2 = s.clone();
     let ch = sub.channel.clone();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done2 = done.clone();
     // The consumer reacts to each Starting by writing Running back to the store.
     let consumer = std::thread::spawn(move || {
         let mut seen = 0;
-        while let Ok((_, c)) = ch.recv(Some(std::time::Duration::from_secs(5))) {
-            seen += 1;
-            if c.new_state == State::Starting {
-                set(&s2, upd(&format!("{}-ack", c.label), State::Running));
-            }
-            if seen == 40 {
-                break;
+        loop {
+            match ch.recv(Some(std::time::Duration::from_millis(50))) {
+                Ok((_, c)) => {
+                    seen += 1;
+                    if c.new_state == State::Starting {
+                        set(&s2, upd(&format!("{}-ack", c.label), State::Running));
+                    }
+                }
+                Err(_) if done2.load(std::sync::atomic::Ordering::SeqCst) => break,
+                Err(_) => {}
             }
         }
         seen
@@ -200,8 +206,15 @@ fn block_subscriber_whose_consumer_writes_back_does_not_deadlock() {
     for i in 0..20 {
         set(&s, upd(&format!("svc{i}"), State::Starting));
     }
-    assert_eq!(consumer.join().unwrap(), 40);
-    assert_eq!(s.len(), 40);
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = consumer.join().unwrap();
+    // Every change is received or counted as dropped (a notifier that could not wait for
+    // the writing-back consumer drops, by default): bounded and accounted, no deadlock.
+    let st = sub.channel.stats();
+    assert_eq!(st.sent, st.delivered + st.dropped + st.buffered, "{st:?}");
+    assert_eq!(st.delivered, seen);
+    assert_eq!(st.dropped, st.overflowed);
+    assert_eq!(s.len() as u64, 20 + (st.sent - 20));
 }
 
 #[test]
