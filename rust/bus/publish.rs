@@ -68,10 +68,10 @@ impl BusInner {
         }
     }
 
-    pub(super) fn remove(&self, py: Python<'_>, seq: u64) -> Option<Arc<Sub>> {
-        // Copy-on-write: `make_mut` copies the index only while a publisher holds a snapshot
-        // (e.g. unsubscribing from a handler); otherwise it is changed in place.
-        let sub = self.index.with(py, |ix| Arc::make_mut(ix).remove(seq))?;
+    pub(super) fn remove(&self, seq: u64) -> Option<Arc<Sub>> {
+        // Per-key copy-on-write: only the buckets of this subscription's keys that a
+        // publisher holds are copied (e.g. unsubscribing from a handler).
+        let sub = self.index.lock().remove(seq)?;
         sub.active.store(false, Ordering::Release);
         if let Some(ch) = &sub.channel {
             ch.close();
@@ -107,25 +107,23 @@ impl EventBus {
             });
             drop(oldest); // outside the cell: dropping an event may run Python code
         }
-        let ix = inner.index.get(py);
+        let cands = inner.index.lock().candidates(h);
         if inner.panic_next.load(Ordering::Relaxed)
             && inner.panic_next.swap(false, Ordering::Relaxed)
         {
             panic!("injected panic (_testing.inject_panic)");
         }
-        let mut scratch = Vec::new();
-        let cands = ix.candidates(h, &mut scratch);
         let mut out = Outcome {
             deliveries: 0,
             timed_out: false,
         };
-        for sub in cands {
+        for sub in cands.iter() {
             if !sub.active.load(Ordering::Acquire) {
                 continue;
             }
-            let pass = match &sub.filter {
-                tracebus_core::routing::filter::Filter::Types(_) => true, // the index already checked it
-                f => match eval(f, event, h) {
+            let pass = match &sub.route.residual {
+                None => true, // the key implies the filter
+                Some(f) => match eval(f, event, h) {
                     Ok(p) => p,
                     Err(e) if e.is_instance_of::<PyException>(py) => {
                         inner.report_error(py, e, event, sub);

@@ -76,9 +76,9 @@ impl Subscription {
         Ok(d)
     }
     /// Unsubscribes. Returns False if it was not active.
-    pub(super) fn close(&self, py: Python<'_>) -> bool {
+    pub(super) fn close(&self) -> bool {
         match self.bus.upgrade() {
-            Some(b) => b.remove(py, self.sub.seq).is_some(),
+            Some(b) => b.remove(self.sub.seq).is_some(),
             None => false,
         }
     }
@@ -151,7 +151,7 @@ impl Subscription {
         _b: &Bound<'_, PyAny>,
         _c: &Bound<'_, PyAny>,
     ) -> bool {
-        self.close(_a.py());
+        self.close();
         false
     }
     pub(super) fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
