@@ -77,7 +77,7 @@ impl Hasher for FxHasher {
 
 type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
-struct Slot<S> {
+pub struct Slot<S> {
     seq: u64,
     /// `None`: removed (compacted once removed slots outnumber live ones).
     sub: Option<Arc<S>>,
@@ -158,6 +158,8 @@ pub struct Index<S> {
     by_pair: FxMap<u32, FxMap<Arc<str>, Arc<Bucket<S>>>>,
     by_corr: FxMap<Arc<str>, Arc<Bucket<S>>>,
     by_severity: [Option<Arc<Bucket<S>>>; Severity::ALL.len()],
+    /// Bit `m` set: `by_severity[m]` is not empty.
+    severity_mask: u8,
     scan: Option<Arc<Bucket<S>>>,
     all: BTreeMap<u64, Arc<S>>,
 }
@@ -170,6 +172,7 @@ impl<S> Default for Index<S> {
             by_pair: FxMap::default(),
             by_corr: FxMap::default(),
             by_severity: Default::default(),
+            severity_mask: 0,
             scan: None,
             all: BTreeMap::new(),
         }
@@ -219,7 +222,12 @@ impl<S: Indexed> Index<S> {
                 Key::Type(t) => change(&mut self.by_type, *t, &mut *f),
                 Key::Source(src) => change(&mut self.by_source, src.clone(), &mut *f),
                 Key::Correlation(c) => change(&mut self.by_corr, c.clone(), &mut *f),
-                Key::Severity(m) => change_slot(&mut self.by_severity[*m as usize], &mut *f),
+                Key::Severity(m) => {
+                    let slot = &mut self.by_severity[*m as usize];
+                    change_slot(slot, &mut *f);
+                    let bit = 1u8 << *m as u8;
+                    self.severity_mask = (self.severity_mask & !bit) | (bit * slot.is_some() as u8);
+                }
                 Key::Pair(t, src) => {
                     let inner = self.by_pair.entry(*t).or_default();
                     change(inner, src.clone(), &mut *f);
@@ -287,8 +295,10 @@ impl<S: Indexed> Index<S> {
         if !self.by_corr.is_empty() {
             take(self.by_corr.get(&h.correlation_id));
         }
-        for b in &self.by_severity[..=h.severity as usize] {
-            take(b.as_ref());
+        if self.severity_mask & ((2u8 << h.severity as u8) - 1) != 0 {
+            for b in &self.by_severity[..=h.severity as usize] {
+                take(b.as_ref());
+            }
         }
         take(self.scan.as_ref());
         c
@@ -304,24 +314,34 @@ pub struct Candidates<S> {
 
 impl<S> Candidates<S> {
     /// The candidates in subscription order, each once (a subscription reached by two keys
-    /// is yielded once). No allocation.
+    /// is yielded once). No allocation; one bucket (the common case) is iterated directly.
+    #[inline]
     pub fn iter(&self) -> CandidateIter<'_, S> {
-        let mut it = CandidateIter {
+        let slots = |i: usize| {
+            self.buckets[i]
+                .as_ref()
+                .map_or(&[][..], |b| b.slots.as_slice())
+        };
+        if self.n <= 1 {
+            return CandidateIter::One(slots(0).iter());
+        }
+        let mut m = Merge {
             slots: Default::default(),
             pos: [0; MAX_BUCKETS],
             n: self.n,
         };
-        for (i, b) in self.buckets[..self.n].iter().enumerate() {
-            it.slots[i] = b.as_ref().map_or(&[][..], |b| b.slots.as_slice());
+        for i in 0..self.n {
+            m.slots[i] = slots(i);
         }
-        it
+        CandidateIter::Merge(m)
     }
 }
 
-pub struct CandidateIter<'a, S> {
-    slots: [&'a [Slot<S>]; MAX_BUCKETS],
-    pos: [usize; MAX_BUCKETS],
-    n: usize,
+// On the stack, never moved around: boxing the merge would allocate per publish.
+#[allow(clippy::large_enum_variant)]
+pub enum CandidateIter<'a, S> {
+    One(std::slice::Iter<'a, Slot<S>>),
+    Merge(Merge<'a, S>),
 }
 
 impl<'a, S> Iterator for CandidateIter<'a, S> {
@@ -329,18 +349,23 @@ impl<'a, S> Iterator for CandidateIter<'a, S> {
 
     #[inline]
     fn next(&mut self) -> Option<&'a Arc<S>> {
-        if self.n == 1 {
-            // The common case: one bucket, no merge.
-            let slots = self.slots[0];
-            while let Some(slot) = slots.get(self.pos[0]) {
-                self.pos[0] += 1;
-                if let Some(s) = &slot.sub {
-                    return Some(s);
-                }
-            }
-            return None;
+        match self {
+            CandidateIter::One(it) => it.find_map(|s| s.sub.as_ref()),
+            CandidateIter::Merge(m) => m.next(),
         }
-        // k-way merge by seq; equal heads (one subscription under two keys) advance together.
+    }
+}
+
+/// A k-way merge of sorted buckets by seq; equal heads (one subscription under two keys)
+/// advance together.
+pub struct Merge<'a, S> {
+    slots: [&'a [Slot<S>]; MAX_BUCKETS],
+    pos: [usize; MAX_BUCKETS],
+    n: usize,
+}
+
+impl<'a, S> Merge<'a, S> {
+    fn next(&mut self) -> Option<&'a Arc<S>> {
         let mut best: Option<(u64, &'a Arc<S>)> = None;
         for i in 0..self.n {
             let slots = self.slots[i];
@@ -443,6 +468,12 @@ mod tests {
             ids(&ix, &hs(2, "z", Severity::Debug, "c")),
             Vec::<u64>::new()
         );
+        let mut ix = ix;
+        ix.remove(4);
+        assert_eq!(ids(&ix, &hs(2, "z", Severity::Fatal, "c")), vec![3]);
+        ix.remove(3);
+        assert_eq!(ix.severity_mask, 0);
+        assert!(ids(&ix, &hs(2, "z", Severity::Fatal, "c")).is_empty());
     }
 
     #[test]
