@@ -19,7 +19,8 @@ def test_cases_with_custom_types_leave_the_registry_unchanged() -> None:
         results = measure_case(tiny, quick=True, repeats=1, log=lines.append)
         tb = results["tracebus"]
         assert tb.error is None and len(tb.runs) == 1 and tb.ops == 400
-        assert all(r.error is None for r in results.values())
+        # Every contender ran, except peers whose package is not installed.
+        assert all(r.error is None or r.error.endswith(" not installed") for r in results.values())
     assert len(registered_event_types()) == len(before)
     assert registered_event_types() == before
     assert not any(str(t).startswith("bench.") for t in registered_event_types())
