@@ -20,6 +20,7 @@ use tracebus_core::model::kinds::{Severity, State};
 use tracebus_core::model::update::UpdateData;
 use tracebus_core::routing::filter::Filter;
 use tracebus_core::routing::index::{Index, Indexed};
+use tracebus_core::routing::route::{Key, Route};
 use tracebus_core::state::store::StateStore;
 
 const RUNS: usize = 7;
@@ -261,56 +262,159 @@ fn filter_benches() {
     }
 }
 
-struct Sub(u64, Filter<()>);
-impl Indexed for Sub {
-    type Custom = ();
-    fn seq(&self) -> u64 {
-        self.0
-    }
-    fn filter(&self) -> &Filter<()> {
-        &self.1
+/// A subscription of the benches: its seq and its filter's route (as the bus keeps them).
+struct Sub(u64, Route<()>);
+
+impl Sub {
+    fn new(seq: u64, f: Filter<()>) -> Arc<Sub> {
+        Arc::new(Sub(seq, f.route()))
     }
 }
 
+impl Indexed for Sub {
+    fn seq(&self) -> u64 {
+        self.0
+    }
+    fn keys(&self) -> Option<&[Key]> {
+        self.1.keys.as_deref()
+    }
+}
+
+/// Dispatches `h` `n` times as the bus does (candidates, residual where there is one) and
+/// returns the deliveries.
+fn dispatch(ix: &Index<Sub>, h: &Header, n: u64) -> u64 {
+    let mut none = |_: &()| -> Result<bool, ()> { Ok(true) };
+    let mut delivered = 0;
+    for _ in 0..n {
+        for s in ix.candidates(black_box(h)).iter() {
+            let pass = match &s.1.residual {
+                None => true,
+                Some(f) => f.matches(h, &mut none).expect("no custom leaves"),
+            };
+            delivered += pass as u64;
+        }
+    }
+    delivered
+}
+
+fn types(t: u32) -> Filter<()> {
+    Filter::Types([t].into())
+}
+
+fn sources(s: &str) -> Filter<()> {
+    Filter::Sources([Arc::from(s)].into())
+}
+
+/// The routing cases without Python: subscribers each with its own filter, one
+/// matching (or none); per-publish cost should not grow with the subscribers.
 fn dispatch_benches() {
-    const N: u64 = 5_000_000;
+    const N: u64 = 2_000_000;
     for subscribers in [1u64, 100, 10_000] {
         // One subscriber wants type 1000; the others want other types.
-        let subs: Vec<Arc<Sub>> = (0..subscribers)
-            .map(|i| {
-                let t = if i == subscribers / 2 {
-                    1000
-                } else {
-                    2000 + i as u32
-                };
-                Arc::new(Sub(i, Filter::Types([t].into())))
-            })
-            .collect();
-        let ix = Index::build(subs);
+        let ix = Index::build(
+            (0..subscribers)
+                .map(|i| {
+                    let t = if i == subscribers / 2 {
+                        1000
+                    } else {
+                        2000 + i as u32
+                    };
+                    Sub::new(i, types(t))
+                })
+                .collect(),
+        );
         let h = header(1000, "svc", Severity::Info);
-        let mut none = |_: &()| -> Result<bool, ()> { Ok(true) };
-        let mut scratch = Vec::new();
         bench(
-            &format!("dispatch: candidates + filter, {subscribers} subscribers, 1 matches"),
+            &format!("dispatch: type, {subscribers} subscribers, 1 matches"),
             N,
             N,
+            || dispatch(&ix, &h, N),
+        );
+    }
+    for subscribers in [100u64, 10_000] {
+        let ix = Index::build(
+            (0..subscribers)
+                .map(|i| Sub::new(i, Filter::And(vec![sources(&format!("pf-{i}")), types(7)])))
+                .collect(),
+        );
+        let h = header(7, &format!("pf-{}", subscribers / 2), Severity::Info);
+        bench(
+            &format!("dispatch: source & type, {subscribers} subscribers, 1 matches"),
+            N,
+            N,
+            || dispatch(&ix, &h, N),
+        );
+    }
+    for subscribers in [1_000u64, 10_000] {
+        let ix = Index::build(
+            (0..subscribers)
+                .map(|i| Sub::new(i, Filter::Correlation(Arc::from(format!("corr_{i:016}")))))
+                .collect(),
+        );
+        let mut h = header(7, "svc", Severity::Info);
+        h.correlation_id = Arc::from(format!("corr_{:016}", subscribers / 2));
+        bench(
+            &format!("dispatch: correlation, {subscribers} waiters, 1 matches"),
+            N,
+            N,
+            || dispatch(&ix, &h, N),
+        );
+    }
+    let ix = Index::build(
+        (0..1_000)
+            .map(|i| Sub::new(i, Filter::MinSeverity(Severity::Error)))
+            .collect(),
+    );
+    let h = header(7, "svc", Severity::Info);
+    bench(
+        "dispatch: severity >= error, 1000 subscribers, info event",
+        N,
+        0,
+        || dispatch(&ix, &h, N),
+    );
+    for catch_all in [false, true] {
+        let mut subs: Vec<Arc<Sub>> = (0..100)
+            .map(|i| Sub::new(i + 1, types(1000 + i as u32)))
+            .collect();
+        if catch_all {
+            subs.push(Sub::new(0, Filter::All));
+        }
+        let ix = Index::build(subs);
+        let h = header(1042, "svc", Severity::Info);
+        bench(
+            &format!(
+                "dispatch: 100 type subscribers{}, 1 type matches",
+                if catch_all { " + 1 catch-all" } else { "" }
+            ),
+            N,
+            N * (1 + catch_all as u64),
+            || dispatch(&ix, &h, N),
+        );
+    }
+    for subscribers in [1_000u64, 10_000] {
+        let subs: Vec<Arc<Sub>> = (0..subscribers)
+            .map(|i| Sub::new(i, Filter::And(vec![sources(&format!("pf-{i}")), types(7)])))
+            .collect();
+        let mut ix: Index<Sub> = Index::default();
+        bench(
+            &format!("index: insert + remove {subscribers} source & type subscriptions"),
+            2 * subscribers,
+            0,
             || {
-                let mut delivered = 0;
-                for _ in 0..N {
-                    for s in ix.candidates(black_box(&h), &mut scratch) {
-                        if s.1.matches(&h, &mut none).expect("no custom leaves") {
-                            delivered += 1;
-                        }
-                    }
+                for s in &subs {
+                    ix.insert(s.clone());
                 }
-                delivered
+                for s in &subs {
+                    ix.remove(s.0);
+                }
+                ix.len() as u64
             },
         );
     }
 }
 
 /// What `EventBus.publish` does around the handler call, without Python: counters, the
-/// history ring under its mutex, the index snapshot (mutex + `Arc` clone), candidates, and
+/// history ring under its mutex, the index's buckets for the event (mutex + an `Arc` clone per bucket), candidates, and
 /// the delivery counters; against the same bookkeeping on plain (single-owner) data. The
 /// difference is what the atomics and locks cost per publish.
 fn publish_bookkeeping_benches() {
@@ -320,9 +424,9 @@ fn publish_bookkeeping_benches() {
     const N: u64 = 5_000_000;
     const HISTORY: usize = 10_000;
     let subs: Vec<Arc<Sub>> = (0..100)
-        .map(|i| Arc::new(Sub(i, Filter::Types([1000 + i as u32].into()))))
+        .map(|i| Sub::new(i, types(1000 + i as u32)))
         .collect();
-    let index = Mutex::new(Arc::new(Index::build(subs)));
+    let index = Mutex::new(Index::build(subs));
     let history: Mutex<VecDeque<u64>> = Mutex::new(VecDeque::with_capacity(HISTORY));
     let (published, per_type, delivered, sub_delivered) = (
         AtomicU64::new(0),
@@ -331,9 +435,8 @@ fn publish_bookkeeping_benches() {
         AtomicU64::new(0),
     );
     let h = header(1042, "svc", Severity::Info);
-    let mut scratch = Vec::new();
     bench(
-        "publish bookkeeping: atomics + 2 mutexes + Arc clone",
+        "publish bookkeeping: atomics + 2 mutexes + bucket Arc clone",
         N,
         N,
         || {
@@ -348,8 +451,8 @@ fn publish_bookkeeping_benches() {
                     }
                     hist.push_back(i);
                 }
-                let ix = index.lock().clone();
-                for _s in ix.candidates(black_box(&h), &mut scratch) {
+                let cands = index.lock().candidates(black_box(&h));
+                for _s in cands.iter() {
                     sub_delivered.fetch_add(1, Relaxed);
                 }
                 delivered.fetch_add(1, Relaxed);
@@ -359,7 +462,7 @@ fn publish_bookkeeping_benches() {
     );
     let ix = Index::build(
         (0..100)
-            .map(|i| Arc::new(Sub(i, Filter::Types([1000 + i as u32].into()))))
+            .map(|i| Sub::new(i, types(1000 + i as u32)))
             .collect(),
     );
     let mut hist: VecDeque<u64> = VecDeque::with_capacity(HISTORY);
@@ -377,7 +480,7 @@ fn publish_bookkeeping_benches() {
                     hist.pop_front();
                 }
                 hist.push_back(i);
-                for _s in ix.candidates(black_box(&h), &mut scratch) {
+                for _s in ix.candidates(black_box(&h)).iter() {
                     sd += 1;
                 }
                 d += 1;

@@ -7,6 +7,7 @@ use pyo3::types::PyTuple;
 use std::collections::HashSet;
 use std::sync::Arc;
 use tracebus_core::routing::filter::Filter as Tree;
+use tracebus_core::routing::route::Key;
 
 /// A Python predicate leaf.
 pub type Pred = Arc<Py<PyAny>>;
@@ -65,6 +66,17 @@ fn describe(t: &PyTree) -> String {
         ),
         Tree::Not(f) => format!("~{}", describe(f)),
         Tree::Custom(_) => "predicate".into(),
+    }
+}
+
+fn describe_key(k: &Key) -> String {
+    let ty = |t: &u32| tracebus_core::model::kinds::event_type_name(*t).to_string();
+    match k {
+        Key::Type(t) => format!("type {}", ty(t)),
+        Key::Source(s) => format!("source {s}"),
+        Key::Pair(t, s) => format!("({}, {s})", ty(t)),
+        Key::Correlation(c) => format!("correlation {c}"),
+        Key::Severity(m) => format!("severity >= {}", m.as_str()),
     }
 }
 
@@ -144,10 +156,31 @@ impl Filter {
             .map_err(|_| type_err("event", "a tracebus Event", event))?;
         eval(&self.tree, event, &e.get().header)
     }
-    /// True when the filter can be routed by an index (no full scan needed).
+    /// True when the bus finds the filter's subscribers through its index (by event type,
+    /// source, (type, source), correlation or minimum severity); False when they are on the
+    /// scan list every event visits (`~x`, `filter_by(...)` or match-all alone). See
+    /// `route`.
     #[getter]
     fn indexed(&self) -> bool {
-        self.tree.required_types().is_some() || self.tree.required_sources().is_some()
+        self.tree.route().keys.is_some()
+    }
+    /// How the bus routes the filter: its index keys (or `scan`) and the residual filter
+    /// evaluated on the candidates the keys reach (`none`: no evaluation, a candidate is a
+    /// match), e.g. `"key: (service.running, pf-0); residual: none"`.
+    #[getter]
+    fn route(&self) -> String {
+        let r = self.tree.route();
+        let keys = match &r.keys {
+            None => "scan".to_string(),
+            Some(k) if k.is_empty() => "keys: none (matches nothing)".to_string(),
+            Some(k) => format!(
+                "{}: {}",
+                if k.len() == 1 { "key" } else { "keys" },
+                k.iter().map(describe_key).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        let residual = r.residual.as_ref().map_or("none".into(), describe);
+        format!("{keys}; residual: {residual}")
     }
     fn __repr__(&self) -> String {
         format!("Filter({})", describe(&self.tree))

@@ -657,7 +657,15 @@ class Filter:
         """Whether ``event`` passes (predicates are called; their errors propagate)."""
     @property
     def indexed(self) -> bool:
-        """True when the filter can be routed by an index (no full scan)."""
+        """True when the bus finds the filter's subscribers through its index (by event
+        type, source, (type, source), correlation or minimum severity); False when they are
+        on the scan list every event visits (``~x``, ``filter_by(...)`` or match-all alone).
+        See ``route``."""
+    @property
+    def route(self) -> str:
+        """How the bus routes the filter: its index keys (or ``scan``) and the residual
+        filter evaluated on the candidates the keys reach (``none``: no evaluation), e.g.
+        ``"key: (service.running, pf-0); residual: none"``."""
     @property
     def _pushdown(self) -> dict[str, Any]:
         """What every passing event must have (``types``, ``min_severity``,

@@ -22,12 +22,11 @@ impl GilCounter {
     }
 }
 
-/// Shared state touched only with the GIL held (the `Python` token proves it), so publish
-/// reads the subscription index without a lock. Values are cloned out (an `Arc`), never
-/// borrowed across Python calls, and replaced values are dropped after the write.
+/// Shared state touched only with the GIL held (the `Python` token proves it): the
+/// history ring. The dispatch index is behind a real mutex (`BusInner::index`).
 pub struct GilCell<T>(pub(super) std::cell::UnsafeCell<T>);
 
-// SAFETY: every access goes through `get`/`replace`, which require the GIL (a `Python`
+// SAFETY: every access goes through `with`, which requires the GIL (a `Python`
 // token), so no two threads access the value at once; `T: Send + Sync` lets clones move
 // between threads.
 unsafe impl<T: Send + Sync> Sync for GilCell<T> {}
@@ -42,21 +41,5 @@ impl<T> GilCell<T> {
     pub(super) fn with<R>(&self, _py: Python<'_>, f: impl FnOnce(&mut T) -> R) -> R {
         // SAFETY: the GIL is held (token); `f` does not re-enter (see above).
         f(unsafe { &mut *self.0.get() })
-    }
-    pub(super) fn get_mut(&mut self) -> &mut T {
-        self.0.get_mut()
-    }
-}
-
-impl<T: Clone> GilCell<T> {
-    #[inline]
-    pub(super) fn get(&self, _py: Python<'_>) -> T {
-        // SAFETY: the GIL is held (token) and no reference outlives this call.
-        unsafe { (*self.0.get()).clone() }
-    }
-    pub(super) fn replace(&self, _py: Python<'_>, v: T) -> T {
-        // SAFETY: as in `get`; the old value is returned, so its drop (which may run Python
-        // code) happens after the write, with no reference into the cell alive.
-        unsafe { std::mem::replace(&mut *self.0.get(), v) }
     }
 }

@@ -1,8 +1,9 @@
 //! The event bus: subscription index, dispatch, delivery modes, metrics and history.
 //!
-//! Publishing takes a snapshot of the copy-on-write index (one mutex lock and an `Arc`
-//! clone), releases every lock, then calls handlers: handlers may publish, subscribe and
-//! unsubscribe freely. Sync handlers run in the publisher's thread in subscription order;
+//! Publishing takes the index buckets that apply to the event (one mutex lock and an `Arc`
+//! clone per bucket, see `tracebus_core::routing::index`), releases every lock, then calls
+//! handlers: handlers may publish, subscribe and unsubscribe freely (a change copies only
+//! the buckets it touches that a publish holds). Sync handlers run in the publisher's thread in subscription order;
 //! thread-mode handlers get a Rust worker thread fed by a bounded channel; async handlers
 //! are fed by a channel drained by one task on their loop (see `tracebus/_aio.py`).
 
@@ -29,6 +30,7 @@ use tracebus_core::metrics::LatencyHistogram;
 use tracebus_core::model::header::Header;
 use tracebus_core::model::kinds::{self, MAX_EVENT_TYPES};
 use tracebus_core::routing::index::{Index, Indexed};
+use tracebus_core::routing::route::{Key, Route};
 
 mod cells;
 mod publish;
@@ -65,6 +67,8 @@ pub struct Sub {
     seq: u64,
     id: String,
     filter: PyTree,
+    /// How the index routes `filter`; its residual is what dispatch still evaluates.
+    route: Route<crate::filter::Pred>,
     mode: Mode,
     handler: Option<Py<PyAny>>,
     channel: Option<Arc<Core<Py<PyAny>>>>,
@@ -91,17 +95,18 @@ impl Sub {
 }
 
 impl Indexed for Sub {
-    type Custom = crate::filter::Pred;
     fn seq(&self) -> u64 {
         self.seq
     }
-    fn filter(&self) -> &PyTree {
-        &self.filter
+    fn keys(&self) -> Option<&[Key]> {
+        self.route.keys.as_deref()
     }
 }
 
 pub struct BusInner {
-    index: GilCell<Arc<Index<Sub>>>,
+    /// Only locked briefly, never across a Python call (nothing in it runs Python code when
+    /// changed or dropped in place: removed subscriptions are returned to the caller).
+    index: Mutex<Index<Sub>>,
     closed: AtomicBool,
     next_seq: AtomicU64,
     published: GilCounter,
@@ -141,8 +146,8 @@ impl BusInner {
     /// later call waits for them again).
     fn close_and_join(&self, py: Python<'_>, deadline: Option<Instant>) -> PyResult<bool> {
         if !self.closed.swap(true, Ordering::AcqRel) {
-            let old = self.index.replace(py, Arc::new(Index::default()));
-            let subs: Vec<Arc<Sub>> = old.all().to_vec();
+            let old = std::mem::take(&mut *self.index.lock());
+            let subs: Vec<Arc<Sub>> = old.all().cloned().collect();
             drop(old);
             for s in &subs {
                 s.active.store(false, Ordering::Release);
@@ -247,6 +252,17 @@ pub struct EventBus {
 }
 
 impl EventBus {
+    /// Active subscriptions and the events buffered in their channels.
+    fn buffered(&self) -> (usize, usize) {
+        let ix = self.inner.index.lock();
+        let buffered = ix
+            .all()
+            .filter_map(|s| s.channel.as_ref())
+            .map(|c| c.len())
+            .sum();
+        (ix.len(), buffered)
+    }
+
     /// Makes the next publish panic inside Rust (the test hook `_testing.inject_panic`).
     pub fn arm_panic(&self) {
         self.inner.panic_next.store(true, Ordering::Relaxed);
@@ -311,7 +327,7 @@ impl EventBus {
         };
         let bus = EventBus {
             inner: Arc::new(BusInner {
-                index: GilCell::new(Arc::new(Index::default())),
+                index: Mutex::new(Index::default()),
                 closed: AtomicBool::new(false),
                 next_seq: AtomicU64::new(0),
                 published: GilCounter::default(),
@@ -405,7 +421,6 @@ impl EventBus {
     #[pyo3(signature = (filter, handler, mode, buffer_size=None, strategy=None))]
     fn _subscribe(
         &self,
-        py: Python<'_>,
         filter: Option<&Bound<'_, PyAny>>,
         handler: &Bound<'_, PyAny>,
         mode: &str,
@@ -442,7 +457,7 @@ impl EventBus {
                 extract_strategy(strategy, BufferAction::Block)?,
             )))
         };
-        let sub = self.add(py, tree, mode, Some(handler.clone().unbind()), channel)?;
+        let sub = self.add(tree, mode, Some(handler.clone().unbind()), channel)?;
         if let (Mode::Async, Some(ch)) = (mode, &sub.channel) {
             // The pump drains on the subscribing thread's loop: publishing from that thread
             // must never wait for room (see `Channel::register_consumer`).
@@ -450,7 +465,7 @@ impl EventBus {
         }
         if mode == Mode::Thread {
             if let Err(e) = self.spawn_worker(&sub) {
-                self.inner.remove(py, sub.seq);
+                self.inner.remove(sub.seq);
                 return Err(e);
             }
         }
@@ -467,7 +482,6 @@ impl EventBus {
     #[pyo3(signature = (filter=None, buffer_size=None, strategy=None))]
     fn subscribe_channel(
         &self,
-        py: Python<'_>,
         filter: Option<&Bound<'_, PyAny>>,
         buffer_size: Option<&Bound<'_, PyAny>>,
         strategy: Option<&Bound<'_, PyAny>>,
@@ -478,14 +492,15 @@ impl EventBus {
             cap,
             extract_strategy(strategy, BufferAction::Drop)?,
         ));
-        let sub = self.add(py, tree, Mode::Channel, None, Some(ch.clone()))?;
+        let sub = self.add(tree, Mode::Channel, None, Some(ch.clone()))?;
         let bus = Arc::downgrade(&self.inner);
         let seq = sub.seq;
         Ok(Channel::objects(
             ch,
             Some(Box::new(move || {
                 if let Some(b) = bus.upgrade() {
-                    Python::attach(|py| b.remove(py, seq));
+                    // Under the GIL: dropping the subscription may drop Python objects.
+                    Python::attach(|_| b.remove(seq));
                 }
             })),
         ))
@@ -500,10 +515,7 @@ impl EventBus {
             if !std::ptr::eq(s.get().bus.as_ptr(), Arc::as_ptr(&self.inner)) {
                 return Ok(false);
             }
-            return Ok(self
-                .inner
-                .remove(subscription.py(), s.get().sub.seq)
-                .is_some());
+            return Ok(self.inner.remove(s.get().sub.seq).is_some());
         }
         if let Ok(c) = subscription.cast::<Channel>() {
             let was_open = !c.get().closed_core();
@@ -560,8 +572,8 @@ impl EventBus {
 
     /// Number of active subscriptions.
     #[getter]
-    fn subscription_count(&self, py: Python<'_>) -> usize {
-        self.inner.index.get(py).len()
+    fn subscription_count(&self) -> usize {
+        self.inner.index.lock().len()
     }
 
     /// The maximum nesting of publishes from handlers.
@@ -621,14 +633,8 @@ impl EventBus {
         d.set_item("events_evicted", i.evicted.load(Ordering::Relaxed))?;
         d.set_item("handler_errors", i.errors.load(Ordering::Relaxed))?;
         d.set_item("events_lost", i.lost.load(Ordering::Relaxed))?;
-        let ix = i.index.get(py);
-        d.set_item("active_subscriptions", ix.len())?;
-        let buffered: usize = ix
-            .all()
-            .iter()
-            .filter_map(|s| s.channel.as_ref())
-            .map(|c| c.len())
-            .sum();
+        let (active, buffered) = self.buffered();
+        d.set_item("active_subscriptions", active)?;
         d.set_item("events_buffered", buffered)?;
         let bt = PyDict::new(py);
         for (t, c) in i
@@ -659,15 +665,9 @@ impl EventBus {
     /// the events themselves, ~200 bytes each), and subscriptions.
     fn memory_bytes(&self, py: Python<'_>) -> u64 {
         const EVENT: u64 = 200;
-        let ix = self.inner.index.get(py);
+        let (subs, buffered) = self.buffered();
         let hist = self.inner.history.with(py, |h| h.len()) as u64;
-        let buffered: u64 = ix
-            .all()
-            .iter()
-            .filter_map(|s| s.channel.as_ref())
-            .map(|c| c.len() as u64)
-            .sum();
-        hist * (EVENT + 8) + buffered * (EVENT + 24) + ix.len() as u64 * 256
+        hist * (EVENT + 8) + buffered as u64 * (EVENT + 24) + subs as u64 * 256
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
@@ -676,9 +676,9 @@ impl EventBus {
                 visit.call(h)?;
             }
         }
-        {
-            // SAFETY: the GC runs traversal with the GIL held; the reference is not kept.
-            let ix = unsafe { &*self.inner.index.0.get() };
+        // The lock is only held briefly and never across Python code, so it is free here;
+        // if it were not, the handlers would go unreported this round (never a deadlock).
+        if let Some(ix) = self.inner.index.try_lock() {
             for s in ix.all() {
                 if let Some(h) = &s.handler {
                     visit.call(h)?;
@@ -704,10 +704,10 @@ impl EventBus {
         Ok(())
     }
 
-    fn __repr__(&self, py: Python<'_>) -> String {
+    fn __repr__(&self) -> String {
         format!(
             "EventBus(subscriptions={}, closed={})",
-            self.inner.index.get(py).len(),
+            self.inner.index.lock().len(),
             if self.inner.closed.load(Ordering::Relaxed) {
                 "True"
             } else {

@@ -8,10 +8,9 @@ impl BusInner {
     /// In a forked child (see `crate::fork`): an error if a thread-mode subscription of
     /// the parent is still active (its worker thread stayed in the parent: events sent to
     /// it would never be handled, and publishers would block once its buffer is full).
-    pub(super) fn check_threads_after_fork(&self, py: Python<'_>) -> PyResult<()> {
+    pub(super) fn check_threads_after_fork(&self) -> PyResult<()> {
         let now = crate::fork::generation();
-        let index = self.index.get(py);
-        let stale = index.all().iter().any(|s| {
+        let stale = self.index.lock().all().any(|s| {
             matches!(s.mode, Mode::Thread)
                 && s.generation != now
                 && s.active.load(Ordering::Acquire)
@@ -95,8 +94,8 @@ impl BusInner {
     /// Ends a thread/async subscription whose handler can no longer be reached (its loop
     /// closed, or its handler ended it with a `BaseException`): unsubscribes it, and counts
     /// what it still buffers plus `undelivered` in `events_lost`.
-    pub(super) fn abandon(&self, py: Python<'_>, sub: &Sub, undelivered: u64) {
-        self.remove(py, sub.seq);
+    pub(super) fn abandon(&self, sub: &Sub, undelivered: u64) {
+        self.remove(sub.seq);
         let left = sub
             .channel
             .as_ref()
@@ -107,10 +106,10 @@ impl BusInner {
         drop(left); // no lock held: dropping events may run Python code
     }
 
-    pub(super) fn remove(&self, py: Python<'_>, seq: u64) -> Option<Arc<Sub>> {
-        // Copy-on-write: `make_mut` copies the index only while a publisher holds a snapshot
-        // (e.g. unsubscribing from a handler); otherwise it is changed in place.
-        let sub = self.index.with(py, |ix| Arc::make_mut(ix).remove(seq))?;
+    pub(super) fn remove(&self, seq: u64) -> Option<Arc<Sub>> {
+        // Per-key copy-on-write: only the buckets of this subscription's keys that a
+        // publisher holds are copied (e.g. unsubscribing from a handler).
+        let sub = self.index.lock().remove(seq)?;
         sub.active.store(false, Ordering::Release);
         if let Some(ch) = &sub.channel {
             ch.close();
@@ -162,26 +161,24 @@ impl EventBus {
             });
             drop(oldest); // outside the cell: dropping an event may run Python code
         }
-        let ix = inner.index.get(py);
+        let cands = inner.index.lock().candidates(h);
         if inner.panic_next.load(Ordering::Relaxed)
             && inner.panic_next.swap(false, Ordering::Relaxed)
         {
             panic!("injected panic (_testing.inject_panic)");
         }
-        let mut scratch = Vec::new();
-        let cands = ix.candidates(h, &mut scratch);
         let mut out = Outcome {
             deliveries: 0,
             timed_out: false,
             deadlocked: false,
         };
-        for sub in cands {
+        for sub in cands.iter() {
             if !sub.active.load(Ordering::Acquire) {
                 continue;
             }
-            let pass = match &sub.filter {
-                tracebus_core::routing::filter::Filter::Types(_) => true, // the index already checked it
-                f => match eval(f, event, h) {
+            let pass = match &sub.route.residual {
+                None => true, // the key implies the filter
+                Some(f) => match eval(f, event, h) {
                     Ok(p) => p,
                     Err(e) if e.is_instance_of::<PyException>(py) => {
                         inner.report_error(py, e, event, sub);
@@ -204,7 +201,7 @@ impl EventBus {
                     let res = match ch.try_send(event.clone().unbind(), sev, h.type_id) {
                         Err(SendError::WouldBlock(_)) if sub.loop_closed(py) => {
                             // Nobody will ever drain it: end it rather than wait forever.
-                            inner.abandon(py, sub, 1);
+                            inner.abandon(sub, 1);
                             continue;
                         }
                         Err(SendError::WouldBlock(obj)) => {
@@ -278,7 +275,7 @@ impl EventBus {
             return Err(BusClosedError::new_err("the event bus is closed"));
         }
         if self.inner.generation != crate::fork::generation() {
-            self.inner.check_threads_after_fork(py)?;
+            self.inner.check_threads_after_fork()?;
         }
         let depth = DEPTH.with(|d| d.get());
         if depth >= self.inner.max_depth {

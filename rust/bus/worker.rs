@@ -6,7 +6,6 @@ use super::*;
 impl EventBus {
     pub(super) fn add(
         &self,
-        py: Python<'_>,
         filter: PyTree,
         mode: Mode,
         handler: Option<Py<PyAny>>,
@@ -18,6 +17,7 @@ impl EventBus {
         let sub = Arc::new(Sub {
             seq: self.inner.next_seq.fetch_add(1, Ordering::Relaxed),
             id: tracebus_core::model::ids::new_subscription_id(),
+            route: filter.route(),
             filter,
             mode,
             handler,
@@ -29,10 +29,7 @@ impl EventBus {
             generation: crate::fork::generation(),
             event_loop: pyo3::sync::PyOnceLock::new(),
         });
-        // Copy-on-write as in `remove`: appending keeps subscription order.
-        self.inner
-            .index
-            .with(py, |ix| Arc::make_mut(ix).insert(sub.clone()));
+        self.inner.index.lock().insert(sub.clone());
         Ok(sub)
     }
 

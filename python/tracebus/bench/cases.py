@@ -22,11 +22,27 @@ from .batches import (
     _tb_batches,
 )
 from .creation import _dc_create, _tb_create
-from .fanout import _C_REF, _sync_peers
+from .fanout import _C_REF, _sync_peers, _tb_filtered
 from .framework import Case, Contender, Goal
 from .inputs import _prepare_fanout, _prepare_filtered
 from .otel import _tb_traced
 from .reporter import _prepare_updates, _py_report, _tb_report
+from .routing import (
+    _CATCH_REF,
+    _CHURN_REF,
+    _CORR_REF,
+    _SOURCES_REF,
+    _churn_contenders,
+    _correlation,
+    _keyed_peers,
+    _no_subscribers,
+    _prepare_correlations,
+    _prepare_severity,
+    _prepare_sources,
+    _severity_error,
+    _source_and_type,
+    _with_catch_all,
+)
 from .store import _WATCHERS, _prepare_one_label, _py_store, _tb_store, _tb_watched
 from .threads import _queue_thread, _tb_thread
 
@@ -155,6 +171,97 @@ CASES: tuple[Case, ...] = (
         (Goal(2_000_000),),
         note="ServiceStateEvent(type, source, old, new): new event id and correlation id each; "
         "made in blocks of 10,000 kept until the next block",
+    ),
+    Case(
+        "i",
+        "(i) 100 subscribers source & type, 1 matches",
+        "events/s",
+        300_000,
+        _prepare_sources(100),
+        _keyed_peers(_source_and_type, None),
+        (Goal(1.0, "hand-written"),),
+        note="each subscriber filter_by_source(pf-i) & filter_by_type(SERVICE_RUNNING); "
+        "hand-written: a dict keyed by the (type, source) topic",
+    ),
+    Case(
+        "i'",
+        "(i') 10,000 subscribers source & type, 1 matches",
+        "events/s",
+        300_000,
+        _prepare_sources(10_000),
+        _keyed_peers(_source_and_type, (100, _SOURCES_REF)),
+        (Goal(1.0, "hand-written"), Goal(0.8, _SOURCES_REF)),
+        note=f"'{_SOURCES_REF}' is case (i) re-run here, side by side",
+    ),
+    Case(
+        "j",
+        "(j) 1,000 correlation waiters, 1 matches",
+        "events/s",
+        300_000,
+        _prepare_correlations(1_000),
+        _keyed_peers(_correlation, None),
+        (Goal(1.0, "hand-written"),),
+        note="one filter_by_correlation(c_i) subscriber per in-flight operation; "
+        "hand-written: a dict keyed by correlation id",
+    ),
+    Case(
+        "j'",
+        "(j') 10,000 correlation waiters, 1 matches",
+        "events/s",
+        300_000,
+        _prepare_correlations(10_000),
+        _keyed_peers(_correlation, (1_000, _CORR_REF)),
+        (Goal(1.0, "hand-written"), Goal(0.8, _CORR_REF)),
+        note=f"'{_CORR_REF}' is case (j) re-run here, side by side",
+    ),
+    Case(
+        "k",
+        "(k) 1,000 severity-ERROR subscribers, INFO event",
+        "events/s",
+        300_000,
+        _prepare_severity(1_000),
+        (
+            Contender("tracebus", _tb_filtered(_severity_error), kind="tracebus"),
+            Contender("tracebus, no subscribers", _no_subscribers, kind="reference"),
+        ),
+        (Goal(0.8, "tracebus, no subscribers"),),
+        note="none matches: the publish rate should be that of a bus without subscribers",
+    ),
+    Case(
+        "l",
+        "(l) 1 catch-all + 100 type subscribers",
+        "events/s",
+        300_000,
+        _prepare_filtered(100, 100, "bench.l"),
+        (
+            Contender("tracebus", _with_catch_all(True), kind="tracebus"),
+            Contender(_CATCH_REF, _with_catch_all(False), kind="reference"),
+        ),
+        (Goal(0.9, _CATCH_REF),),
+        note="event of one type, 1 type subscriber matches; reference: the same 100 plus a "
+        "second subscriber of that type instead of the catch-all (the same handler calls)",
+        isolated=True,
+    ),
+    Case(
+        "m",
+        "(m) subscribe + unsubscribe 10,000 filtered",
+        "ops/s",
+        20_000,
+        _none,
+        _churn_contenders(inside=False),
+        (Goal(0.8, _CHURN_REF),),
+        note="source & type filters; one op = one subscribe or one unsubscribe; "
+        f"'{_CHURN_REF}': 1,000 at a time, repeated to the same number of ops",
+    ),
+    Case(
+        "m'",
+        "(m') subscribe + unsubscribe 10,000 from a handler",
+        "ops/s",
+        20_000,
+        _none,
+        _churn_contenders(inside=True),
+        (Goal(0.8, _CHURN_REF),),
+        note="as (m), all from inside a handler while a publish is in flight",
     ),
     Case(
         "store",

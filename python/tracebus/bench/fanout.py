@@ -2,28 +2,47 @@
 
 from __future__ import annotations
 
-from .._core import filter_by_type
+from collections.abc import Callable
+
+from .._core import Filter, filter_by_type
 from ..bus import EventBus
 from .framework import Contender, Trial, _Count, _handler, _handler2, _mod
 from .inputs import _Topics
 from .peers import DictDispatcher
 
 
-def _tb_sync(shared: _Topics, n: int) -> Trial:
-    bus = EventBus()
-    c = _Count()
-    for t in shared.topics:
-        bus.subscribe(filter_by_type(t), _handler(c))
-    events = shared.events[:n]
-    publish = bus.publish
+def _tb_filtered(
+    make: Callable[[str], Filter], *, catch_all: bool = False
+) -> Callable[[_Topics, int], Trial]:
+    """tracebus with one subscriber per topic, subscribed with ``make(topic)``, and with
+    ``catch_all`` one more, subscribed first, that gets every event."""
 
-    def run() -> int:
-        c.n = 0
-        for e in events:
-            publish(e)
-        return c.n
+    def setup(shared: _Topics, n: int) -> Trial:
+        bus = EventBus()
+        c = _Count()
+        if catch_all:
+            bus.subscribe(None, _handler(c))
+        for t in shared.topics:
+            bus.subscribe(make(t), _handler(c))
+        events = shared.events[:n]
+        publish = bus.publish
 
-    return Trial(n, n * shared.matching, run, close=bus.close)
+        def run() -> int:
+            c.n = 0
+            for e in events:
+                publish(e)
+            return c.n
+
+        return Trial(n, n * (shared.matching + catch_all), run, close=bus.close)
+
+    return setup
+
+
+def _tb_type(topic: str) -> Filter:
+    return filter_by_type(topic)
+
+
+_tb_sync = _tb_filtered(_tb_type)
 
 
 def _dict_sync(shared: _Topics, n: int) -> Trial:
@@ -142,10 +161,19 @@ def _rx_sync(shared: _Topics, n: int) -> Trial:
 _C_REF = "tracebus, 100 subs"
 
 
-def _tb_sync_100(shared: _Topics, n: int) -> Trial:
-    """Case (c) inside case (c'): the same events, 100 subscribers (1 matches)."""
-    others = sorted({t for t in shared.topics if t != shared.match})[:99]
-    return _tb_sync(_Topics(shared.events, shared.match, [*others, shared.match], 1), n)
+def _tb_first(k: int, setup: Callable[[_Topics, int], Trial]) -> Callable[[_Topics, int], Trial]:
+    """``setup`` with ``k`` of the subscribers (the matching one and ``k - 1`` others): the
+    smaller case re-run beside the bigger one."""
+
+    def smaller(shared: _Topics, n: int) -> Trial:
+        others = sorted({t for t in shared.topics if t != shared.match})[: k - 1]
+        return setup(_Topics(shared.events, shared.match, [*others, shared.match], 1), n)
+
+    return smaller
+
+
+# Case (c) inside case (c'): the same events, 100 subscribers (1 matches).
+_tb_sync_100 = _tb_first(100, _tb_sync)
 
 
 def _sync_peers(

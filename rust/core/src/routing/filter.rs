@@ -58,43 +58,6 @@ impl<C> Filter<C> {
         })
     }
 
-    /// The set of event types an event must have to match, if the filter implies one.
-    pub fn required_types(&self) -> Option<HashSet<u32>> {
-        self.required(&|f| match f {
-            Filter::Types(t) => Some(t.clone()),
-            _ => None,
-        })
-    }
-
-    /// The set of sources an event must have to match, if the filter implies one.
-    pub fn required_sources(&self) -> Option<HashSet<Arc<str>>> {
-        self.required(&|f| match f {
-            Filter::Sources(s) => Some(s.clone()),
-            _ => None,
-        })
-    }
-
-    fn required<T: Clone + Eq + std::hash::Hash>(
-        &self,
-        leaf: &dyn Fn(&Filter<C>) -> Option<HashSet<T>>,
-    ) -> Option<HashSet<T>> {
-        match self {
-            Filter::Nothing => Some(HashSet::new()),
-            Filter::And(fs) => fs
-                .iter()
-                .filter_map(|f| f.required(leaf))
-                .reduce(|a, b| a.intersection(&b).cloned().collect()),
-            Filter::Or(fs) => {
-                let mut acc = HashSet::new();
-                for f in fs {
-                    acc.extend(f.required(leaf)?);
-                }
-                Some(acc)
-            }
-            other => leaf(other),
-        }
-    }
-
     /// Number of nodes (for reprs and limits).
     pub fn size(&self) -> usize {
         match self {
@@ -142,31 +105,6 @@ mod tests {
         assert!(m(&Filter::Not(Box::new(src)), &e));
         assert!(m(&Filter::And(vec![]), &e));
         assert!(!m(&Filter::Or(vec![]), &e));
-    }
-
-    #[test]
-    fn index_keys() {
-        let ty: Filter<()> = Filter::Types([1, 2].into());
-        let ty2: Filter<()> = Filter::Types([2, 3].into());
-        let sev: Filter<()> = Filter::MinSeverity(Severity::Info);
-        assert_eq!(
-            Filter::And(vec![ty.clone(), sev.clone()]).required_types(),
-            Some([1, 2].into())
-        );
-        assert_eq!(
-            Filter::And(vec![ty.clone(), ty2.clone()]).required_types(),
-            Some([2].into())
-        );
-        assert_eq!(
-            Filter::Or(vec![ty.clone(), ty2]).required_types(),
-            Some([1, 2, 3].into())
-        );
-        assert_eq!(
-            Filter::Or(vec![ty.clone(), sev.clone()]).required_types(),
-            None
-        );
-        assert_eq!(Filter::Not(Box::new(ty)).required_types(), None);
-        assert_eq!(sev.required_types(), None);
     }
 
     #[test]

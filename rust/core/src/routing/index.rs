@@ -1,46 +1,206 @@
-//! The dispatch index: subscriptions grouped by the event types (or sources) their
-//! filters require, so dispatch cost grows with matching subscribers, not the total.
-//! Immutable once built; the bus swaps in a new one on subscribe/unsubscribe
-//! (copy-on-write), so publishers never hold a lock while calling handlers.
+//! The dispatch index: subscriptions grouped by the keys of their routes (event type,
+//! source, (type, source), correlation, minimum severity; see `routing::route`), so
+//! dispatch cost grows with matching subscribers, not the total.
+//!
+//! Each key owns a bucket, sorted by subscription order, behind its own `Arc`: a publish
+//! takes the (few) buckets that apply ([`Index::candidates`], one `Arc` clone per
+//! non-empty bucket, no allocation) and merges them in subscription order while it calls
+//! handlers; subscribing or unsubscribing meanwhile copies only the buckets it changes that
+//! a publish holds (per-key copy-on-write), so churn costs O(log n) plus the size of the
+//! touched buckets, never a copy of the index.
 
 use crate::model::header::Header;
-use crate::routing::filter::Filter;
-use std::collections::HashMap;
+use crate::model::kinds::Severity;
+use crate::routing::route::Key;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 pub trait Indexed {
-    type Custom;
     fn seq(&self) -> u64;
-    fn filter(&self) -> &Filter<Self::Custom>;
+    /// The subscription's route keys; `None`: the scan list (see `Filter::route`).
+    fn keys(&self) -> Option<&[Key]>;
 }
 
-pub struct Index<S> {
-    by_type: HashMap<u32, Vec<Arc<S>>>,
-    by_source: HashMap<Arc<str>, Vec<Arc<S>>>,
-    scan: Vec<Arc<S>>,
-    all: Vec<Arc<S>>,
+/// FxHash (rustc's): keys are event type ids, service labels and correlation ids of the
+/// program itself, so a fast non-keyed hash is enough.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(SEED);
+    }
 }
 
-// Manual impl: cloning the index clones `Arc`s, it needs no `S: Clone`.
-impl<S> Clone for Index<S> {
-    fn clone(&self) -> Self {
-        Index {
-            by_type: self.by_type.clone(),
-            by_source: self.by_source.clone(),
-            scan: self.scan.clone(),
-            all: self.all.clone(),
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w));
         }
     }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+pub struct Slot<S> {
+    seq: u64,
+    /// `None`: removed (compacted once removed slots outnumber live ones).
+    sub: Option<Arc<S>>,
+}
+
+/// The subscriptions of one key, in subscription order.
+pub struct Bucket<S> {
+    slots: Vec<Slot<S>>,
+    live: usize,
+}
+
+// Manual impls: they copy `Arc`s, they need no `S: Clone`.
+impl<S> Clone for Bucket<S> {
+    fn clone(&self) -> Self {
+        Bucket {
+            slots: self
+                .slots
+                .iter()
+                .filter(|s| s.sub.is_some())
+                .map(|s| Slot {
+                    seq: s.seq,
+                    sub: s.sub.clone(),
+                })
+                .collect(),
+            live: self.live,
+        }
+    }
+}
+
+impl<S> Default for Bucket<S> {
+    fn default() -> Self {
+        Bucket {
+            slots: Vec::new(),
+            live: 0,
+        }
+    }
+}
+
+impl<S> Bucket<S> {
+    fn insert(&mut self, seq: u64, s: Arc<S>) {
+        let slot = Slot { seq, sub: Some(s) };
+        match self.slots.last() {
+            Some(last) if last.seq >= seq => {
+                // Out of order (concurrent subscribers): keep the bucket sorted.
+                let at = self.slots.partition_point(|x| x.seq < seq);
+                if self.slots.get(at).is_some_and(|x| x.seq == seq) {
+                    self.slots[at] = slot;
+                } else {
+                    self.slots.insert(at, slot);
+                }
+            }
+            _ => self.slots.push(slot),
+        }
+        self.live += 1;
+    }
+
+    fn remove(&mut self, seq: u64) {
+        let Ok(at) = self.slots.binary_search_by_key(&seq, |x| x.seq) else {
+            return;
+        };
+        if self.slots[at].sub.take().is_some() {
+            self.live -= 1;
+        }
+        if self.slots.len() > 8 && self.slots.len() > 2 * self.live {
+            self.slots.retain(|x| x.sub.is_some());
+        }
+    }
+}
+
+/// Buckets that can apply to one event: type, source, pair, correlation, six severities,
+/// scan.
+const MAX_BUCKETS: usize = 11;
+
+pub struct Index<S> {
+    by_type: FxMap<u32, Arc<Bucket<S>>>,
+    by_source: FxMap<Arc<str>, Arc<Bucket<S>>>,
+    /// (type, source): by type, then by source (looked up without building a key).
+    by_pair: FxMap<u32, FxMap<Arc<str>, Arc<Bucket<S>>>>,
+    by_corr: FxMap<Arc<str>, Arc<Bucket<S>>>,
+    by_severity: [Option<Arc<Bucket<S>>>; Severity::ALL.len()],
+    /// Bit `m` set: `by_severity[m]` is not empty.
+    severity_mask: u8,
+    scan: Option<Arc<Bucket<S>>>,
+    all: BTreeMap<u64, Arc<S>>,
 }
 
 impl<S> Default for Index<S> {
     fn default() -> Self {
         Index {
-            by_type: HashMap::new(),
-            by_source: HashMap::new(),
-            scan: Vec::new(),
-            all: Vec::new(),
+            by_type: FxMap::default(),
+            by_source: FxMap::default(),
+            by_pair: FxMap::default(),
+            by_corr: FxMap::default(),
+            by_severity: Default::default(),
+            severity_mask: 0,
+            scan: None,
+            all: BTreeMap::new(),
         }
+    }
+}
+
+/// Changes one bucket of a map, dropping it once empty.
+fn change<K: std::hash::Hash + Eq, S>(
+    map: &mut FxMap<K, Arc<Bucket<S>>>,
+    k: K,
+    f: impl FnOnce(&mut Bucket<S>),
+) {
+    let mut e = match map.entry(k) {
+        Entry::Occupied(e) => e,
+        Entry::Vacant(v) => v.insert_entry(Default::default()),
+    };
+    f(Arc::make_mut(e.get_mut()));
+    if e.get().live == 0 {
+        // An emptied bucket holds no subscription, so dropping it here runs no user code.
+        e.remove();
+    }
+}
+
+fn change_slot<S>(slot: &mut Option<Arc<Bucket<S>>>, f: impl FnOnce(&mut Bucket<S>)) {
+    let b = slot.get_or_insert_with(Default::default);
+    f(Arc::make_mut(b));
+    if b.live == 0 {
+        *slot = None;
     }
 }
 
@@ -53,54 +213,52 @@ impl<S: Indexed> Index<S> {
         ix
     }
 
-    /// Adds a subscription; its `seq` must be larger than every indexed one (subscription
-    /// order is kept by appending).
-    pub fn insert(&mut self, s: Arc<S>) {
-        if let Some(types) = s.filter().required_types() {
-            for t in types {
-                self.by_type.entry(t).or_default().push(s.clone());
+    fn each_bucket(&mut self, s: &Arc<S>, f: &mut dyn FnMut(&mut Bucket<S>)) {
+        let Some(keys) = s.keys() else {
+            return change_slot(&mut self.scan, f);
+        };
+        for k in keys {
+            match k {
+                Key::Type(t) => change(&mut self.by_type, *t, &mut *f),
+                Key::Source(src) => change(&mut self.by_source, src.clone(), &mut *f),
+                Key::Correlation(c) => change(&mut self.by_corr, c.clone(), &mut *f),
+                Key::Severity(m) => {
+                    let slot = &mut self.by_severity[*m as usize];
+                    change_slot(slot, &mut *f);
+                    let bit = 1u8 << *m as u8;
+                    self.severity_mask = (self.severity_mask & !bit) | (bit * slot.is_some() as u8);
+                }
+                Key::Pair(t, src) => {
+                    let inner = self.by_pair.entry(*t).or_default();
+                    change(inner, src.clone(), &mut *f);
+                    if inner.is_empty() {
+                        self.by_pair.remove(t);
+                    }
+                }
             }
-        } else if let Some(srcs) = s.filter().required_sources() {
-            for src in srcs {
-                self.by_source.entry(src).or_default().push(s.clone());
-            }
-        } else {
-            self.scan.push(s.clone());
         }
-        self.all.push(s);
     }
 
-    /// Removes the subscription with `seq`, returning it.
-    pub fn remove(&mut self, seq: u64) -> Option<Arc<S>> {
-        let pos = self.all.iter().position(|s| s.seq() == seq)?;
-        let s = self.all.remove(pos);
-        let drop_from = |v: &mut Vec<Arc<S>>| v.retain(|x| x.seq() != seq);
-        if let Some(types) = s.filter().required_types() {
-            for t in types {
-                if let Some(v) = self.by_type.get_mut(&t) {
-                    drop_from(v);
-                    if v.is_empty() {
-                        self.by_type.remove(&t);
-                    }
-                }
-            }
-        } else if let Some(srcs) = s.filter().required_sources() {
-            for src in srcs {
-                if let Some(v) = self.by_source.get_mut(&src) {
-                    drop_from(v);
-                    if v.is_empty() {
-                        self.by_source.remove(&src);
-                    }
-                }
-            }
-        } else {
-            drop_from(&mut self.scan);
+    /// Adds a subscription (a subscription with the same `seq` is replaced).
+    pub fn insert(&mut self, s: Arc<S>) {
+        let seq = s.seq();
+        if let Some(old) = self.all.insert(seq, s.clone()) {
+            self.each_bucket(&old, &mut |b| b.remove(seq));
         }
+        self.each_bucket(&s, &mut |b| b.insert(seq, s.clone()));
+    }
+
+    /// Removes the subscription with `seq`, returning it. O(log n) plus the buckets of its
+    /// keys (each copied if a publish holds it).
+    pub fn remove(&mut self, seq: u64) -> Option<Arc<S>> {
+        let s = self.all.remove(&seq)?;
+        self.each_bucket(&s, &mut |b| b.remove(seq));
         Some(s)
     }
 
-    pub fn all(&self) -> &[Arc<S>] {
-        &self.all
+    /// Every subscription, in subscription order.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<S>> {
+        self.all.values()
     }
 
     pub fn len(&self) -> usize {
@@ -111,61 +269,158 @@ impl<S: Indexed> Index<S> {
         self.all.is_empty()
     }
 
-    /// Subscriptions that may match `h`, in subscription order (their filters still have
-    /// to be evaluated). The common case (one non-empty group) borrows the index's own
-    /// slice; only a mix of groups is collected and sorted into `scratch`.
-    pub fn candidates<'a>(&'a self, h: &Header, scratch: &'a mut Vec<Arc<S>>) -> &'a [Arc<S>] {
-        let by_type = self
-            .by_type
-            .get(&h.type_id)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        let by_src = if self.by_source.is_empty() {
-            &[][..]
-        } else {
-            self.by_source
-                .get(&h.source)
-                .map(Vec::as_slice)
-                .unwrap_or(&[])
+    /// The buckets that apply to `h` (their union holds every subscription whose filter
+    /// can match it). Iterate them with [`Candidates::iter`].
+    #[inline]
+    pub fn candidates(&self, h: &Header) -> Candidates<S> {
+        let mut c = Candidates {
+            buckets: Default::default(),
+            n: 0,
         };
-        let scan = self.scan.as_slice();
-        match (by_type.is_empty(), by_src.is_empty(), scan.is_empty()) {
-            (_, true, true) => by_type,
-            (true, _, true) => by_src,
-            (true, true, _) => scan,
-            _ => {
-                scratch.clear();
-                scratch.extend(by_type.iter().chain(by_src).chain(scan).cloned());
-                scratch.sort_unstable_by_key(|s| s.seq());
-                scratch
+        let mut take = |b: Option<&Arc<Bucket<S>>>| {
+            if let Some(b) = b {
+                c.buckets[c.n] = Some(b.clone());
+                c.n += 1;
+            }
+        };
+        if !self.by_type.is_empty() {
+            take(self.by_type.get(&h.type_id));
+        }
+        if !self.by_source.is_empty() {
+            take(self.by_source.get(&h.source));
+        }
+        if !self.by_pair.is_empty() {
+            take(self.by_pair.get(&h.type_id).and_then(|m| m.get(&h.source)));
+        }
+        if !self.by_corr.is_empty() {
+            take(self.by_corr.get(&h.correlation_id));
+        }
+        if self.severity_mask & ((2u8 << h.severity as u8) - 1) != 0 {
+            for b in &self.by_severity[..=h.severity as usize] {
+                take(b.as_ref());
             }
         }
+        take(self.scan.as_ref());
+        c
+    }
+}
+
+/// The buckets one event takes, owned (a later subscribe/unsubscribe does not change
+/// them; removed subscriptions are skipped by their own flag in the caller).
+pub struct Candidates<S> {
+    buckets: [Option<Arc<Bucket<S>>>; MAX_BUCKETS],
+    n: usize,
+}
+
+impl<S> Candidates<S> {
+    /// The candidates in subscription order, each once (a subscription reached by two keys
+    /// is yielded once). No allocation; one bucket (the common case) is iterated directly.
+    #[inline]
+    pub fn iter(&self) -> CandidateIter<'_, S> {
+        let slots = |i: usize| {
+            self.buckets[i]
+                .as_ref()
+                .map_or(&[][..], |b| b.slots.as_slice())
+        };
+        if self.n <= 1 {
+            return CandidateIter::One(slots(0).iter());
+        }
+        let mut m = Merge {
+            slots: Default::default(),
+            pos: [0; MAX_BUCKETS],
+            n: self.n,
+        };
+        for i in 0..self.n {
+            m.slots[i] = slots(i);
+        }
+        CandidateIter::Merge(m)
+    }
+}
+
+// On the stack, never moved around: boxing the merge would allocate per publish.
+#[allow(clippy::large_enum_variant)]
+pub enum CandidateIter<'a, S> {
+    One(std::slice::Iter<'a, Slot<S>>),
+    Merge(Merge<'a, S>),
+}
+
+impl<'a, S> Iterator for CandidateIter<'a, S> {
+    type Item = &'a Arc<S>;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a Arc<S>> {
+        match self {
+            CandidateIter::One(it) => it.find_map(|s| s.sub.as_ref()),
+            CandidateIter::Merge(m) => m.next(),
+        }
+    }
+}
+
+/// A k-way merge of sorted buckets by seq; equal heads (one subscription under two keys)
+/// advance together.
+pub struct Merge<'a, S> {
+    slots: [&'a [Slot<S>]; MAX_BUCKETS],
+    pos: [usize; MAX_BUCKETS],
+    n: usize,
+}
+
+impl<'a, S> Merge<'a, S> {
+    fn next(&mut self) -> Option<&'a Arc<S>> {
+        let mut best: Option<(u64, &'a Arc<S>)> = None;
+        for i in 0..self.n {
+            let slots = self.slots[i];
+            while let Some(slot) = slots.get(self.pos[i]) {
+                match &slot.sub {
+                    None => self.pos[i] += 1,
+                    Some(s) => {
+                        if best.is_none_or(|(b, _)| slot.seq < b) {
+                            best = Some((slot.seq, s));
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        let (seq, s) = best?;
+        for i in 0..self.n {
+            if self.slots[i].get(self.pos[i]).is_some_and(|x| x.seq == seq) {
+                self.pos[i] += 1;
+            }
+        }
+        Some(s)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::kinds::Severity;
+    use crate::routing::filter::Filter;
 
-    struct S(u64, Filter<()>);
+    struct S(u64, Option<Vec<Key>>);
     impl Indexed for S {
-        type Custom = ();
         fn seq(&self) -> u64 {
             self.0
         }
-        fn filter(&self) -> &Filter<()> {
-            &self.1
+        fn keys(&self) -> Option<&[Key]> {
+            self.1.as_deref()
         }
     }
 
+    fn sub(seq: u64, f: Filter<()>) -> Arc<S> {
+        Arc::new(S(seq, f.route().keys))
+    }
+
     fn h(ty: u32, src: &str) -> Header {
+        hs(ty, src, Severity::Info, "c")
+    }
+
+    fn hs(ty: u32, src: &str, severity: Severity, corr: &str) -> Header {
         Header {
             type_id: ty,
             source: Arc::from(src),
-            severity: Severity::Info,
+            severity,
             event_id: 1,
-            correlation_id: Arc::from("c"),
+            correlation_id: Arc::from(corr),
             caused_by: Arc::from("x"),
             parent_id: None,
             timestamp: 0.0,
@@ -173,54 +428,110 @@ mod tests {
         }
     }
 
+    fn ids(ix: &Index<S>, h: &Header) -> Vec<u64> {
+        ix.candidates(h).iter().map(|s| s.0).collect()
+    }
+
     #[test]
     fn candidates_are_indexed_and_ordered() {
-        let subs: Vec<Arc<S>> = vec![
-            Arc::new(S(0, Filter::Types([1].into()))),
-            Arc::new(S(1, Filter::All)),
-            Arc::new(S(2, Filter::Sources([Arc::from("a")].into()))),
-            Arc::new(S(3, Filter::Types([2].into()))),
-            Arc::new(S(4, Filter::Types([1].into()))),
-        ];
-        let ix = Index::build(subs);
-        let mut scratch = Vec::new();
-        let out = ix.candidates(&h(1, "a"), &mut scratch);
+        let ix = Index::build(vec![
+            sub(0, Filter::Types([1].into())),
+            sub(1, Filter::All),
+            sub(2, Filter::Sources([Arc::from("a")].into())),
+            sub(3, Filter::Types([2].into())),
+            sub(4, Filter::Types([1].into())),
+        ]);
+        assert_eq!(ids(&ix, &h(1, "a")), vec![0, 1, 2, 4]);
+        assert_eq!(ids(&ix, &h(3, "b")), vec![1]);
+    }
+
+    #[test]
+    fn every_key_kind_and_each_subscription_once() {
+        let src = |s: &str| Filter::Sources([Arc::from(s)].into());
+        let ix = Index::build(vec![
+            sub(
+                0,
+                Filter::Or(vec![Filter::Types([1].into()), src("a"), src("b")]),
+            ),
+            sub(1, Filter::And(vec![Filter::Types([1].into()), src("a")])),
+            sub(2, Filter::Correlation("c9".into())),
+            sub(3, Filter::MinSeverity(Severity::Error)),
+            sub(4, Filter::MinSeverity(Severity::Info)),
+            sub(5, Filter::Nothing),
+        ]);
         assert_eq!(
-            out.iter().map(|s| s.0).collect::<Vec<_>>(),
-            vec![0, 1, 2, 4]
+            ids(&ix, &hs(1, "a", Severity::Error, "c9")),
+            vec![0, 1, 2, 3, 4]
         );
-        let out = ix.candidates(&h(3, "b"), &mut scratch);
-        assert_eq!(out.iter().map(|s| s.0).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(ids(&ix, &hs(2, "a", Severity::Warn, "c")), vec![0, 4]);
+        assert_eq!(
+            ids(&ix, &hs(2, "z", Severity::Debug, "c")),
+            Vec::<u64>::new()
+        );
+        let mut ix = ix;
+        ix.remove(4);
+        assert_eq!(ids(&ix, &hs(2, "z", Severity::Fatal, "c")), vec![3]);
+        ix.remove(3);
+        assert_eq!(ix.severity_mask, 0);
+        assert!(ids(&ix, &hs(2, "z", Severity::Fatal, "c")).is_empty());
     }
 
     #[test]
     fn insert_and_remove_keep_buckets_consistent() {
         let mut ix: Index<S> = Index::default();
-        ix.insert(Arc::new(S(0, Filter::Types([1].into()))));
-        ix.insert(Arc::new(S(1, Filter::All)));
-        ix.insert(Arc::new(S(2, Filter::Types([1, 2].into()))));
-        ix.insert(Arc::new(S(3, Filter::Sources([Arc::from("a")].into()))));
-        let mut scratch = Vec::new();
-        let ids = |ix: &Index<S>, h: &Header, sc: &mut Vec<Arc<S>>| {
-            ix.candidates(h, sc).iter().map(|s| s.0).collect::<Vec<_>>()
-        };
-        assert_eq!(ids(&ix, &h(1, "a"), &mut scratch), vec![0, 1, 2, 3]);
+        ix.insert(sub(0, Filter::Types([1].into())));
+        ix.insert(sub(1, Filter::All));
+        ix.insert(sub(2, Filter::Types([1, 2].into())));
+        ix.insert(sub(3, Filter::Sources([Arc::from("a")].into())));
+        assert_eq!(ids(&ix, &h(1, "a")), vec![0, 1, 2, 3]);
         assert_eq!(ix.remove(2).map(|s| s.0), Some(2));
         assert_eq!(ix.remove(2).map(|s| s.0), None);
-        assert_eq!(ids(&ix, &h(2, "b"), &mut scratch), vec![1]);
+        assert_eq!(ids(&ix, &h(2, "b")), vec![1]);
         assert_eq!(ix.remove(1).map(|s| s.0), Some(1));
         assert_eq!(ix.remove(3).map(|s| s.0), Some(3));
-        assert_eq!(ids(&ix, &h(1, "a"), &mut scratch), vec![0]);
+        assert_eq!(ids(&ix, &h(1, "a")), vec![0]);
         assert_eq!(ix.len(), 1);
+        assert!(ix.by_source.is_empty() && ix.scan.is_none());
+    }
+
+    #[test]
+    fn a_held_snapshot_does_not_change() {
+        let mut ix = Index::build((0..4).map(|i| sub(i, Filter::Types([1].into()))).collect());
+        let snap = ix.candidates(&h(1, "a"));
+        ix.remove(1);
+        ix.insert(sub(9, Filter::Types([1].into())));
+        assert_eq!(
+            snap.iter().map(|s| s.0).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3]
+        );
+        assert_eq!(ids(&ix, &h(1, "a")), vec![0, 2, 3, 9]);
+    }
+
+    #[test]
+    fn removal_compacts_and_out_of_order_inserts_stay_sorted() {
+        let mut ix = Index::build(
+            (0..100)
+                .map(|i| sub(i * 2, Filter::Types([1].into())))
+                .collect(),
+        );
+        for i in 0..90 {
+            ix.remove(i * 2);
+        }
+        ix.insert(sub(181, Filter::Types([1].into())));
+        assert_eq!(
+            ids(&ix, &h(1, "a")),
+            vec![180, 181, 182, 184, 186, 188, 190, 192, 194, 196, 198]
+        );
+        assert!(ix.by_type[&1].slots.len() <= 2 * ix.by_type[&1].live.max(8));
     }
 
     #[test]
     fn many_nonmatching_subscribers_are_not_scanned() {
-        let subs: Vec<Arc<S>> = (0..10_000)
-            .map(|i| Arc::new(S(i, Filter::Types([i as u32 + 100].into()))))
-            .collect();
-        let ix = Index::build(subs);
-        let mut scratch = Vec::new();
-        assert_eq!(ix.candidates(&h(105, "x"), &mut scratch).len(), 1);
+        let ix = Index::build(
+            (0..10_000)
+                .map(|i| sub(i, Filter::Types([i as u32 + 100].into())))
+                .collect(),
+        );
+        assert_eq!(ix.candidates(&h(105, "x")).iter().count(), 1);
     }
 }

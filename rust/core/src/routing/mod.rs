@@ -1,4 +1,5 @@
-//! Which subscriber gets an event: filter trees and the dispatch index.
+//! Which subscriber gets an event: filter trees, their routes and the dispatch index.
 
 pub mod filter;
 pub mod index;
+pub mod route;
