@@ -285,3 +285,27 @@ def test_report_on_a_closed_bus_raises_before_touching_the_store() -> None:
         adapter.report(upd("a", S.RUNNING))
     assert adapter.store.get_service_state("a").state is S.STARTING  # type: ignore[union-attr]
     assert adapter.store.get_metrics()["operations"] == 1
+
+
+def test_thread_handler_reporting_the_label_being_reported_does_not_deadlock() -> None:
+    # The reporter holds the label's report turn while its publish waits for room in a
+    # thread handler's full BLOCK buffer; the handler reports the same label, so it waits
+    # for that turn. The turn wait joins the waits-for graph: the publish finds the cycle
+    # and takes on_self_block ("drop", counted) instead of both waiting for ever.
+    code = (
+        "import threading, tracebus as tb\n"
+        "bus = tb.EventBus(); store = tb.StateStore()\n"
+        "adapter = tb.EventBusAdapter(bus, store)\n"
+        "states = ['Starting', 'Running']\n"
+        "def handler(e):\n"
+        "    adapter.report(tb.ManagedServiceUpdate('PortForward', 'a', 'Stopped'))\n"
+        "bus.subscribe(tb.filter_by_source('a'), handler, mode='thread', buffer_size=1,\n"
+        "              strategy=tb.SimpleBufferStrategy('block'))\n"
+        "for i in range(300):\n"
+        "    adapter.report(tb.ManagedServiceUpdate('PortForward', 'a', states[i % 2]))\n"
+        "bus.close()\n"
+        "print('done', bus.get_metrics()['events_dropped'] >= 0)\n"
+    )
+    r = run_child(code, timeout=60)
+    out = "hung" if r is None else (r.stdout.strip() or r.stderr[-500:])
+    assert out == "done True", out
