@@ -141,6 +141,16 @@ def test_detector_directly() -> None:
     assert "x 50 vs baseline 5" in a.describe()
 
 
+def test_only_judges_the_figures_named() -> None:
+    # The demo judges event rates only: latency and drops depend on the machine's load.
+    d = AnomalyDetector(AnomalyConfig(intervals=1, warmup=2, threshold=2.0, only=("rate.",)))
+    for t in (0, 1):
+        assert d.observe({"rate.type.x": 5.0, "p99_latency_ms": 1.0}, t) == []
+    (a,) = d.observe({"rate.type.x": 50.0, "p99_latency_ms": 100.0}, 2)
+    assert a.metric == "rate.type.x"
+    assert d.baseline("p99_latency_ms") is None
+
+
 @pytest.mark.parametrize(
     ("kwargs", "exc", "match"),
     [
@@ -152,6 +162,8 @@ def test_detector_directly() -> None:
         ({"warmup": True}, TypeError, "warmup"),
         ({"min_std": float("nan")}, ValueError, "min_std"),
         ({"rel_std": -0.1}, ValueError, "rel_std"),
+        ({"only": "rate."}, TypeError, "only"),
+        ({"only": (1,)}, TypeError, "only"),
     ],
 )
 def test_config_bad_input(kwargs: dict[str, object], exc: type[Exception], match: str) -> None:

@@ -36,6 +36,7 @@ class AnomalyConfig:
     - ``warmup``: samples a figure needs before it is judged.
     - ``min_std`` / ``rel_std``: the floor of the standard deviation, absolute (in the
       figure's unit: events/s, ms) and relative to the baseline.
+    - ``only``: prefixes of the figures judged (e.g. ``("rate.",)``); None: every figure.
     """
 
     alpha: float = 0.2
@@ -44,6 +45,7 @@ class AnomalyConfig:
     warmup: int = 5
     min_std: float = 0.1
     rel_std: float = 0.1
+    only: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         _positive("alpha", self.alpha)
@@ -57,6 +59,10 @@ class AnomalyConfig:
             raise TypeError(f"rel_std must be a number, got {type(self.rel_std).__name__}")
         if not (self.rel_std >= 0 and math.isfinite(self.rel_std)):
             raise ValueError(f"rel_std must be >= 0 and finite, got {self.rel_std!r}")
+        if self.only is not None and not (
+            isinstance(self.only, tuple) and all(isinstance(p, str) for p in self.only)
+        ):
+            raise TypeError(f"only must be a tuple of str or None, got {self.only!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +118,8 @@ class AnomalyDetector:
         judged against the zeros it had until then."""
         cfg = self.config
         found: list[Anomaly] = []
+        if cfg.only is not None:
+            values = {k: v for k, v in values.items() if k.startswith(cfg.only)}
         for name in values:
             if name not in self._baselines:
                 # Unseen until now: it was 0 in each earlier sample.
