@@ -23,7 +23,7 @@ impl GilCounter {
 }
 
 /// Shared state touched only with the GIL held (the `Python` token proves it): the
-/// history ring. The dispatch index is behind a real mutex (`BusInner::index`).
+/// history ring and the dispatch index (the module declares `gil_used = true`).
 pub struct GilCell<T>(pub(super) std::cell::UnsafeCell<T>);
 
 // SAFETY: every access goes through `with`, which requires the GIL (a `Python`
@@ -41,5 +41,9 @@ impl<T> GilCell<T> {
     pub(super) fn with<R>(&self, _py: Python<'_>, f: impl FnOnce(&mut T) -> R) -> R {
         // SAFETY: the GIL is held (token); `f` does not re-enter (see above).
         f(unsafe { &mut *self.0.get() })
+    }
+    /// The value, through exclusive access (no GIL needed).
+    pub(super) fn get_mut(&mut self) -> &mut T {
+        self.0.get_mut()
     }
 }

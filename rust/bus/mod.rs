@@ -106,7 +106,7 @@ impl Indexed for Sub {
 pub struct BusInner {
     /// Only locked briefly, never across a Python call (nothing in it runs Python code when
     /// changed or dropped in place: removed subscriptions are returned to the caller).
-    index: Mutex<Index<Sub>>,
+    index: GilCell<Index<Sub>>,
     closed: AtomicBool,
     next_seq: AtomicU64,
     published: GilCounter,
@@ -146,7 +146,7 @@ impl BusInner {
     /// later call waits for them again).
     fn close_and_join(&self, py: Python<'_>, deadline: Option<Instant>) -> PyResult<bool> {
         if !self.closed.swap(true, Ordering::AcqRel) {
-            let old = std::mem::take(&mut *self.index.lock());
+            let old = self.index.with(py, std::mem::take);
             let subs: Vec<Arc<Sub>> = old.all().cloned().collect();
             drop(old);
             for s in &subs {
@@ -253,14 +253,15 @@ pub struct EventBus {
 
 impl EventBus {
     /// Active subscriptions and the events buffered in their channels.
-    fn buffered(&self) -> (usize, usize) {
-        let ix = self.inner.index.lock();
-        let buffered = ix
-            .all()
-            .filter_map(|s| s.channel.as_ref())
-            .map(|c| c.len())
-            .sum();
-        (ix.len(), buffered)
+    fn buffered(&self, py: Python<'_>) -> (usize, usize) {
+        self.inner.index.with(py, |ix| {
+            let buffered = ix
+                .all()
+                .filter_map(|s| s.channel.as_ref())
+                .map(|c| c.len())
+                .sum();
+            (ix.len(), buffered)
+        })
     }
 
     /// Makes the next publish panic inside Rust (the test hook `_testing.inject_panic`).
@@ -327,7 +328,7 @@ impl EventBus {
         };
         let bus = EventBus {
             inner: Arc::new(BusInner {
-                index: Mutex::new(Index::default()),
+                index: GilCell::new(Index::default()),
                 closed: AtomicBool::new(false),
                 next_seq: AtomicU64::new(0),
                 published: GilCounter::default(),
@@ -465,7 +466,7 @@ impl EventBus {
         }
         if mode == Mode::Thread {
             if let Err(e) = self.spawn_worker(&sub) {
-                self.inner.remove(sub.seq);
+                Python::attach(|py| self.inner.remove(py, sub.seq));
                 return Err(e);
             }
         }
@@ -500,7 +501,7 @@ impl EventBus {
             Some(Box::new(move || {
                 if let Some(b) = bus.upgrade() {
                     // Under the GIL: dropping the subscription may drop Python objects.
-                    Python::attach(|_| b.remove(seq));
+                    Python::attach(|py| b.remove(py, seq));
                 }
             })),
         ))
@@ -515,7 +516,7 @@ impl EventBus {
             if !std::ptr::eq(s.get().bus.as_ptr(), Arc::as_ptr(&self.inner)) {
                 return Ok(false);
             }
-            return Ok(self.inner.remove(s.get().sub.seq).is_some());
+            return Ok(Python::attach(|py| self.inner.remove(py, s.get().sub.seq)).is_some());
         }
         if let Ok(c) = subscription.cast::<Channel>() {
             let was_open = !c.get().closed_core();
@@ -572,8 +573,8 @@ impl EventBus {
 
     /// Number of active subscriptions.
     #[getter]
-    fn subscription_count(&self) -> usize {
-        self.inner.index.lock().len()
+    fn subscription_count(&self, py: Python<'_>) -> usize {
+        self.inner.index.with(py, |ix| ix.len())
     }
 
     /// The maximum nesting of publishes from handlers.
@@ -633,7 +634,7 @@ impl EventBus {
         d.set_item("events_evicted", i.evicted.load(Ordering::Relaxed))?;
         d.set_item("handler_errors", i.errors.load(Ordering::Relaxed))?;
         d.set_item("events_lost", i.lost.load(Ordering::Relaxed))?;
-        let (active, buffered) = self.buffered();
+        let (active, buffered) = self.buffered(py);
         d.set_item("active_subscriptions", active)?;
         d.set_item("events_buffered", buffered)?;
         let bt = PyDict::new(py);
@@ -665,7 +666,7 @@ impl EventBus {
     /// the events themselves, ~200 bytes each), and subscriptions.
     fn memory_bytes(&self, py: Python<'_>) -> u64 {
         const EVENT: u64 = 200;
-        let (subs, buffered) = self.buffered();
+        let (subs, buffered) = self.buffered(py);
         let hist = self.inner.history.with(py, |h| h.len()) as u64;
         hist * (EVENT + 8) + buffered as u64 * (EVENT + 24) + subs as u64 * 256
     }
@@ -676,9 +677,10 @@ impl EventBus {
                 visit.call(h)?;
             }
         }
-        // The lock is only held briefly and never across Python code, so it is free here;
-        // if it were not, the handlers would go unreported this round (never a deadlock).
-        if let Some(ix) = self.inner.index.try_lock() {
+        {
+            // SAFETY: the GC runs traversal with the GIL held, never inside `GilCell::with`
+            // (whose closures run no Python code); the reference is not kept.
+            let ix = unsafe { &*self.inner.index.0.get() };
             for s in ix.all() {
                 if let Some(h) = &s.handler {
                     visit.call(h)?;
@@ -707,7 +709,7 @@ impl EventBus {
     fn __repr__(&self) -> String {
         format!(
             "EventBus(subscriptions={}, closed={})",
-            self.inner.index.lock().len(),
+            Python::attach(|py| self.inner.index.with(py, |ix| ix.len())),
             if self.inner.closed.load(Ordering::Relaxed) {
                 "True"
             } else {

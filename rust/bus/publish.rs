@@ -8,12 +8,14 @@ impl BusInner {
     /// In a forked child (see `crate::fork`): an error if a thread-mode subscription of
     /// the parent is still active (its worker thread stayed in the parent: events sent to
     /// it would never be handled, and publishers would block once its buffer is full).
-    pub(super) fn check_threads_after_fork(&self) -> PyResult<()> {
+    pub(super) fn check_threads_after_fork(&self, py: Python<'_>) -> PyResult<()> {
         let now = crate::fork::generation();
-        let stale = self.index.lock().all().any(|s| {
-            matches!(s.mode, Mode::Thread)
-                && s.generation != now
-                && s.active.load(Ordering::Acquire)
+        let stale = self.index.with(py, |ix| {
+            ix.all().any(|s| {
+                matches!(s.mode, Mode::Thread)
+                    && s.generation != now
+                    && s.active.load(Ordering::Acquire)
+            })
         });
         if stale {
             return Err(crate::fork::forked_error(
@@ -94,8 +96,8 @@ impl BusInner {
     /// Ends a thread/async subscription whose handler can no longer be reached (its loop
     /// closed, or its handler ended it with a `BaseException`): unsubscribes it, and counts
     /// what it still buffers plus `undelivered` in `events_lost`.
-    pub(super) fn abandon(&self, sub: &Sub, undelivered: u64) {
-        self.remove(sub.seq);
+    pub(super) fn abandon(&self, py: Python<'_>, sub: &Sub, undelivered: u64) {
+        self.remove(py, sub.seq);
         let left = sub
             .channel
             .as_ref()
@@ -106,10 +108,10 @@ impl BusInner {
         drop(left); // no lock held: dropping events may run Python code
     }
 
-    pub(super) fn remove(&self, seq: u64) -> Option<Arc<Sub>> {
+    pub(super) fn remove(&self, py: Python<'_>, seq: u64) -> Option<Arc<Sub>> {
         // Per-key copy-on-write: only the buckets of this subscription's keys that a
         // publisher holds are copied (e.g. unsubscribing from a handler).
-        let sub = self.index.lock().remove(seq)?;
+        let sub = self.index.with(py, |ix| ix.remove(seq))?;
         sub.active.store(false, Ordering::Release);
         if let Some(ch) = &sub.channel {
             ch.close();
@@ -161,7 +163,7 @@ impl EventBus {
             });
             drop(oldest); // outside the cell: dropping an event may run Python code
         }
-        let cands = inner.index.lock().candidates(h);
+        let cands = inner.index.with(py, |ix| ix.candidates(h));
         if inner.panic_next.load(Ordering::Relaxed)
             && inner.panic_next.swap(false, Ordering::Relaxed)
         {
@@ -201,7 +203,7 @@ impl EventBus {
                     let res = match ch.try_send(event.clone().unbind(), sev, h.type_id) {
                         Err(SendError::WouldBlock(_)) if sub.loop_closed(py) => {
                             // Nobody will ever drain it: end it rather than wait forever.
-                            inner.abandon(sub, 1);
+                            inner.abandon(py, sub, 1);
                             continue;
                         }
                         Err(SendError::WouldBlock(obj)) => {
@@ -275,7 +277,7 @@ impl EventBus {
             return Err(BusClosedError::new_err("the event bus is closed"));
         }
         if self.inner.generation != crate::fork::generation() {
-            self.inner.check_threads_after_fork()?;
+            self.inner.check_threads_after_fork(py)?;
         }
         let depth = DEPTH.with(|d| d.get());
         if depth >= self.inner.max_depth {

@@ -78,7 +78,7 @@ impl Subscription {
     /// Unsubscribes. Returns False if it was not active.
     pub(super) fn close(&self) -> bool {
         match self.bus.upgrade() {
-            Some(b) => b.remove(self.sub.seq).is_some(),
+            Some(b) => Python::attach(|py| b.remove(py, self.sub.seq)).is_some(),
             None => false,
         }
     }
@@ -118,7 +118,7 @@ impl Subscription {
                 if woke.is_err() {
                     if let (Some(s), Some(b)) = (sub.upgrade(), bus.upgrade()) {
                         if s.loop_closed(py) {
-                            b.abandon(&s, 0);
+                            b.abandon(py, &s, 0);
                         }
                     }
                 }
@@ -128,9 +128,9 @@ impl Subscription {
     /// Used by the async pump when its handler raised a `BaseException` (the subscription
     /// ends): unsubscribes and counts `undelivered` (the rest of its batch) and what is
     /// still buffered in `events_lost`.
-    pub(super) fn _abandon(&self, undelivered: u64) {
+    pub(super) fn _abandon(&self, py: Python<'_>, undelivered: u64) {
         if let Some(b) = self.bus.upgrade() {
-            b.abandon(&self.sub, undelivered);
+            b.abandon(py, &self.sub, undelivered);
         }
     }
     /// Used by the async pump: whether the feeding channel is closed and empty.

@@ -29,7 +29,7 @@ impl EventBus {
             generation: crate::fork::generation(),
             event_loop: pyo3::sync::PyOnceLock::new(),
         });
-        self.inner.index.lock().insert(sub.clone());
+        Python::attach(|py| self.inner.index.with(py, |ix| ix.insert(sub.clone())));
         Ok(sub)
     }
 
