@@ -1,9 +1,10 @@
 //! The event bus: subscription index, dispatch, delivery modes, metrics and history.
 //!
-//! Publishing takes the index buckets that apply to the event (one mutex lock and an `Arc`
-//! clone per bucket, see `tracebus_core::routing::index`), releases every lock, then calls
-//! handlers: handlers may publish, subscribe and unsubscribe freely (a change copies only
-//! the buckets it touches that a publish holds). Sync handlers run in the publisher's thread in subscription order;
+//! Publishing takes the index buckets that apply to the event (an `Arc` clone per bucket,
+//! see `tracebus_core::routing::index`; the index sits in a `GilCell`, the module declares
+//! `gil_used = true`), then calls handlers: handlers may publish, subscribe and unsubscribe
+//! freely (a change copies only the buckets it touches that a publish holds). Sync
+//! handlers run in the publisher's thread in subscription order;
 //! thread-mode handlers get a Rust worker thread fed by a bounded channel; async handlers
 //! are fed by a channel drained by one task on their loop (see `tracebus/_aio.py`).
 
