@@ -410,7 +410,9 @@ impl<T: Send + 'static> Batcher<T> {
         if self.on_flush_thread() {
             return true;
         }
-        let _edge = super::channel::waits::enter(self.flusher_token.load(Ordering::Acquire));
+        // (Refreshed each slice: a flush thread that has not stored its token yet, just
+        // started, must still be waited for in the graph once it has.)
+        let mut edge = super::channel::waits::enter(self.flusher_token.load(Ordering::Acquire));
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut st = self.state.lock();
         let target = st.enqueued;
@@ -424,6 +426,7 @@ impl<T: Send + 'static> Batcher<T> {
             if deadline.is_some_and(|d| now >= d) {
                 return false;
             }
+            edge.wait_for(self.flusher_token.load(Ordering::Acquire));
             let until = earliest(deadline, Some(now + WAIT_SLICE)).unwrap_or(now + WAIT_SLICE);
             if self.progress.wait_until(&mut st, until).timed_out()
                 && st.completed < target
