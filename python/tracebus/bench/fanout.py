@@ -12,13 +12,18 @@ from .peers import DictDispatcher
 
 
 def _tb_filtered(
-    make: Callable[[str], Filter], *, catch_all: bool = False
+    make: Callable[[str], Filter],
+    *,
+    catch_all: bool = False,
+    prepare_bus: Callable[[EventBus], Callable[[], object]] | None = None,
 ) -> Callable[[_Topics, int], Trial]:
     """tracebus with one subscriber per topic, subscribed with ``make(topic)``, and with
-    ``catch_all`` one more, subscribed first, that gets every event."""
+    ``catch_all`` one more, subscribed first, that gets every event. ``prepare_bus(bus)``
+    runs before anything subscribes and returns what to undo when the trial closes."""
 
     def setup(shared: _Topics, n: int) -> Trial:
         bus = EventBus()
+        undo = prepare_bus(bus) if prepare_bus is not None else None
         c = _Count()
         if catch_all:
             bus.subscribe(None, _handler(c))
@@ -33,7 +38,12 @@ def _tb_filtered(
                 publish(e)
             return c.n
 
-        return Trial(n, n * (shared.matching + catch_all), run, close=bus.close)
+        def close() -> None:
+            if undo is not None:
+                undo()
+            bus.close()
+
+        return Trial(n, n * (shared.matching + catch_all), run, close=close)
 
     return setup
 

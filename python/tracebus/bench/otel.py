@@ -3,11 +3,12 @@ handled event, exported to an exporter that discards it), against the same bus w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from .._core import filter_by_type
 from ..bus import EventBus
-from .framework import Trial, _Count, _handler
+from .fanout import _tb_filtered, _tb_type
+from .framework import Trial
 from .inputs import _Topics
 
 
@@ -30,30 +31,13 @@ def _discarding_provider() -> Any:
     return provider
 
 
-def _tb_traced(instrumented: bool) -> Any:
-    def setup(shared: _Topics, n: int) -> Trial:
-        bus = EventBus()
-        inst = None
-        if instrumented:
-            from .. import otel
+def _instrument(bus: EventBus) -> Callable[[], object]:
+    """Instruments ``bus`` with a discarding SDK provider; returns the undo."""
+    from .. import otel
 
-            inst = otel.instrument(bus, tracer_provider=_discarding_provider())
-        c = _Count()
-        bus.subscribe(filter_by_type(shared.match), _handler(c))
-        events = shared.events[:n]
-        publish = bus.publish
+    return otel.instrument(bus, tracer_provider=_discarding_provider()).uninstrument
 
-        def run() -> int:
-            c.n = 0
-            for e in events:
-                publish(e)
-            return c.n
 
-        def close() -> None:
-            if inst is not None:
-                inst.uninstrument()
-            bus.close()
-
-        return Trial(n, n, run, close=close)
-
-    return setup
+def _tb_traced(instrumented: bool) -> Callable[[_Topics, int], Trial]:
+    """Case (a)'s tracebus, instrumented or not."""
+    return _tb_filtered(_tb_type, prepare_bus=_instrument if instrumented else None)

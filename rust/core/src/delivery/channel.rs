@@ -482,17 +482,10 @@ impl<T> Channel<T> {
         may_wait: bool,
         interrupt: Option<Interrupt<'_>>,
     ) -> Result<Sent<T>, SendError<T>> {
-        let mut g = self.inner.lock();
-        if g.closed {
-            g.stats.sent += 1;
-            g.stats.dropped += 1;
-            return Err(SendError::Closed(item));
-        }
-        if g.len < self.capacity {
-            let seq = g.push(self.lane(severity), item);
-            self.after_push(g);
-            return Ok(Sent::Queued(seq));
-        }
+        let (mut g, item) = match self.push_if_room(item, severity) {
+            Ok(full) => full,
+            Err(done) => return done,
+        };
         match self.strategy.action_for(type_id) {
             BufferAction::Drop => {
                 g.stats.sent += 1;
@@ -582,18 +575,32 @@ impl<T> Channel<T> {
     /// sender, see [`waits`]): queued if there is room, else the strategy's `on_self_block`
     /// action (counted in `overflowed`).
     pub fn send_self_blocked(&self, item: T, severity: u8) -> Result<Sent<T>, SendError<T>> {
+        match self.push_if_room(item, severity) {
+            Ok((g, item)) => self.self_block(g, item, severity),
+            Err(done) => done,
+        }
+    }
+
+    /// The start of every send: `Err` with the result when the channel is closed (counted
+    /// as dropped) or has room (queued); `Ok` with the lock and the item when it is full.
+    #[allow(clippy::type_complexity)]
+    fn push_if_room(
+        &self,
+        item: T,
+        severity: u8,
+    ) -> Result<(parking_lot::MutexGuard<'_, Inner<T>>, T), Result<Sent<T>, SendError<T>>> {
         let mut g = self.inner.lock();
         if g.closed {
             g.stats.sent += 1;
             g.stats.dropped += 1;
-            return Err(SendError::Closed(item));
+            return Err(Err(SendError::Closed(item)));
         }
         if g.len < self.capacity {
             let seq = g.push(self.lane(severity), item);
             self.after_push(g);
-            return Ok(Sent::Queued(seq));
+            return Err(Ok(Sent::Queued(seq)));
         }
-        self.self_block(g, item, severity)
+        Ok((g, item))
     }
 
     /// Counts what happened to an item held outside the channel (a store outbox) on its
