@@ -131,13 +131,21 @@ pub(super) struct Outcome {
 
 impl Outcome {
     /// The error `publish` raises after delivering to everyone else, if any.
+    #[inline]
     pub(super) fn error(&self, what: &str) -> Option<PyErr> {
-        if self.deadlocked {
-            Some(PublishDeadlockError::new_err(format!("a block-strategy subscriber was full and waiting for room would deadlock (this thread is its consumer, or its consumer waits on this thread) and its strategy says on_self_block='raise'; {what} counted as dropped for it")))
-        } else if self.timed_out {
-            Some(PublishTimeoutError::new_err(format!("a block-strategy subscriber stayed full for the whole timeout; {what} counted as dropped for it")))
+        if self.deadlocked || self.timed_out {
+            Some(self.raise(what))
         } else {
             None
+        }
+    }
+
+    #[cold]
+    fn raise(&self, what: &str) -> PyErr {
+        if self.deadlocked {
+            PublishDeadlockError::new_err(format!("a block-strategy subscriber was full and waiting for room would deadlock (this thread is its consumer, or its consumer waits on this thread) and its strategy says on_self_block='raise'; {what} counted as dropped for it"))
+        } else {
+            PublishTimeoutError::new_err(format!("a block-strategy subscriber stayed full for the whole timeout; {what} counted as dropped for it"))
         }
     }
 }
@@ -279,22 +287,27 @@ impl EventBus {
         if self.inner.generation != crate::fork::generation() {
             self.inner.check_threads_after_fork(py)?;
         }
-        let depth = DEPTH.with(|d| d.get());
-        if depth >= self.inner.max_depth {
-            return Err(PublishDepthError::new_err(format!(
-                "handlers published events nested {} deep (max_depth={}); a handler is probably re-publishing what it receives",
-                depth + 1,
-                self.inner.max_depth
-            )));
-        }
+        let max = self.inner.max_depth;
         let cascade = e.get().header.depth;
-        if cascade >= self.inner.max_depth {
+        // One thread-local access checks the depth and raises it (if the publish goes on).
+        let depth = DEPTH.with(|d| {
+            let depth = d.get();
+            if depth < max && cascade < max {
+                d.set(depth + 1);
+            }
+            depth
+        });
+        if depth >= max {
             return Err(PublishDepthError::new_err(format!(
-                "the event is {cascade} levels deep in its cascade (max_depth={}); handlers are probably re-publishing what they receive",
-                self.inner.max_depth
+                "handlers published events nested {} deep (max_depth={max}); a handler is probably re-publishing what it receives",
+                depth + 1
             )));
         }
-        DEPTH.with(|d| d.set(depth + 1));
+        if cascade >= max {
+            return Err(PublishDepthError::new_err(format!(
+                "the event is {cascade} levels deep in its cascade (max_depth={max}); handlers are probably re-publishing what they receive"
+            )));
+        }
         // Restored on drop, so a panic in dispatch (it reaches Python as PanicException)
         // does not leave this thread's depth raised for good.
         let _restore = DepthRestore(depth);

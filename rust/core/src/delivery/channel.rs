@@ -423,7 +423,13 @@ impl<T> Channel<T> {
 
     /// Wakes consumers after a push; the one-shot wakers (async consumers) run after the
     /// lock is released, so they may call anything.
+    #[inline]
     fn after_push(&self, mut g: parking_lot::MutexGuard<'_, Inner<T>>) {
+        if g.wakers.is_empty() {
+            drop(g);
+            self.not_empty.notify_one();
+            return;
+        }
         let wakers = std::mem::take(&mut g.wakers);
         drop(g);
         self.not_empty.notify_one();
@@ -435,6 +441,7 @@ impl<T> Channel<T> {
     /// Sends without ever waiting. A full buffer under the block action gives
     /// `WouldBlock` (uncounted), to be retried with `send_blocking` after releasing
     /// whatever the caller holds (the GIL).
+    #[inline]
     pub fn try_send(&self, item: T, severity: u8, type_id: u32) -> Result<Sent<T>, SendError<T>> {
         self.send_inner(item, severity, type_id, None, false, None)
     }
@@ -473,6 +480,7 @@ impl<T> Channel<T> {
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     fn send_inner(
         &self,
         item: T,
@@ -482,10 +490,28 @@ impl<T> Channel<T> {
         may_wait: bool,
         interrupt: Option<Interrupt<'_>>,
     ) -> Result<Sent<T>, SendError<T>> {
-        let (mut g, item) = match self.push_if_room(item, severity) {
-            Ok(full) => full,
-            Err(done) => return done,
-        };
+        match self.push_if_room(item, severity) {
+            Err(done) => done,
+            Ok((g, item)) => {
+                self.when_full(g, item, severity, type_id, timeout, may_wait, interrupt)
+            }
+        }
+    }
+
+    /// A send that found the channel full: the strategy's action (out of line, so that
+    /// a send with room costs only [`Self::push_if_room`]).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn when_full(
+        &self,
+        mut g: parking_lot::MutexGuard<'_, Inner<T>>,
+        item: T,
+        severity: u8,
+        type_id: u32,
+        timeout: Option<Duration>,
+        may_wait: bool,
+        interrupt: Option<Interrupt<'_>>,
+    ) -> Result<Sent<T>, SendError<T>> {
         match self.strategy.action_for(type_id) {
             BufferAction::Drop => {
                 g.stats.sent += 1;
@@ -584,6 +610,7 @@ impl<T> Channel<T> {
     /// The start of every send: `Err` with the result when the channel is closed (counted
     /// as dropped) or has room (queued); `Ok` with the lock and the item when it is full.
     #[allow(clippy::type_complexity)]
+    #[inline]
     fn push_if_room(
         &self,
         item: T,

@@ -273,67 +273,82 @@ impl<S: Indexed> Index<S> {
     /// can match it). Iterate them with [`Candidates::iter`].
     #[inline]
     pub fn candidates(&self, h: &Header) -> Candidates<S> {
-        let mut c = Candidates {
-            buckets: Default::default(),
-            n: 0,
-        };
-        let mut take = |b: Option<&Arc<Bucket<S>>>| {
-            if let Some(b) = b {
-                c.buckets[c.n] = Some(b.clone());
-                c.n += 1;
-            }
-        };
+        let mut c = Candidates::One(None);
         if !self.by_type.is_empty() {
-            take(self.by_type.get(&h.type_id));
+            c.take(self.by_type.get(&h.type_id));
         }
         if !self.by_source.is_empty() {
-            take(self.by_source.get(&h.source));
+            c.take(self.by_source.get(&h.source));
         }
         if !self.by_pair.is_empty() {
-            take(self.by_pair.get(&h.type_id).and_then(|m| m.get(&h.source)));
+            c.take(self.by_pair.get(&h.type_id).and_then(|m| m.get(&h.source)));
         }
         if !self.by_corr.is_empty() {
-            take(self.by_corr.get(&h.correlation_id));
+            c.take(self.by_corr.get(&h.correlation_id));
         }
         if self.severity_mask & ((2u8 << h.severity as u8) - 1) != 0 {
             for b in &self.by_severity[..=h.severity as usize] {
-                take(b.as_ref());
+                c.take(b.as_ref());
             }
         }
-        take(self.scan.as_ref());
+        c.take(self.scan.as_ref());
         c
     }
 }
 
 /// The buckets one event takes, owned (a later subscribe/unsubscribe does not change
-/// them; removed subscriptions are skipped by their own flag in the caller).
-pub struct Candidates<S> {
-    buckets: [Option<Arc<Bucket<S>>>; MAX_BUCKETS],
-    n: usize,
+/// them; removed subscriptions are skipped by their own flag in the caller). Most events
+/// take at most one bucket: that form is a single `Option<Arc>`, so making and dropping it
+/// costs one reference count; the array form is only for events several keys reach.
+// Both forms live on the caller's stack for one publish: boxing would allocate per publish.
+#[allow(clippy::large_enum_variant)]
+pub enum Candidates<S> {
+    One(Option<Arc<Bucket<S>>>),
+    Many {
+        buckets: [Option<Arc<Bucket<S>>>; MAX_BUCKETS],
+        n: usize,
+    },
 }
 
 impl<S> Candidates<S> {
+    #[inline(always)]
+    fn take(&mut self, b: Option<&Arc<Bucket<S>>>) {
+        let Some(b) = b else { return };
+        match self {
+            Candidates::One(slot @ None) => *slot = Some(b.clone()),
+            Candidates::One(Some(first)) => {
+                let mut buckets: [Option<Arc<Bucket<S>>>; MAX_BUCKETS] = Default::default();
+                buckets[0] = Some(first.clone());
+                buckets[1] = Some(b.clone());
+                *self = Candidates::Many { buckets, n: 2 };
+            }
+            Candidates::Many { buckets, n } => {
+                buckets[*n] = Some(b.clone());
+                *n += 1;
+            }
+        }
+    }
+
     /// The candidates in subscription order, each once (a subscription reached by two keys
     /// is yielded once). No allocation; one bucket (the common case) is iterated directly.
     #[inline]
     pub fn iter(&self) -> CandidateIter<'_, S> {
-        let slots = |i: usize| {
-            self.buckets[i]
-                .as_ref()
-                .map_or(&[][..], |b| b.slots.as_slice())
-        };
-        if self.n <= 1 {
-            return CandidateIter::One(slots(0).iter());
+        match self {
+            Candidates::One(b) => {
+                CandidateIter::One(b.as_ref().map_or(&[][..], |b| b.slots.as_slice()).iter())
+            }
+            Candidates::Many { buckets, n } => {
+                let mut m = Merge {
+                    slots: Default::default(),
+                    pos: [0; MAX_BUCKETS],
+                    n: *n,
+                };
+                for (slot, b) in m.slots.iter_mut().zip(&buckets[..*n]) {
+                    *slot = b.as_ref().map_or(&[][..], |b| b.slots.as_slice());
+                }
+                CandidateIter::Merge(m)
+            }
         }
-        let mut m = Merge {
-            slots: Default::default(),
-            pos: [0; MAX_BUCKETS],
-            n: self.n,
-        };
-        for i in 0..self.n {
-            m.slots[i] = slots(i);
-        }
-        CandidateIter::Merge(m)
     }
 }
 
