@@ -61,8 +61,8 @@ async def _pump(
 
     Each call runs with the event's correlation in the context, so events the handler
     publishes (even after awaiting) join the cascade. The first 64 calls and then every
-    128th are timed. ``undelivered[0]`` is kept at the number of drained events not yet
-    handed to the handler.
+    128th are timed. When it ends by an exception, ``undelivered[0]`` is the number of
+    drained events not yet handed to the handler.
     """
     loop = asyncio.get_running_loop()
     var_set, var_reset, clock = _VAR.set, _VAR.reset, time.perf_counter_ns
@@ -78,28 +78,32 @@ async def _pump(
             continue
         ok = 0
         sample: int | None = None
-        undelivered[0] = len(batch)
-        for event in batch:
-            undelivered[0] -= 1
-            token = var_set(event)  # children inherit from the event being handled
-            n += 1
-            timed = n <= _SAMPLE_WARMUP or n % _SAMPLE_EVERY == 0
-            start = clock() if timed else 0
-            try:
-                await handler(event)
-            except Exception as exc:
-                sub._record_error(exc, event)
-            except asyncio.CancelledError:
-                sub._record_delivery(ok, sample)
-                raise
-            except BaseException as exc:
-                sub._record_error(exc, event)  # counted and to on_error; then it ends
-                sub._record_delivery(ok, sample)
-                raise
-            else:
-                ok += 1
-                if timed:
-                    sample = clock() - start
-            finally:
-                var_reset(token)
+        first = n
+        try:
+            for event in batch:
+                token = var_set(event)  # children inherit from the event being handled
+                n += 1
+                timed = n <= _SAMPLE_WARMUP or n % _SAMPLE_EVERY == 0
+                start = clock() if timed else 0
+                try:
+                    await handler(event)
+                except Exception as exc:
+                    sub._record_error(exc, event)
+                except asyncio.CancelledError:
+                    sub._record_delivery(ok, sample)
+                    raise
+                except BaseException as exc:
+                    sub._record_error(exc, event)  # counted and to on_error; then it ends
+                    sub._record_delivery(ok, sample)
+                    raise
+                else:
+                    ok += 1
+                    if timed:
+                        sample = clock() - start
+                finally:
+                    var_reset(token)
+        except BaseException:
+            # Counted here, not per event: the events of the batch not yet handed over.
+            undelivered[0] = len(batch) - (n - first)
+            raise
         sub._record_delivery(ok, sample)
