@@ -42,7 +42,7 @@ pub fn _encode_event(event: &Bound<'_, PyAny>) -> Option<String> {
 }
 
 /// The event store's rows for `events`: `(event key (see `event_key`), stream, type,
-/// severity, correlation (see `correlation_key`), timestamp, JSON text)`, `stream`
+/// severity, correlation (see `correlation_key`), timestamp, JSON text, source)`, `stream`
 /// defaulting to each event's source. Built-in events are encoded here; any other event is
 /// passed to `fallback`, which returns its row, or None to leave it out. A non-event raises
 /// `TypeError` naming its position.
@@ -66,9 +66,10 @@ pub fn _encode_rows<'py>(
         buf.clear();
         if encode_native(&item, &mut buf).is_some() {
             let h = &ev.get().header;
+            let source_obj = PyString::new(py, &h.source);
             let stream_obj = match stream {
                 Some(s) => s.clone(),
-                None => PyString::new(py, &h.source),
+                None => source_obj.clone(),
             };
             let row = PyTuple::new(
                 py,
@@ -83,6 +84,7 @@ pub fn _encode_rows<'py>(
                     },
                     h.timestamp.into_pyobject(py)?.into_any(),
                     PyString::new(py, &buf).into_any(),
+                    source_obj.into_any(),
                 ],
             )?;
             rows.append(row)?;
@@ -98,8 +100,8 @@ pub fn _encode_rows<'py>(
 
 /// The event store's INSERT parameters for `rows` (from `_encode_rows`), for multi-row
 /// INSERT statements of up to `rows_per_statement` rows: one flat list of parameters per
-/// statement, 10 per row: `seq, event_id, stream, version, prev_seq, type, severity,
-/// correlation, timestamp, data`, with `seq` counting from `first_seq`, each stream's
+/// statement, 11 per row: `seq, event_id, stream, version, prev_seq, type, severity,
+/// correlation, timestamp, data, source`, with `seq` counting from `first_seq`, each stream's
 /// version one past its last one and `prev_seq` the sequence number of the stream's
 /// previous event (None for its first). `heads` maps streams to `(version, last seq)` and
 /// is updated; a stream not in it is looked up with `current(stream)`, which returns the
@@ -122,8 +124,8 @@ pub fn _number_rows<'py>(
             out.append(std::mem::replace(&mut params, PyList::empty(py)))?;
         }
         let row = row.cast_into::<PyTuple>()?;
-        if row.len() != 7 {
-            return Err(PyTypeError::new_err("an event store row has 7 fields"));
+        if row.len() != 8 {
+            return Err(PyTypeError::new_err("an event store row has 8 fields"));
         }
         let stream = row.get_item(1)?;
         let (last, prev): (i64, Option<i64>) = match heads.get_item(&stream)? {
@@ -146,6 +148,7 @@ pub fn _number_rows<'py>(
             row.get_item(4)?,
             row.get_item(5)?,
             data,
+            row.get_item(7)?,
         ] {
             params.append(value)?;
         }
