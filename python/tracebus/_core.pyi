@@ -1114,11 +1114,13 @@ def _number_rows(
     heads: dict[str, tuple[int, int | None]],
     current: Callable[[str], tuple[int, int | None]],
     rows_per_statement: int,
-) -> tuple[list[list[int | str | float | None]], int]:
+    run_rows: int,
+) -> tuple[list[list[int | str | float | None]], int, list[tuple[int, str, str]]]:
     """Flat INSERT parameter lists (11 per row, up to ``rows_per_statement`` rows each),
     numbered from ``first_seq``: stream versions and previous sequence numbers from
-    ``heads`` (stream → (version, last seq); updated) or ``current(stream)``; and the
-    total JSON size."""
+    ``heads`` (stream → (version, last seq); updated) or ``current(stream)``; the total
+    JSON size; and per ``run_rows`` rows a run ``(first seq, types, sources)``: JSON
+    objects mapping each type (source) to its rows' offsets from the first seq."""
 
 def _decode_rows(
     rows: list[_SeqT], column: int, fallback: Callable[[_SeqT], _T]

@@ -105,7 +105,10 @@ pub fn _encode_rows<'py>(
 /// version one past its last one and `prev_seq` the sequence number of the stream's
 /// previous event (None for its first). `heads` maps streams to `(version, last seq)` and
 /// is updated; a stream not in it is looked up with `current(stream)`, which returns the
-/// same pair. Returns the parameter lists and the total length of the JSON texts.
+/// same pair. Returns the parameter lists, the total length of the JSON texts and the
+/// runs: for each `run_rows` rows, `(first seq, types, sources)` where `types` and
+/// `sources` are JSON objects mapping each type (source) of the run's rows to their
+/// offsets from its first seq, e.g. `{"user.action":[0,2],"system.error":[1]}`.
 #[pyfunction]
 pub fn _number_rows<'py>(
     rows: &Bound<'py, PyList>,
@@ -113,20 +116,34 @@ pub fn _number_rows<'py>(
     heads: &Bound<'py, PyDict>,
     current: &Bound<'py, PyAny>,
     rows_per_statement: usize,
-) -> PyResult<(Bound<'py, PyList>, usize)> {
+    run_rows: usize,
+) -> PyResult<(Bound<'py, PyList>, usize, Bound<'py, PyList>)> {
     let py = rows.py();
     let out = PyList::empty(py);
+    let runs = PyList::empty(py);
     let mut params = PyList::empty(py);
     let mut chars = 0usize;
     let per = rows_per_statement.max(1);
+    let per_run = run_rows.max(1);
+    let mut run_types: Vec<String> = Vec::with_capacity(per_run.min(rows.len()));
+    let mut run_sources: Vec<String> = Vec::with_capacity(per_run.min(rows.len()));
+    let mut run_first = first_seq;
     for (i, (seq, row)) in (first_seq..).zip(rows.iter()).enumerate() {
         if i > 0 && i % per == 0 {
             out.append(std::mem::replace(&mut params, PyList::empty(py)))?;
+        }
+        if i > 0 && i % per_run == 0 {
+            runs.append((run_first, group_json(&run_types), group_json(&run_sources)))?;
+            run_types.clear();
+            run_sources.clear();
+            run_first = seq;
         }
         let row = row.cast_into::<PyTuple>()?;
         if row.len() != 8 {
             return Err(PyTypeError::new_err("an event store row has 8 fields"));
         }
+        run_types.push(row.get_item(2)?.cast_into::<PyString>()?.to_str()?.to_owned());
+        run_sources.push(row.get_item(7)?.cast_into::<PyString>()?.to_str()?.to_owned());
         let stream = row.get_item(1)?;
         let (last, prev): (i64, Option<i64>) = match heads.get_item(&stream)? {
             Some(h) => h.extract()?,
@@ -156,7 +173,44 @@ pub fn _number_rows<'py>(
     if !params.is_empty() {
         out.append(params)?;
     }
-    Ok((out, chars))
+    if !run_types.is_empty() {
+        runs.append((run_first, group_json(&run_types), group_json(&run_sources)))?;
+    }
+    Ok((out, chars, runs))
+}
+
+/// `{"key":[offsets],...}`: each distinct key of `keys` (in order of first appearance)
+/// with the positions it holds.
+fn group_json(keys: &[String]) -> String {
+    use std::fmt::Write as _;
+    let mut order: Vec<&str> = Vec::new();
+    let mut at: std::collections::HashMap<&str, Vec<usize>> = std::collections::HashMap::new();
+    for (i, k) in keys.iter().enumerate() {
+        if let Some(v) = at.get_mut(k.as_str()) {
+            v.push(i);
+        } else {
+            order.push(k);
+            at.insert(k, vec![i]);
+        }
+    }
+    let mut out = String::with_capacity(keys.len() * 4 + order.len() * 24 + 2);
+    out.push('{');
+    for (n, k) in order.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        encode::push_str(&mut out, k);
+        out.push_str(":[");
+        for (j, o) in at[k].iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{o}");
+        }
+        out.push(']');
+    }
+    out.push('}');
+    out
 }
 
 /// The built-in event encoded in `text`, or None when the Python codec must decode it

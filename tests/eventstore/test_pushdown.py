@@ -170,36 +170,45 @@ def test_a_source_filter_reads_only_that_source(tmp_path: Path) -> None:
 
 
 def test_an_exact_query_still_checks_what_the_python_codec_decodes(tmp_path: Path) -> None:
-    """An exact push-down skips the filter's check, except for rows the native decoder
-    declines: another class may decode with another type or source than the columns say
-    (here a hand-edited row)."""
+    """An exact push-down skips the filter's check, except for chunks with rows the native
+    decoder declines: another class may decode with another type or source than was stored
+    (here event_runs is edited by hand to say so)."""
     path = tmp_path / "e.db"
     with SqliteEventStore(path) as s:
         s.append(Event("user.action", "a", metadata={"k": 1}))  # the Python codec's row
-        s.append(Event("user.action", "a"))
+        native = Event("user.action", "a")
+        s.append(native)
     with sqlite3.connect(path) as c:
-        c.execute("UPDATE events SET source = 'z', type = 'system.error'")
-    with SqliteEventStore(path) as s:
-        assert [e.source for e in s.replay(filter=tb.filter_by_source("z"))] == []
-        assert [e.source for e in s.replay(filter=tb.filter_by_type("system.error"))] == []
-        # a natively decoded row is taken as the columns say (the query is exact)
-        f = tb.filter_by_type("user.action")
+        c.execute("""UPDATE event_runs SET types = '{"system.error":[0]}', sources = '{"z":[0]}'""")
+    with SqliteEventStore(path, chunk_size=1) as s:
+        # the native row is taken as stored (the query is exact), the other one is checked
+        assert [e.event_id for e in s.replay(filter=tb.filter_by_source("z"))] == [native.event_id]
+        assert [r.seq for r in s.records(0, tb.filter_by_type("system.error"))] == [2]
+        # a filter the query is not exact for checks every event
+        f = tb.filter_by_type("system.error") & tb.filter_by(lambda e: True)
         assert list(s.replay(filter=f)) == []
-        assert [r.seq for r in s.records(0, f & tb.filter_by(lambda e: True))] == []
+    with SqliteEventStore(path) as s:  # one chunk: all of it is checked
+        assert list(s.replay(filter=tb.filter_by_source("z"))) == []
 
 
-def test_selective_queries_use_the_bucket_index(tmp_path: Path) -> None:
-    """The queries a selective read makes are answered through events_bucket (no scan of
-    the events table)."""
+def test_selective_reads_go_through_event_runs(tmp_path: Path) -> None:
+    """A replay by type or source asks event_runs for the matching sequence numbers and
+    reads only those rows (no scan of the events table); each append adds one run per
+    512 events."""
     path = tmp_path / "q.db"
     with SqliteEventStore(path) as s:
-        s.append_many([Event("user.action", f"s-{i % 3}") for i in range(200)])
-        plans: list[str] = []
-        s._conn.set_trace_callback(plans.append)
-        assert len(list(s.replay(filter=tb.filter_by_type("user.action")))) == 200
-        assert len(list(s.replay(filter=tb.filter_by_source("s-1")))) == 67
+        s.append_many([Event("user.action", f"s-{i % 3}") for i in range(1200)])
+        s.append(Event("system.error", "s-9"))
+        runs = s._conn.execute("SELECT first_seq FROM event_runs ORDER BY 1").fetchall()
+        assert runs == [(1,), (513,), (1025,), (1201,)]
+        statements: list[str] = []
+        s._conn.set_trace_callback(statements.append)
+        assert len(list(s.replay(filter=tb.filter_by_type("user.action")))) == 1200
+        assert len(list(s.replay(filter=tb.filter_by_source("s-1")))) == 400
+        assert [e.source for e in s.replay(filter=tb.filter_by_source("s-9"))] == ["s-9"]
         s._conn.set_trace_callback(None)
-        queries = [q for q in plans if q.lstrip().upper().startswith("SELECT") and "data" in q]
-        assert queries and all("INDEXED BY events_bucket" in q for q in queries)
-        for q in {q.split(" WHERE ")[0] for q in queries}:
-            assert "events_bucket" in q
+        reads = [q for q in statements if "FROM events" in q and "data" in q]
+        assert reads and all("WHERE seq IN (SELECT value FROM json_each(" in q for q in reads)
+        assert s.integrity_check() == "ok"
+        s._conn.execute("DELETE FROM event_runs WHERE first_seq = 513")
+        assert "more or fewer than event_runs" in s.integrity_check()

@@ -64,7 +64,7 @@ def _schema_3_store(path: Path, events: list[Event], streams: list[str] | None =
     c.close()
 
 
-def test_new_file_has_source_column_and_bucket_index(tmp_path: Path) -> None:
+def test_new_file_has_source_column_and_event_runs(tmp_path: Path) -> None:
     path = tmp_path / "n.db"
     with SqliteEventStore(path) as s:
         s.append(SystemEvent("c", "startup"), stream="elsewhere")
@@ -79,15 +79,22 @@ def test_new_file_has_source_column_and_bucket_index(tmp_path: Path) -> None:
         ("elsewhere", "c"),
         ("u", "u"),
     ]
-    (sql,) = c.execute("SELECT sql FROM sqlite_master WHERE name = 'events_bucket'").fetchone()
-    assert "seq >> 6, type, severity, source" in sql
+    assert c.execute("SELECT * FROM event_runs").fetchall() == [
+        (1, '{"system.startup":[0]}', '{"c":[0]}', None),
+        (2, '{"user.action":[0]}', '{"u":[0]}', None),
+    ]
+    # no new index: appends keep writing index entries at the ends of their indexes
+    indexes = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert indexes <= {"events_event_id", "events_correlation"} | {
+        i for i in indexes if i.startswith("sqlite_autoindex")
+    }
     c.close()
 
 
 def test_schema_3_file_is_upgraded_to_4(tmp_path: Path) -> None:
     """A schema-3 file gets the source column (filled from the native decoder; NULL for a
-    row it declines, which a query by source keeps for the filter to check) and the
-    events_bucket index; replays by source and type then give what the filter gives."""
+    row it declines, which a query by source keeps for the filter to check) and
+    event_runs; replays by source and type then give what the filter gives."""
     path = tmp_path / "old.db"
     events: list[Event] = [SystemEvent("c", "startup", f"n{i}") for i in range(4)]
     events.append(Event("user.action", "meta-src", metadata={"why": "x"}))  # Python codec
@@ -127,7 +134,15 @@ def test_schema_3_file_is_upgraded_to_4(tmp_path: Path) -> None:
         ("h-1",),
         ("meta-src",),
     ]
-    assert c.execute("SELECT name FROM sqlite_master WHERE name = 'events_bucket'").fetchone()
+    assert c.execute("SELECT * FROM event_runs").fetchall() == [
+        (
+            1,
+            '{"system.startup":[0,1,2,3],"user.action":[4],"health.check":[5,6,7,8]}',
+            '{"c":[0,1,2,3],"h-0":[5,7],"h-1":[6,8]}',
+            "[4]",
+        ),
+        (10, '{"user.action":[0]}', '{"meta-src":[0]}', None),
+    ]
     c.close()
     with SqliteEventStore(path) as s:  # opens as schema 4 now, nothing to upgrade
         assert s._null_sources_until == 5
@@ -138,7 +153,7 @@ def test_upgrade_failure_names_the_file_and_leaves_it_as_it_was(tmp_path: Path) 
     path = tmp_path / "old.db"
     _schema_3_store(path, [SystemEvent("c", "startup")])
     c = sqlite3.connect(path)
-    c.execute("CREATE TABLE events_bucket (x)")  # the index's name is taken
+    c.execute("CREATE TABLE event_runs (x)")  # the new table's name is taken
     c.commit()
     c.close()
     with pytest.raises(tb.EventStoreError, match=r"schema version 3 and could not be upgraded"):

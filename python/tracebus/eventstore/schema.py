@@ -4,6 +4,7 @@ older files."""
 from __future__ import annotations
 
 import functools
+import json
 import sqlite3
 
 from .._core import _correlation_key, _decode_event, _event_id_of_key, _event_key
@@ -31,19 +32,24 @@ from .errors import EventStoreError
 #
 # Schema 4 (issue 13: a selective replay reads only matching rows) adds the event's source
 # as a column (`source`; NULL in rows upgraded from schema 3 whose source the native
-# decoder cannot tell: a query keeps those for the filter to check) and the index
-# events_bucket on (seq >> 6, type, severity, source). A plain index on (type) would give a
-# type's rows in order, but with types interleaved its new entries land in one place per
-# type (20 types: +80-100% append time, 20 dirtied pages per transaction of 500); keyed by
-# the block of 64 sequence numbers first, every new entry goes to the index's end. A query
-# for some types seeks (block, type) for each block of the range it reads (json_each of
-# the block numbers); sources and severities are checked in the index, so rows that do not
-# match are never read from the table. Measured (20k events of 20 types in 50 sources,
-# transactions of 500): +2-3% append time; blocks of 256 or 1024 cost +12% and +30%.
+# decoder cannot tell) and the table event_runs: for each run of up to _RUN_ROWS events
+# appended together (one transaction), its first sequence number and, as JSON objects, each
+# type and each source of its events with their offsets from that number
+# ({"user.action":[0,2],"system.error":[1]}; `unknown_sources`: the offsets of events with
+# no known source, which a query by source keeps for the filter to check). A query by type
+# or source reads the runs of a window of sequence numbers (json_each picks the wanted
+# keys), then only the matching rows by sequence number. Measured (20k events in
+# transactions of 500, 20k ServiceStateEvents in 100 streams): indexes would cost far more,
+# as their new entries do not all go to their ends — a plain (type) index dirties a page per
+# type per transaction (20 interleaved types: +80-100% append time); one keyed by blocks of
+# 64 sequence numbers first, (seq >> 6, type, severity, source), inserts into the middle of
+# its last page, so every page split rebalances it with its neighbours: +40% WAL pages,
+# +30% append time. A run is one row at the end of its table: one page per transaction.
 # Files of schemas 1 and 2 are rewritten as 3 then upgraded to 4 (one transaction).
 SCHEMA_VERSION = "4"
 _OLD_SCHEMAS = ("1", "2", "3")
 _PAGE_SIZE = 4096
+_RUN_ROWS = 512  # events per row of event_runs at most
 _EVENTS_TABLE = """
 CREATE TABLE {name} (
     seq INTEGER PRIMARY KEY,
@@ -57,12 +63,13 @@ CREATE TABLE {name} (
     timestamp REAL NOT NULL,
     data TEXT NOT NULL{source}
 )"""
-# The block of sequence numbers events_bucket is keyed by first (seq >> _BUCKET_BITS):
-# queries must spell the expression exactly so to use it.
-_BUCKET_BITS = 6
-_BUCKET_INDEX = (
-    f"CREATE INDEX events_bucket ON events (seq >> {_BUCKET_BITS}, type, severity, source)"
-)
+_RUNS_TABLE = """
+CREATE TABLE event_runs (
+    first_seq INTEGER PRIMARY KEY,
+    types TEXT NOT NULL,
+    sources TEXT NOT NULL,
+    unknown_sources TEXT
+)"""
 _INDEXES_AND_STREAMS = """
 CREATE UNIQUE INDEX events_event_id ON events (event_id);
 CREATE INDEX events_correlation ON events (correlation_id);
@@ -80,7 +87,7 @@ _SCHEMA = (
     + ";"
     + _INDEXES_AND_STREAMS
     + ";"
-    + _BUCKET_INDEX
+    + _RUNS_TABLE
 )
 # tracebus_meta key: the highest sequence number whose source column may be NULL (rows
 # upgraded from schema 3; absent when there are none).
@@ -102,6 +109,11 @@ _STREAM_CHECKS = (
     (
         "stream heads without events",
         "SELECT COUNT(*) FROM streams WHERE stream NOT IN (SELECT stream FROM events)",
+    ),
+    (
+        "events more or fewer than event_runs lists by type",
+        "SELECT ABS((SELECT COUNT(*) FROM events) - (SELECT COALESCE(SUM("
+        "json_array_length(j.value)), 0) FROM event_runs r, json_each(r.types) j))",
     ),
 )
 
@@ -202,13 +214,46 @@ def _source_of(data: object) -> str | None:
     return None if event is None else str(event.source)
 
 
+def _build_runs(c: sqlite3.Connection) -> None:
+    """Fills event_runs for the events table (runs of up to _RUN_ROWS sequence numbers)."""
+    run: list[tuple[int, str, str | None]] = []
+
+    def flush() -> None:
+        first = run[0][0]
+        types: dict[str, list[int]] = {}
+        sources: dict[str, list[int]] = {}
+        unknown: list[int] = []
+        for seq, type_name, source in run:
+            types.setdefault(type_name, []).append(seq - first)
+            if source is None:
+                unknown.append(seq - first)
+            else:
+                sources.setdefault(source, []).append(seq - first)
+        c.execute(
+            "INSERT INTO event_runs VALUES (?, ?, ?, ?)",
+            (first, _json(types), _json(sources), _json(unknown) if unknown else None),
+        )
+        run.clear()
+
+    for seq, type_name, source in c.execute("SELECT seq, type, source FROM events ORDER BY seq"):
+        if run and seq - run[0][0] >= _RUN_ROWS:
+            flush()
+        run.append((seq, type_name, source))
+    if run:
+        flush()
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def upgrade(c: sqlite3.Connection, path: str, found: str) -> None:
     """Upgrades a schema-1, -2 or -3 file to schema 4 in one transaction. From 1 and 2 it
     is first rewritten as schema 3: event keys become counter keys (schema 1 stored the
     id's bits), generated correlation ids become keys, each event gets its stream's
     previous sequence number, and the streams table is filled. Then (3 to 4) the source
     column is added and filled (from the native decoder; NULL where it cannot tell) and
-    events_bucket is built."""
+    event_runs is built (runs of up to _RUN_ROWS sequence numbers)."""
     c.create_function("tb_correlation_key", 1, _correlation_key, deterministic=True)
     c.create_function(
         "tb_counter_key",
@@ -247,7 +292,8 @@ def upgrade(c: sqlite3.Connection, path: str, found: str) -> None:
                     c.execute(
                         "INSERT INTO tracebus_meta VALUES (?, ?)", (_NULL_SOURCES_KEY, str(unknown))
                     )
-                c.execute(_BUCKET_INDEX)
+                c.execute(_RUNS_TABLE)
+                _build_runs(c)
                 c.execute(
                     "UPDATE tracebus_meta SET value = ? WHERE key = 'schema_version'",
                     (SCHEMA_VERSION,),

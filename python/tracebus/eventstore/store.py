@@ -8,6 +8,7 @@ checkpoints, the attachment's writer and event sourcing are in their own modules
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import os
 import sqlite3
@@ -37,10 +38,10 @@ from .checkpoint import _Checkpointer
 from .errors import ConcurrencyError, EventStoreError
 from .rows import _encode_row, _RowTuple
 from .schema import (
-    _BUCKET_BITS,
     _HEADS_PER_STATEMENT,
     _INSERT,
     _ROWS_PER_INSERT,
+    _RUN_ROWS,
     _SET_HEADS,
     _STREAM_CHECKS,
     _values_sql,
@@ -65,12 +66,8 @@ _ON_ERROR = ("raise", "skip", "raw")
 # no read() call and no copy into SQLite's page cache: 1 type of 20 out of 1 M events read
 # in about half the time (the WAL is still read the usual way).
 _MMAP_BYTES = 1 << 30
-# Columns a selective query chooses rows by in events_bucket (beside its block of sequence
-# numbers), and how many types it seeks block by block (more: it scans the index range).
-_BUCKET_COLUMNS = ("type", "severity", "source")
-_SEEK_TYPES = 4
-# The widest window of sequence numbers one such query reads (1024 blocks of 64).
-_MAX_WINDOW = 1 << 16
+# The window of sequence numbers one query of event_runs covers (a selective read).
+_RUN_WINDOW = 1 << 15
 
 
 class StoredRecord(NamedTuple):
@@ -336,9 +333,12 @@ class SqliteEventStore:
                         if have != want:
                             raise ConcurrencyError(s, want, have)
                 first = self._next_seq
-                statements, nchars = _number_rows(rows, first, heads, current, _ROWS_PER_INSERT)
+                statements, nchars, runs = _number_rows(
+                    rows, first, heads, current, _ROWS_PER_INSERT, _RUN_ROWS
+                )
                 for params in statements:
                     c.execute(_values_sql(_INSERT, 11, len(params) // 11), params)
+                c.executemany("INSERT INTO event_runs VALUES (?, ?, ?, NULL)", runs)
                 seq = first + len(rows)
                 items = list(heads.items())
                 for i in range(0, len(items), _HEADS_PER_STATEMENT):
@@ -439,9 +439,10 @@ class SqliteEventStore:
         args: list[Any] = []
         exact = True  # the query chooses exactly the rows passing the filter
         if filter is not None:
-            # What the filter requires of every event is chosen in SQL (type, severity and
-            # source by events_bucket, correlation by its index), so only those rows are
-            # read and decoded; the filter checks them unless that is all it requires.
+            # What the filter requires of every event is chosen in SQL (type and source by
+            # event_runs, correlation by its index, severity by its column), so only those
+            # rows are read and decoded; the filter checks them unless that is all it
+            # requires.
             need = filter._pushdown
             exact = bool(need["exact"])
             if "types" in need:
@@ -474,25 +475,35 @@ class SqliteEventStore:
         # type, severity and source names, chosen in SQL (rows upgraded without a source are
         # kept: the caller checks those); _fallback(seq, stream, data): what a row that
         # cannot be decoded yields instead of raising.
-        terms: list[tuple[str, tuple[str, ...]]] = []
+        impossible = False
+        fetch_where: list[str] = []  # what a read through event_runs still asks of a row
+        fetch_args: list[Any] = []
         for column, values in (("type", _types), ("severity", _severities), ("source", _sources)):
             if values is None:
                 continue
             if not values:
                 where.append("0")  # nothing passes
+                impossible = True
                 continue
-            terms.append((column, values))
+            marks = ",".join("?" * len(values))
             if column == "source" and self._null_sources_until > since:
-                where.append(f"(source IN ({','.join('?' * len(values))}) OR source IS NULL)")
+                where.append(f"(source IN ({marks}) OR source IS NULL)")
                 exact = False
             else:
-                where.append(f"{column} IN ({','.join('?' * len(values))})")
+                where.append(f"{column} IN ({marks})")
             args.extend(values)
-        cond = "".join(f" AND {w}" for w in where)
-        # Only events_bucket's columns (no correlation, nothing impossible): the rows are
-        # found through that index, and only matching rows are read.
-        bucket = stream is None and bool(terms) and len(terms) == len(where)
+            if column == "severity":
+                fetch_where.append(f"severity IN ({marks})")
+                fetch_args.extend(values)
         seqs = None if stream is None else self._stream_seqs(stream, since)
+        chunks = None
+        if stream is None and correlation_id is None and not impossible:
+            if _types is not None or _sources is not None:
+                # By type or source: the matching sequence numbers come from event_runs,
+                # and only those rows are read.
+                chunks = self._run_seqs(since, _types, _sources)
+                where, args = fetch_where, fetch_args
+        cond = "".join(f" AND {w}" for w in where)
         return self._iter_records(
             cond,
             args,
@@ -504,9 +515,73 @@ class SqliteEventStore:
             on_error,
             _fallback,
             filter,
-            dict(terms).get("type") if bucket else None,
-            bucket,
+            chunks,
         )
+
+    def _run_seqs(
+        self, since: int, types: tuple[str, ...] | None, sources: tuple[str, ...] | None
+    ) -> Iterator[list[int]]:
+        """The sequence numbers after ``since`` of the events of one of ``types`` (None:
+        any) and one of ``sources`` (None: any; events with no known source count as
+        matching), ascending, ``chunk_size`` at a time, from event_runs: one query per
+        window of sequence numbers, json_each picking the wanted keys of each run."""
+        chunk = self.chunk_size
+        parts = []
+        keys: list[tuple[str, ...]] = []
+        where = "r.first_seq > ? AND r.first_seq <= ?"
+        if types is not None:
+            parts.append(
+                f"SELECT r.first_seq, 0, j.value FROM event_runs r, json_each(r.types) j"
+                f" WHERE {where} AND j.key IN ({','.join('?' * len(types))})"
+            )
+            keys.append(types)
+        if sources is not None:
+            parts.append(
+                f"SELECT r.first_seq, 1, j.value FROM event_runs r, json_each(r.sources) j"
+                f" WHERE {where} AND j.key IN ({','.join('?' * len(sources))})"
+            )
+            keys.append(sources)
+            parts.append(
+                f"SELECT r.first_seq, 1, r.unknown_sources FROM event_runs r"
+                f" WHERE {where} AND r.unknown_sources IS NOT NULL"
+            )
+            keys.append(())
+        query = " UNION ALL ".join(parts)
+        both = types is not None and sources is not None
+        lo = since - _RUN_ROWS  # a run starting after this may hold events after since
+        top = lo
+        buf: list[int] = []
+        while True:
+            if lo >= top:  # (again: events may have come meanwhile)
+                with self._db() as c:
+                    q = "SELECT COALESCE(MAX(first_seq), 0) FROM event_runs"
+                    top = int(c.execute(q).fetchone()[0])
+                if lo >= top:
+                    break
+            hi = min(lo + _RUN_WINDOW, top)
+            params: list[Any] = []
+            for k in keys:
+                params.extend((lo, hi, *k))
+            with self._db() as c:
+                found = c.execute(query, params).fetchall()
+            lo = hi
+            # per run: offsets by type, and by source
+            runs: dict[int, tuple[list[int], list[int]]] = {}
+            for first, part, offsets in found:
+                runs.setdefault(first, ([], []))[part].extend(json.loads(offsets))
+            for first in sorted(runs):
+                by_type, by_source = runs[first]
+                if both:
+                    offs = sorted(set(by_type).intersection(by_source))
+                else:
+                    offs = by_type or by_source
+                    offs.sort()
+                buf.extend(x for o in offs if (x := first + o) > since)
+            while len(buf) >= chunk:
+                yield buf[:chunk]
+                del buf[:chunk]
+        if buf:
+            yield buf
 
     def _stream_seqs(self, stream: str, since: int) -> array[int]:
         """The sequence numbers of ``stream``'s events after ``since``, ascending: its chain
@@ -537,13 +612,11 @@ class SqliteEventStore:
         on_error: OnError = "skip",
         fallback: Callable[[int, str, str], Any] | None = None,
         recheck: Filter | None = None,
-        types: tuple[str, ...] | None = None,
-        bucket: bool = False,
+        chunks: Iterator[list[int]] | None = None,
     ) -> Iterator[Any]:
         """The rows after ``since`` meeting ``cond`` (or those of the sequence numbers
-        ``seqs``), decoded, that pass ``filter`` (None: all do), as records or events.
-        ``bucket``: ``cond`` holds terms on events_bucket's columns only (``types``: the
-        type term's names), and the rows are found through that index. ``recheck``: the
+        ``seqs``, or of the chunks of them ``chunks`` gives), decoded, that pass ``filter``
+        (None: all do), as records or events. ``recheck``: the
         filter the query chose the rows of exactly (``filter`` is None then), which still
         checks events the native decoder declined (the Python codec decodes them into
         classes whose type or source may differ from the stored columns)."""
@@ -556,29 +629,11 @@ class SqliteEventStore:
         declined = [False]  # the chunk has rows the Python codec decoded
         positions = records or fallback is not None  # stream and version wanted per row
         cols = "seq, stream, version, data" if positions else "seq, data"
-        if seqs is not None:
-            # A stream: its sequence numbers (``seqs``) a chunk at a time.
+        if seqs is not None or chunks is not None:
+            # A stream's sequence numbers, or the matches event_runs gives, a chunk at a time.
             query = (
                 f"SELECT {cols} FROM events"
                 f" WHERE seq IN (SELECT value FROM json_each(?)){cond} ORDER BY seq"
-            )
-        elif bucket:
-            # Windows of sequence numbers, each read through events_bucket: with a few
-            # types, each (block, type) of the window's blocks is sought; otherwise the
-            # window's part of the index is scanned. Either way the index's other columns
-            # are checked before a row is read. A window's rows come in index order and are
-            # sorted here (sorting them in SQL copied every row into its sorter: ~20% of
-            # the query's time); its size follows the density of matches, so it holds about
-            # a chunk of them, and one holding more than 4 chunks is read again smaller.
-            bits = _BUCKET_BITS
-            seek = types is not None and len(types) <= _SEEK_TYPES
-            if seek:  # the window's blocks, as a JSON list
-                blocks = f"seq >> {bits} IN (SELECT value FROM json_each(?))"
-            else:  # the window's bounds
-                blocks = f"seq >> {bits} BETWEEN (? >> {bits}) AND (? >> {bits})"
-            query = (
-                f"SELECT {cols} FROM events INDEXED BY events_bucket"
-                f" WHERE {blocks} AND seq > ? AND seq <= ?{cond} LIMIT ?"
             )
         elif not positions and not cond:
             # Plain replay fetches the data column alone and asks for the chunk's last
@@ -628,48 +683,20 @@ class SqliteEventStore:
                 bad.append(bad_row)
                 return bad_row
 
-        def chunks() -> Iterator[list[tuple[Any, ...]]]:
+        def fetch() -> Iterator[list[tuple[Any, ...]]]:
             """The rows a chunk at a time (``since``: the current chunk's start)."""
             nonlocal since
+            parts = chunks
             if seqs is not None:
-                for i in range(0, len(seqs), chunk):
-                    part = seqs[i : i + chunk]
+                parts = (list(seqs[i : i + chunk]) for i in range(0, len(seqs), chunk))
+            if parts is not None:
+                for part in parts:
                     with self._db() as c:
                         rows = c.execute(query, (f"[{','.join(map(str, part))}]", *args))
                         got = rows.fetchall()
                     if got:
                         yield got
                 return
-            if bucket:
-                top = -1
-                width = chunk * 20
-                cap = 4 * chunk
-                while True:
-                    if since >= top:  # (again: rows may have come meanwhile)
-                        with self._db() as c:
-                            q = "SELECT COALESCE(MAX(seq), 0) FROM events"
-                            top = int(c.execute(q).fetchone()[0])
-                        if since >= top:
-                            return
-                    lo, hi = since, min(since + width, top)
-                    if seek:
-                        ids = ",".join(map(str, range(lo >> bits, (hi >> bits) + 1)))
-                        window: tuple[Any, ...] = (f"[{ids}]",)
-                    else:
-                        window = (lo, hi)
-                    with self._db() as c:
-                        got = c.execute(query, (*window, lo, hi, *args, cap)).fetchall()
-                    if len(got) >= cap:  # (some of them: not a prefix) a smaller window
-                        width = max(1, (hi - lo) // 8)
-                        continue
-                    since = hi
-                    # The next window: about a chunk of matches at this one's density.
-                    span = hi - lo
-                    width = span * 4 if not got else span * chunk // len(got)
-                    width = max(chunk, min(_MAX_WINDOW, width))
-                    if got:
-                        got.sort()  # by sequence number (unique: nothing else compared)
-                        yield got
             while True:
                 with self._db() as c:
                     if with_seq:
@@ -690,7 +717,7 @@ class SqliteEventStore:
                 if len(got) < chunk:
                     return
 
-        for rows in chunks():
+        for rows in fetch():
             chunk_rows = rows
             bad.clear()
             declined[0] = False
