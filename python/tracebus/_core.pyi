@@ -33,7 +33,7 @@ _ErrorHook: TypeAlias = Callable[[BaseException, Event, Subscription], object]
 # correlation_id, timestamp, JSON text, source).
 _StoreRow: TypeAlias = tuple[int, str, str, str, int | str, float, str, str]
 # INSERT parameters: (seq, event_id, stream, version, prev_seq, type, severity,
-# correlation_id, timestamp, JSON text, source).
+# correlation_id, timestamp, JSON text).
 _T = TypeVar("_T")
 # A channel's item type (``Channel[StateChangeEvent]``, ``Channel[Event]``); bare ``Channel``
 # is ``Channel[Any]``.
@@ -1116,7 +1116,7 @@ def _number_rows(
     rows_per_statement: int,
     run_rows: int,
 ) -> tuple[list[list[int | str | float | None]], int, list[tuple[int, str, str]]]:
-    """Flat INSERT parameter lists (11 per row, up to ``rows_per_statement`` rows each),
+    """Flat INSERT parameter lists (10 per row, up to ``rows_per_statement`` rows each),
     numbered from ``first_seq``: stream versions and previous sequence numbers from
     ``heads`` (stream → (version, last seq); updated) or ``current(stream)``; the total
     JSON size; and per ``run_rows`` rows a run ``(first seq, types, sources)``: JSON

@@ -100,8 +100,8 @@ pub fn _encode_rows<'py>(
 
 /// The event store's INSERT parameters for `rows` (from `_encode_rows`), for multi-row
 /// INSERT statements of up to `rows_per_statement` rows: one flat list of parameters per
-/// statement, 11 per row: `seq, event_id, stream, version, prev_seq, type, severity,
-/// correlation, timestamp, data, source`, with `seq` counting from `first_seq`, each stream's
+/// statement, 10 per row: `seq, event_id, stream, version, prev_seq, type, severity,
+/// correlation, timestamp, data`, with `seq` counting from `first_seq`, each stream's
 /// version one past its last one and `prev_seq` the sequence number of the stream's
 /// previous event (None for its first). `heads` maps streams to `(version, last seq)` and
 /// is updated; a stream not in it is looked up with `current(stream)`, which returns the
@@ -165,7 +165,6 @@ pub fn _number_rows<'py>(
             row.get_item(4)?,
             row.get_item(5)?,
             data,
-            row.get_item(7)?,
         ] {
             params.append(value)?;
         }

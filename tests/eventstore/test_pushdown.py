@@ -161,7 +161,7 @@ def test_a_source_filter_reads_only_that_source(tmp_path: Path) -> None:
         s.append(Event("health.check", "a"))
         s.append(Event("health.check", "b"))
     with sqlite3.connect(path) as c:
-        c.execute("UPDATE events SET data = '{broken' WHERE source = 'a'")
+        c.execute("UPDATE events SET data = '{broken' WHERE stream = 'a'")
     with SqliteEventStore(path) as s:
         with pytest.raises(tb.EventStoreError, match="cannot decode"):
             list(s.replay(on_error="raise"))

@@ -64,37 +64,34 @@ def _schema_3_store(path: Path, events: list[Event], streams: list[str] | None =
     c.close()
 
 
-def test_new_file_has_source_column_and_event_runs(tmp_path: Path) -> None:
+def test_new_file_has_event_runs(tmp_path: Path) -> None:
     path = tmp_path / "n.db"
     with SqliteEventStore(path) as s:
-        s.append(SystemEvent("c", "startup"), stream="elsewhere")
+        s.append(SystemEvent("c", "startup"), stream="elsewhere")  # runs list the source
         s.append(Event("user.action", "u", metadata={"k": 1}))  # the Python codec's row
+        assert s._null_sources_until == 0
     c = sqlite3.connect(path)
     assert c.execute("SELECT value FROM tracebus_meta WHERE key = 'schema_version'").fetchone() == (
         SCHEMA_VERSION,
     )
     assert SCHEMA_VERSION == "4"
-    # the source, whatever the stream
-    assert c.execute("SELECT stream, source FROM events ORDER BY seq").fetchall() == [
-        ("elsewhere", "c"),
-        ("u", "u"),
-    ]
     assert c.execute("SELECT * FROM event_runs").fetchall() == [
         (1, '{"system.startup":[0]}', '{"c":[0]}', None),
         (2, '{"user.action":[0]}', '{"u":[0]}', None),
     ]
     # no new index: appends keep writing index entries at the ends of their indexes
     indexes = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert indexes <= {"events_event_id", "events_correlation"} | {
-        i for i in indexes if i.startswith("sqlite_autoindex")
+    assert {i for i in indexes if not i.startswith("sqlite_autoindex")} == {
+        "events_event_id",
+        "events_correlation",
     }
     c.close()
 
 
 def test_schema_3_file_is_upgraded_to_4(tmp_path: Path) -> None:
-    """A schema-3 file gets the source column (filled from the native decoder; NULL for a
-    row it declines, which a query by source keeps for the filter to check) and
-    event_runs; replays by source and type then give what the filter gives."""
+    """A schema-3 file gets event_runs (sources from the native decoder; unknown for a row
+    it declines, which a query by source keeps for the filter to check); replays by
+    source and type then give what the filter gives."""
     path = tmp_path / "old.db"
     events: list[Event] = [SystemEvent("c", "startup", f"n{i}") for i in range(4)]
     events.append(Event("user.action", "meta-src", metadata={"why": "x"}))  # Python codec
@@ -125,15 +122,6 @@ def test_schema_3_file_is_upgraded_to_4(tmp_path: Path) -> None:
     assert c.execute("SELECT value FROM tracebus_meta WHERE key = 'schema_version'").fetchone() == (
         "4",
     )
-    assert c.execute("SELECT source FROM events ORDER BY seq").fetchall() == [
-        *[("c",)] * 4,
-        (None,),
-        ("h-0",),
-        ("h-1",),
-        ("h-0",),
-        ("h-1",),
-        ("meta-src",),
-    ]
     assert c.execute("SELECT * FROM event_runs").fetchall() == [
         (
             1,
@@ -160,5 +148,5 @@ def test_upgrade_failure_names_the_file_and_leaves_it_as_it_was(tmp_path: Path) 
         SqliteEventStore(path)
     c = sqlite3.connect(path)
     assert c.execute("SELECT value FROM tracebus_meta").fetchone() == ("3",)
-    assert "source" not in [r[1] for r in c.execute("PRAGMA table_info(events)")]
+    assert c.execute("SELECT COUNT(*) FROM events").fetchone() == (1,)
     c.close()

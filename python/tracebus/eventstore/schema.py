@@ -30,21 +30,20 @@ from .errors import EventStoreError
 # pages appended ~15% faster than 16 KiB (the best size for schema 2) and replayed ~3%
 # slower (20k events: 41-42 vs 48-49 ms, 18.4 vs 17.8 ms).
 #
-# Schema 4 (issue 13: a selective replay reads only matching rows) adds the event's source
-# as a column (`source`; NULL in rows upgraded from schema 3 whose source the native
-# decoder cannot tell) and the table event_runs: for each run of up to _RUN_ROWS events
-# appended together (one transaction), its first sequence number and, as JSON objects, each
-# type and each source of its events with their offsets from that number
-# ({"user.action":[0,2],"system.error":[1]}; `unknown_sources`: the offsets of events with
-# no known source, which a query by source keeps for the filter to check). A query by type
-# or source reads the runs of a window of sequence numbers (json_each picks the wanted
-# keys), then only the matching rows by sequence number. Measured (20k events in
-# transactions of 500, 20k ServiceStateEvents in 100 streams): indexes would cost far more,
-# as their new entries do not all go to their ends — a plain (type) index dirties a page per
-# type per transaction (20 interleaved types: +80-100% append time); one keyed by blocks of
-# 64 sequence numbers first, (seq >> 6, type, severity, source), inserts into the middle of
-# its last page, so every page split rebalances it with its neighbours: +40% WAL pages,
-# +30% append time. A run is one row at the end of its table: one page per transaction.
+# Schema 4 (issue 13: a selective replay reads only matching rows) adds the table
+# event_runs: for each run of up to _RUN_ROWS events appended together (one transaction),
+# its first sequence number and, as JSON objects, each type and each source of its events
+# with their offsets from that number ({"user.action":[0,2],"system.error":[1]};
+# `unknown_sources`: the offsets of events upgraded from schema 3 whose source the native
+# decoder cannot tell, which a query by source keeps for the filter to check). A query by
+# type or source reads the runs of a window of sequence numbers, then only the matching
+# rows, by sequence number. A run is one row at the end of its table: 1-2 pages written per
+# transaction. Indexes cost far more, as their new entries do not all go to their ends
+# (20k events in transactions of 500): a plain (type) index dirties a page per type per
+# transaction (20 interleaved types: +80-100% append time); one keyed by blocks of 64
+# sequence numbers first, (seq >> 6, type, severity, source), inserts into the middle of
+# its last page, so every page split rebalances it with its neighbours (+40% WAL pages,
+# ~+30% append time). A source column cost +4% WAL pages for nothing the runs do not give.
 # Files of schemas 1 and 2 are rewritten as 3 then upgraded to 4 (one transaction).
 SCHEMA_VERSION = "4"
 _OLD_SCHEMAS = ("1", "2", "3")
@@ -61,7 +60,7 @@ CREATE TABLE {name} (
     severity TEXT NOT NULL,
     correlation_id NOT NULL,
     timestamp REAL NOT NULL,
-    data TEXT NOT NULL{source}
+    data TEXT NOT NULL
 )"""
 _RUNS_TABLE = """
 CREATE TABLE event_runs (
@@ -83,14 +82,14 @@ CREATE VIEW event_log AS SELECT seq, json_extract(data, '$.kwargs.event_id') AS 
 """
 _SCHEMA = (
     "CREATE TABLE tracebus_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-    + _EVENTS_TABLE.format(name="events", source=",\n    source TEXT")
+    + _EVENTS_TABLE.format(name="events")
     + ";"
     + _INDEXES_AND_STREAMS
     + ";"
     + _RUNS_TABLE
 )
-# tracebus_meta key: the highest sequence number whose source column may be NULL (rows
-# upgraded from schema 3; absent when there are none).
+# tracebus_meta key: the highest sequence number of an event whose source event_runs does
+# not know (upgraded from schema 3; absent when there are none).
 _NULL_SOURCES_KEY = "null_sources_until"
 # integrity_check's checks of the streams: (what a non-zero count means, the count).
 _STREAM_CHECKS = (
@@ -118,7 +117,7 @@ _STREAM_CHECKS = (
 )
 
 # Rows per INSERT statement (multi-row VALUES: ~20% less time per row than executemany of
-# single rows; 50 rows x 11 columns stays under SQLite's oldest limit of 999 parameters).
+# single rows; 50 rows x 10 columns stays under SQLite's oldest limit of 999 parameters).
 _ROWS_PER_INSERT = 50
 _HEADS_PER_STATEMENT = 300  # x 3 columns
 
@@ -195,7 +194,7 @@ def schema_version(c: sqlite3.Connection) -> str | None:
 
 
 def null_sources_until(c: sqlite3.Connection) -> int:
-    """The highest sequence number whose ``source`` may be NULL (0: none)."""
+    """The highest sequence number of an event event_runs knows no source of (0: none)."""
     row = c.execute(
         "SELECT value FROM tracebus_meta WHERE key = ?", (_NULL_SOURCES_KEY,)
     ).fetchone()
@@ -215,10 +214,14 @@ def _source_of(data: object) -> str | None:
 
 
 def _build_runs(c: sqlite3.Connection) -> None:
-    """Fills event_runs for the events table (runs of up to _RUN_ROWS sequence numbers)."""
+    """Fills event_runs for the events table (runs of up to _RUN_ROWS sequence numbers;
+    sources from the native decoder, unknown where it declines) and notes the last event
+    of unknown source in tracebus_meta."""
     run: list[tuple[int, str, str | None]] = []
+    last_unknown = 0
 
     def flush() -> None:
+        nonlocal last_unknown
         first = run[0][0]
         types: dict[str, list[int]] = {}
         sources: dict[str, list[int]] = {}
@@ -227,6 +230,7 @@ def _build_runs(c: sqlite3.Connection) -> None:
             types.setdefault(type_name, []).append(seq - first)
             if source is None:
                 unknown.append(seq - first)
+                last_unknown = seq
             else:
                 sources.setdefault(source, []).append(seq - first)
         c.execute(
@@ -235,12 +239,14 @@ def _build_runs(c: sqlite3.Connection) -> None:
         )
         run.clear()
 
-    for seq, type_name, source in c.execute("SELECT seq, type, source FROM events ORDER BY seq"):
+    for seq, type_name, data in c.execute("SELECT seq, type, data FROM events ORDER BY seq"):
         if run and seq - run[0][0] >= _RUN_ROWS:
             flush()
-        run.append((seq, type_name, source))
+        run.append((seq, type_name, _source_of(data)))
     if run:
         flush()
+    if last_unknown:
+        c.execute("INSERT INTO tracebus_meta VALUES (?, ?)", (_NULL_SOURCES_KEY, str(last_unknown)))
 
 
 def _json(value: object) -> str:
@@ -251,9 +257,8 @@ def upgrade(c: sqlite3.Connection, path: str, found: str) -> None:
     """Upgrades a schema-1, -2 or -3 file to schema 4 in one transaction. From 1 and 2 it
     is first rewritten as schema 3: event keys become counter keys (schema 1 stored the
     id's bits), generated correlation ids become keys, each event gets its stream's
-    previous sequence number, and the streams table is filled. Then (3 to 4) the source
-    column is added and filled (from the native decoder; NULL where it cannot tell) and
-    event_runs is built (runs of up to _RUN_ROWS sequence numbers)."""
+    previous sequence number, and the streams table is filled. Then (3 to 4) event_runs
+    is built (runs of up to _RUN_ROWS sequence numbers; see ``_build_runs``)."""
     c.create_function("tb_correlation_key", 1, _correlation_key, deterministic=True)
     c.create_function(
         "tb_counter_key",
@@ -261,14 +266,13 @@ def upgrade(c: sqlite3.Connection, path: str, found: str) -> None:
         lambda k: _event_key(_event_id_of_key(k, False), True),
         deterministic=True,
     )
-    c.create_function("tb_source_of", 1, _source_of, deterministic=True)
     key = "tb_counter_key(event_id)" if found == "1" else "event_id"
     try:
         c.execute("BEGIN IMMEDIATE")
         try:
             if schema_version(c) == found:  # not upgraded by another process meanwhile
                 if found in ("1", "2"):
-                    c.execute(_EVENTS_TABLE.format(name="events_v3", source=""))
+                    c.execute(_EVENTS_TABLE.format(name="events_v3"))
                     c.execute(
                         f"INSERT INTO events_v3 SELECT seq, {key}, stream, version,"
                         " LAG(seq) OVER (PARTITION BY stream ORDER BY version), type,"
@@ -283,15 +287,6 @@ def upgrade(c: sqlite3.Connection, path: str, found: str) -> None:
                         " GROUP BY stream"
                     )
                 # 3 -> 4
-                c.execute("ALTER TABLE events ADD COLUMN source TEXT")
-                c.execute("UPDATE events SET source = tb_source_of(data)")
-                unknown = c.execute("SELECT MAX(seq) FROM events WHERE source IS NULL").fetchone()[
-                    0
-                ]
-                if unknown is not None:
-                    c.execute(
-                        "INSERT INTO tracebus_meta VALUES (?, ?)", (_NULL_SOURCES_KEY, str(unknown))
-                    )
                 c.execute(_RUNS_TABLE)
                 _build_runs(c)
                 c.execute(

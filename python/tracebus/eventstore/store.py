@@ -70,6 +70,26 @@ _MMAP_BYTES = 1 << 30
 _RUN_WINDOW = 1 << 15
 
 
+def _key_pattern(key: str) -> str:
+    """How ``key`` starts its entry in a JSON object of event_runs: ``"key":[``."""
+    return json.dumps(key, ensure_ascii=False) + ":["
+
+
+def _offsets(text: str, patterns: list[str]) -> list[int]:
+    """The offsets listed in the event_runs JSON object ``text`` under the keys whose
+    entries start with ``patterns`` (see ``_key_pattern``). A key's entry follows ``{`` or
+    ``,``; the same text inside a key is preceded by a backslash (quotes are escaped)."""
+    out: list[int] = []
+    for pat in patterns:
+        i = text.find(pat)
+        while i > 0 and text[i - 1] not in "{,":
+            i = text.find(pat, i + 1)
+        if i > 0:
+            j = text.index("]", i)
+            out.extend(map(int, text[i + len(pat) : j].split(",")))
+    return out
+
+
 class StoredRecord(NamedTuple):
     """One stored event with its global sequence number and its stream position."""
 
@@ -157,7 +177,7 @@ class SqliteEventStore:
         self._conn = self._connect()
         try:
             open_schema(self._conn, self.path, create)
-            # Rows upgraded from schema 3 up to here may have no source (NULL): a query by
+            # Events upgraded from schema 3 up to here may have no known source: a query by
             # source keeps them for the filter to check.
             self._null_sources_until = null_sources_until(self._conn)
             mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -337,7 +357,7 @@ class SqliteEventStore:
                     rows, first, heads, current, _ROWS_PER_INSERT, _RUN_ROWS
                 )
                 for params in statements:
-                    c.execute(_values_sql(_INSERT, 11, len(params) // 11), params)
+                    c.execute(_values_sql(_INSERT, 10, len(params) // 10), params)
                 c.executemany("INSERT INTO event_runs VALUES (?, ?, ?, NULL)", runs)
                 seq = first + len(rows)
                 items = list(heads.items())
@@ -472,37 +492,34 @@ class SqliteEventStore:
             where.append("correlation_id = ?")
             args.append(_correlation_key(correlation_id))
         # (private, for the CLI) _types/_severities/_sources: only rows with these stored
-        # type, severity and source names, chosen in SQL (rows upgraded without a source are
-        # kept: the caller checks those); _fallback(seq, stream, data): what a row that
-        # cannot be decoded yields instead of raising.
-        impossible = False
+        # type and severity names chosen in SQL, and sources through event_runs (events
+        # whose source it does not know, upgraded from schema 3, are kept: the caller
+        # checks sources); _fallback(seq, stream, data): what a row that cannot be decoded
+        # yields instead of raising.
+        impossible = any(v is not None and not v for v in (_types, _severities, _sources))
+        if impossible:
+            where.append("0")  # nothing passes
         fetch_where: list[str] = []  # what a read through event_runs still asks of a row
         fetch_args: list[Any] = []
-        for column, values in (("type", _types), ("severity", _severities), ("source", _sources)):
-            if values is None:
-                continue
-            if not values:
-                where.append("0")  # nothing passes
-                impossible = True
-                continue
-            marks = ",".join("?" * len(values))
-            if column == "source" and self._null_sources_until > since:
-                where.append(f"(source IN ({marks}) OR source IS NULL)")
-                exact = False
-            else:
-                where.append(f"{column} IN ({marks})")
-            args.extend(values)
-            if column == "severity":
-                fetch_where.append(f"severity IN ({marks})")
-                fetch_args.extend(values)
+        for column, values in (("type", _types), ("severity", _severities)):
+            if values:
+                term = f"{column} IN ({','.join('?' * len(values))})"
+                where.append(term)
+                args.extend(values)
+                if column == "severity":
+                    fetch_where.append(term)
+                    fetch_args.extend(values)
         seqs = None if stream is None else self._stream_seqs(stream, since)
         chunks = None
-        if stream is None and correlation_id is None and not impossible:
-            if _types is not None or _sources is not None:
-                # By type or source: the matching sequence numbers come from event_runs,
-                # and only those rows are read.
-                chunks = self._run_seqs(since, _types, _sources)
-                where, args = fetch_where, fetch_args
+        if stream is None and correlation_id is None and not impossible and (_types or _sources):
+            # By type or source: the matching sequence numbers come from event_runs, and
+            # only those rows are read.
+            chunks = self._run_seqs(since, _types, _sources)
+            where, args = fetch_where, fetch_args
+            if _sources and self._null_sources_until > since:
+                exact = False
+        elif _sources:
+            exact = False  # (no column to choose sources by: the filter checks them)
         cond = "".join(f" AND {w}" for w in where)
         return self._iter_records(
             cond,
@@ -524,30 +541,15 @@ class SqliteEventStore:
         """The sequence numbers after ``since`` of the events of one of ``types`` (None:
         any) and one of ``sources`` (None: any; events with no known source count as
         matching), ascending, ``chunk_size`` at a time, from event_runs: one query per
-        window of sequence numbers, json_each picking the wanted keys of each run."""
+        window of sequence numbers, the wanted keys' offsets cut out of each run's JSON
+        here (~3x faster than json_each in SQL, which parses every key)."""
         chunk = self.chunk_size
-        parts = []
-        keys: list[tuple[str, ...]] = []
-        where = "r.first_seq > ? AND r.first_seq <= ?"
-        if types is not None:
-            parts.append(
-                f"SELECT r.first_seq, 0, j.value FROM event_runs r, json_each(r.types) j"
-                f" WHERE {where} AND j.key IN ({','.join('?' * len(types))})"
-            )
-            keys.append(types)
-        if sources is not None:
-            parts.append(
-                f"SELECT r.first_seq, 1, j.value FROM event_runs r, json_each(r.sources) j"
-                f" WHERE {where} AND j.key IN ({','.join('?' * len(sources))})"
-            )
-            keys.append(sources)
-            parts.append(
-                f"SELECT r.first_seq, 1, r.unknown_sources FROM event_runs r"
-                f" WHERE {where} AND r.unknown_sources IS NOT NULL"
-            )
-            keys.append(())
-        query = " UNION ALL ".join(parts)
-        both = types is not None and sources is not None
+        want_types = None if types is None else [_key_pattern(t) for t in types]
+        want_sources = None if sources is None else [_key_pattern(x) for x in sources]
+        query = (
+            "SELECT first_seq, types, sources, unknown_sources FROM event_runs"
+            " WHERE first_seq > ? AND first_seq <= ? ORDER BY first_seq"
+        )
         lo = since - _RUN_ROWS  # a run starting after this may hold events after since
         top = lo
         buf: list[int] = []
@@ -559,23 +561,23 @@ class SqliteEventStore:
                 if lo >= top:
                     break
             hi = min(lo + _RUN_WINDOW, top)
-            params: list[Any] = []
-            for k in keys:
-                params.extend((lo, hi, *k))
             with self._db() as c:
-                found = c.execute(query, params).fetchall()
+                found = c.execute(query, (lo, hi)).fetchall()
             lo = hi
-            # per run: offsets by type, and by source
-            runs: dict[int, tuple[list[int], list[int]]] = {}
-            for first, part, offsets in found:
-                runs.setdefault(first, ([], []))[part].extend(json.loads(offsets))
-            for first in sorted(runs):
-                by_type, by_source = runs[first]
-                if both:
-                    offs = sorted(set(by_type).intersection(by_source))
-                else:
-                    offs = by_type or by_source
-                    offs.sort()
+            for first, type_map, source_map, unknown in found:
+                if want_types is not None:
+                    offs = _offsets(type_map, want_types)
+                    if not offs:
+                        continue
+                if want_sources is not None:
+                    by_source = _offsets(source_map, want_sources)
+                    if unknown is not None:
+                        by_source += json.loads(unknown)
+                    if want_types is None:
+                        offs = by_source
+                    else:
+                        offs = list(set(offs).intersection(by_source))
+                offs.sort()
                 buf.extend(x for o in offs if (x := first + o) > since)
             while len(buf) >= chunk:
                 yield buf[:chunk]
