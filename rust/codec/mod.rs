@@ -124,16 +124,20 @@ pub fn _number_rows<'py>(
     let mut params = PyList::empty(py);
     let mut chars = 0usize;
     let per = rows_per_statement.max(1);
-    let per_run = run_rows.max(1);
-    let mut run_types: Vec<String> = Vec::with_capacity(per_run.min(rows.len()));
-    let mut run_sources: Vec<String> = Vec::with_capacity(per_run.min(rows.len()));
+    let per_run = run_rows.clamp(1, 1 << 16); // (offsets are u16)
+    let mut run_types: Vec<Bound<'py, PyString>> = Vec::with_capacity(per_run.min(rows.len()));
+    let mut run_sources: Vec<Bound<'py, PyString>> = Vec::with_capacity(per_run.min(rows.len()));
     let mut run_first = first_seq;
     for (i, (seq, row)) in (first_seq..).zip(rows.iter()).enumerate() {
         if i > 0 && i % per == 0 {
             out.append(std::mem::replace(&mut params, PyList::empty(py)))?;
         }
         if i > 0 && i % per_run == 0 {
-            runs.append((run_first, group_json(&run_types), group_json(&run_sources)))?;
+            runs.append((
+                run_first,
+                group_json(&run_types)?,
+                group_json(&run_sources)?,
+            ))?;
             run_types.clear();
             run_sources.clear();
             run_first = seq;
@@ -142,8 +146,8 @@ pub fn _number_rows<'py>(
         if row.len() != 8 {
             return Err(PyTypeError::new_err("an event store row has 8 fields"));
         }
-        run_types.push(row.get_item(2)?.cast_into::<PyString>()?.to_str()?.to_owned());
-        run_sources.push(row.get_item(7)?.cast_into::<PyString>()?.to_str()?.to_owned());
+        run_types.push(row.get_item(2)?.cast_into::<PyString>()?);
+        run_sources.push(row.get_item(7)?.cast_into::<PyString>()?);
         let stream = row.get_item(1)?;
         let (last, prev): (i64, Option<i64>) = match heads.get_item(&stream)? {
             Some(h) => h.extract()?,
@@ -173,43 +177,97 @@ pub fn _number_rows<'py>(
         out.append(params)?;
     }
     if !run_types.is_empty() {
-        runs.append((run_first, group_json(&run_types), group_json(&run_sources)))?;
+        runs.append((
+            run_first,
+            group_json(&run_types)?,
+            group_json(&run_sources)?,
+        ))?;
     }
     Ok((out, chars, runs))
 }
 
 /// `{"key":[offsets],...}`: each distinct key of `keys` (in order of first appearance)
-/// with the positions it holds.
-fn group_json(keys: &[String]) -> String {
-    use std::fmt::Write as _;
-    let mut order: Vec<&str> = Vec::new();
-    let mut at: std::collections::HashMap<&str, Vec<usize>> = std::collections::HashMap::new();
+/// with the positions it holds. (FNV-1a hashing: the default SipHash took about half of
+/// the time for a few dozen distinct short keys.)
+fn group_json(keys: &[Bound<'_, PyString>]) -> PyResult<String> {
+    let mut order: Vec<(&str, Vec<u16>)> = Vec::new();
+    let mut at: std::collections::HashMap<&str, usize, Fnv> =
+        std::collections::HashMap::with_capacity_and_hasher(64, Fnv::default());
     for (i, k) in keys.iter().enumerate() {
-        if let Some(v) = at.get_mut(k.as_str()) {
-            v.push(i);
-        } else {
-            order.push(k);
-            at.insert(k, vec![i]);
+        let k = k.to_str()?;
+        let offset = u16::try_from(i).unwrap_or(u16::MAX);
+        match at.get(k) {
+            Some(&n) => order[n].1.push(offset),
+            None => {
+                at.insert(k, order.len());
+                order.push((k, vec![offset]));
+            }
         }
     }
     let mut out = String::with_capacity(keys.len() * 4 + order.len() * 24 + 2);
     out.push('{');
-    for (n, k) in order.iter().enumerate() {
+    for (n, (k, offsets)) in order.iter().enumerate() {
         if n > 0 {
             out.push(',');
         }
         encode::push_str(&mut out, k);
         out.push_str(":[");
-        for (j, o) in at[k].iter().enumerate() {
+        for (j, &o) in offsets.iter().enumerate() {
             if j > 0 {
                 out.push(',');
             }
-            let _ = write!(out, "{o}");
+            push_u16(&mut out, o);
         }
         out.push(']');
     }
     out.push('}');
-    out
+    Ok(out)
+}
+
+/// `n` in decimal (`write!` took a third of `group_json`'s time).
+fn push_u16(out: &mut String, mut n: u16) {
+    let mut digits = [0u8; 5];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
+    }
+}
+
+/// FNV-1a, for `group_json`'s short keys.
+#[derive(Default, Clone, Copy)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+impl std::hash::BuildHasher for Fnv {
+    type Hasher = Fnv;
+    fn build_hasher(&self) -> Fnv {
+        Fnv(0)
+    }
 }
 
 /// The built-in event encoded in `text`, or None when the Python codec must decode it
