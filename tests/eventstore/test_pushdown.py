@@ -212,3 +212,21 @@ def test_selective_reads_go_through_event_runs(tmp_path: Path) -> None:
         assert s.integrity_check() == "ok"
         s._conn.execute("DELETE FROM event_runs WHERE first_seq = 513")
         assert "more or fewer than event_runs" in s.integrity_check()
+
+
+def test_sources_and_types_spelled_like_json_are_told_apart(tmp_path: Path) -> None:
+    """event_runs lists sources as JSON keys: a source holding quotes, commas, brackets or
+    backslashes (or one another source ends with) selects its own events only."""
+    sources = ["a", 'x"a', 'a":[0]', ',"a":[', "a\\", "ü", 'b,"a']
+    with SqliteEventStore(tmp_path / "j.db", chunk_size=2) as s:
+        events = [
+            Event("user.action", src, metadata={"k": 1} if i % 3 == 0 else None)
+            for i, src in enumerate(sources * 3)
+        ]
+        s.append_many(events)
+        for src in sources:
+            want = [e.event_id for e in events if e.source == src]
+            assert len(want) == 3
+            assert [e.event_id for e in s.replay(filter=tb.filter_by_source(src))] == want
+            flt = tb.filter_by_source(src) & tb.filter_by_type("user.action")
+            assert [e.event_id for e in s.replay(filter=flt)] == want

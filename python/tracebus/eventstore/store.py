@@ -85,8 +85,8 @@ def _offsets(text: str, patterns: list[str]) -> list[int]:
         while i > 0 and text[i - 1] not in "{,":
             i = text.find(pat, i + 1)
         if i > 0:
-            j = text.index("]", i)
-            out.extend(map(int, text[i + len(pat) : j].split(",")))
+            i += len(pat)
+            out.extend(map(int, text[i : text.index("]", i)].split(",")))
     return out
 
 
