@@ -578,7 +578,10 @@ class SqliteEventStore:
                     else:
                         offs = list(set(offs).intersection(by_source))
                 offs.sort()
-                buf.extend(x for o in offs if (x := first + o) > since)
+                if first > since:
+                    buf.extend([first + o for o in offs])
+                else:  # the run holding since
+                    buf.extend([x for o in offs if (x := first + o) > since])
             while len(buf) >= chunk:
                 yield buf[:chunk]
                 del buf[:chunk]
