@@ -442,9 +442,12 @@ class SqliteEventStore:
         """Stored events after sequence number ``since`` in order, as ``StoredRecord``s
         (``seq`` to resume from, ``stream``, ``version``, ``event``); only those passing
         ``filter``, in ``stream`` or of ``correlation_id`` if given, at most ``limit``.
-        Lazy: rows are fetched ``chunk_size`` at a time. (A stream is found by walking its
-        chain of events back from its head first, which keeps 8 bytes per event of the
-        stream in memory.) A row that cannot be decoded is handled as ``on_error`` says
+        Lazy: rows are fetched ``chunk_size`` at a time. What ``filter`` requires of every
+        event (types, sources, minimum severity, correlation) chooses the rows in SQL, so a
+        selective read reads only matching rows (types and sources through event_runs, a
+        window of sequence numbers at a time). (A stream is found by walking its chain of
+        events back from its head first, which keeps 8 bytes per event of the stream in
+        memory.) A row that cannot be decoded is handled as ``on_error`` says
         (``OnError``: skipped and counted by default; with ``"raw"`` the record's ``event``
         is an ``UndecodedRow``). Classes this program does not define decode as
         ``tracebus.codec.UnknownEvent``."""
