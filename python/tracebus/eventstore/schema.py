@@ -91,7 +91,7 @@ _SCHEMA = (
 # tracebus_meta key: the highest sequence number of an event whose source event_runs does
 # not know (upgraded from schema 3; absent when there are none).
 _NULL_SOURCES_KEY = "null_sources_until"
-# integrity_check's checks of the streams: (what a non-zero count means, the count).
+# integrity_check's checks of the streams and runs: (what a non-zero count means, the count).
 _STREAM_CHECKS = (
     (
         "events not linked to their stream's previous version",
