@@ -13,6 +13,11 @@ from tracebus import Event, SqliteEventStore, SystemEvent
 from tracebus._core import _correlation_key, _encode_rows, _event_key
 from tracebus.eventstore import SCHEMA_VERSION
 
+
+class _AppEvent(Event):
+    """An application's own event class (the native decoder declines it)."""
+
+
 # Schema 3 as tracebus wrote it before schema 4 (a frozen copy).
 _SCHEMA_3 = """
 CREATE TABLE tracebus_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -94,7 +99,7 @@ def test_schema_3_file_is_upgraded_to_4(tmp_path: Path) -> None:
     source and type then give what the filter gives."""
     path = tmp_path / "old.db"
     events: list[Event] = [SystemEvent("c", "startup", f"n{i}") for i in range(4)]
-    events.append(Event("user.action", "meta-src", metadata={"why": "x"}))  # Python codec
+    events.append(_AppEvent("user.action", "meta-src"))  # the Python codec's class
     events += [Event("health.check", f"h-{i % 2}") for i in range(4)]
     _schema_3_store(path, events, streams=["s"] * len(events))
     with SqliteEventStore(path) as s:
@@ -149,4 +154,27 @@ def test_upgrade_failure_names_the_file_and_leaves_it_as_it_was(tmp_path: Path) 
     c = sqlite3.connect(path)
     assert c.execute("SELECT value FROM tracebus_meta").fetchone() == ("3",)
     assert c.execute("SELECT COUNT(*) FROM events").fetchone() == (1,)
+    c.close()
+
+
+def test_upgrade_knows_the_source_of_events_of_types_it_never_registered(tmp_path: Path) -> None:
+    """A process upgrading a file (e.g. the CLI) may not have registered the application's
+    types: the source of a plain ``Event`` of such a type is read from its stored
+    arguments; other classes it cannot decode stay unknown (checked by the filter)."""
+    path = tmp_path / "old.db"
+    _schema_3_store(path, [Event("user.action", "a"), Event("user.action", "b")])
+    c = sqlite3.connect(path)
+    data = c.execute("SELECT data FROM events WHERE seq = 2").fetchone()[0]
+    c.execute(  # as if written by a program with its own type, unknown here
+        "UPDATE events SET type = 'app.only.type', data = ? WHERE seq = 2",
+        (data.replace('"user.action"', '"app.only.type"'),),
+    )
+    c.commit()
+    c.close()
+    with SqliteEventStore(path) as s:
+        assert s._null_sources_until == 0
+        assert [r.seq for r in s.records(0, tb.filter_by_source("b"))] == [2]
+        assert [r.seq for r in s.records(_types=("app.only.type",))] == [2]
+    c = sqlite3.connect(path)
+    assert c.execute("SELECT sources FROM event_runs").fetchone() == ('{"a":[0],"b":[1]}',)
     c.close()

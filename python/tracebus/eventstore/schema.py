@@ -202,15 +202,27 @@ def null_sources_until(c: sqlite3.Connection) -> int:
 
 
 def _source_of(data: object) -> str | None:
-    """The source of a stored event the native decoder reads (built-in kinds), else None
+    """The source of a stored event: from the native decoder (built-in kinds of registered
+    types), else, for the class ``tracebus:Event`` itself (``Event(type, source, ...)``,
+    e.g. of a type this process never registered), its second argument; else None
     (unknown: left for the filter to check)."""
     if not isinstance(data, str):
         return None
     try:
         event = _decode_event(data)
     except Exception:  # a value the constructor rejects: not this upgrade's business
+        event = None
+    if event is not None:
+        return str(event.source)
+    try:
+        parts = json.loads(data)
+    except ValueError:
         return None
-    return None if event is None else str(event.source)
+    if isinstance(parts, dict) and parts.get("class") == "tracebus:Event":
+        args = parts.get("args")
+        if isinstance(args, list) and len(args) >= 2 and isinstance(args[1], str):
+            return args[1]
+    return None
 
 
 def _build_runs(c: sqlite3.Connection) -> None:
