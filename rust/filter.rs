@@ -185,12 +185,17 @@ impl Filter {
     fn __repr__(&self) -> String {
         format!("Filter({})", describe(&self.tree))
     }
-    /// The parts every passing event must have, for a query to choose rows by (the filter
-    /// stays the exact check): a dict with `types` (names), `min_severity` and
-    /// `correlation_id`, each only when the filter requires it.
+    /// The parts every passing event must have, for a query to choose rows by: a dict with
+    /// `types` (names), `sources`, `min_severity` and `correlation_id`, each only when the
+    /// filter requires it, and `exact`: True when those parts are the whole filter (an
+    /// event having them passes, so a query choosing rows by all of them needs no check
+    /// by the filter), False when the filter stays the exact check.
     #[getter]
     fn _pushdown<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
-        let mut need = Pushdown::default();
+        let mut need = Pushdown {
+            exact: true,
+            ..Pushdown::default()
+        };
         need.collect(&self.tree);
         let d = pyo3::types::PyDict::new(py);
         if let Some(types) = need.types {
@@ -201,27 +206,37 @@ impl Filter {
             names.sort();
             d.set_item("types", names)?;
         }
+        if let Some(sources) = need.sources {
+            let mut names: Vec<String> = sources.iter().map(|x| x.to_string()).collect();
+            names.sort();
+            d.set_item("sources", names)?;
+        }
         if let Some(s) = need.min_severity {
             d.set_item("min_severity", s.as_str())?;
         }
         if let Some(c) = need.correlation {
             d.set_item("correlation_id", c)?;
         }
+        d.set_item("exact", need.exact)?;
         Ok(d)
     }
 }
 
-/// What a filter requires of every event it passes (the conjuncts at its top).
+/// What a filter requires of every event it passes (the conjuncts at its top), and
+/// whether that is all it requires (`exact`: no other conjunct).
 #[derive(Default)]
 struct Pushdown {
     types: Option<HashSet<u32>>,
+    sources: Option<HashSet<Arc<str>>>,
     min_severity: Option<tracebus_core::model::kinds::Severity>,
     correlation: Option<String>,
+    exact: bool,
 }
 
 impl Pushdown {
     fn collect(&mut self, t: &PyTree) {
         match t {
+            Tree::All => {}
             Tree::Types(s) => {
                 let s: HashSet<u32> = s.iter().copied().collect();
                 self.types = Some(match self.types.take() {
@@ -229,14 +244,24 @@ impl Pushdown {
                     None => s,
                 });
             }
+            Tree::Sources(s) => {
+                self.sources = Some(match self.sources.take() {
+                    Some(have) => have.intersection(s).cloned().collect(),
+                    None => s.clone(),
+                });
+            }
             Tree::MinSeverity(s) => {
                 self.min_severity = Some(self.min_severity.map_or(*s, |have| have.max(*s)));
             }
-            Tree::Correlation(c) if self.correlation.is_none() => {
-                self.correlation = Some(c.to_string());
-            }
+            Tree::Correlation(c) => match &self.correlation {
+                None => self.correlation = Some(c.to_string()),
+                // A second, different correlation: nothing passes, which the parts
+                // cannot say; the filter stays the check.
+                Some(have) if **have != **c => self.exact = false,
+                Some(_) => {}
+            },
             Tree::And(fs) => fs.iter().for_each(|f| self.collect(f)),
-            _ => {}
+            _ => self.exact = false,
         }
     }
 }

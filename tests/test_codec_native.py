@@ -289,7 +289,8 @@ def test_encode_rows_and_decode_rows() -> None:
     rows = _encode_rows([*events, meta], None, fallback)
     assert seen == [meta] and len(rows) == len(events)
     for e, row in zip(events, rows, strict=True):
-        key, stream, type_, severity, corr, ts, data = row
+        key, stream, type_, severity, corr, ts, data, source = row
+        assert source == e.source
         assert key == _event_key(e.event_id, True)
         assert _event_id_of_key(key, True) == e.event_id
         assert (stream, type_, severity, corr, ts) == (
@@ -302,6 +303,7 @@ def test_encode_rows_and_decode_rows() -> None:
         assert data == python_text(e)
     streamed = _encode_rows(events, "s", fallback)
     assert [r[1] for r in streamed] == ["s"] * len(events)
+    assert [r[7] for r in streamed] == [e.source for e in events]  # the source stays
     with pytest.raises(TypeError, match=r"events\[1\] must be a tracebus Event, got int"):
         _encode_rows([events[0], 5], None, fallback)
 
@@ -386,10 +388,10 @@ def _columns(path: Path) -> list[tuple[Any, ...]]:
 
 
 @pytest.mark.parametrize("old", ["1", "2"])
-def test_old_schema_file_is_upgraded_to_schema_3(tmp_path: Path, old: str) -> None:
+def test_old_schema_file_is_upgraded_to_schema_4(tmp_path: Path, old: str) -> None:
     """A file written by an older tracebus (schema 1: the id's bits as the key; schema 2:
     counter keys; both with a (stream, version) index and correlation ids as text) is
-    rewritten as schema 3 when opened, and everything keeps working."""
+    rewritten as schema 3 and upgraded to 4 when opened, and everything keeps working."""
     path = tmp_path / "old.db"
     gen = new_correlation_id()
     events = [SystemEvent("c", "startup", f"n{i}", correlation_id="corr_a") for i in range(5)]
@@ -416,7 +418,10 @@ def test_old_schema_file_is_upgraded_to_schema_3(tmp_path: Path, old: str) -> No
         assert s.append(SystemEvent("d", "startup"), expected_version=3) == 11
         assert s.integrity_check() == "ok"
     c = sqlite3.connect(path)
-    assert c.execute("SELECT value FROM tracebus_meta").fetchone()[0] == "3"
+    assert (
+        c.execute("SELECT value FROM tracebus_meta WHERE key = 'schema_version'").fetchone()[0]
+        == "4"
+    )
     assert c.execute("SELECT * FROM streams ORDER BY stream").fetchall() == [
         ("c", 7, 10),
         ("d", 4, 11),
@@ -434,7 +439,7 @@ def test_old_schema_file_is_upgraded_to_schema_3(tmp_path: Path, old: str) -> No
     assert isinstance(rows[5][5], int)
 
 
-def test_new_file_is_schema_3(tmp_path: Path) -> None:
+def test_new_file_is_schema_4(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
     events = builtin_events()
     with SqliteEventStore(path) as s:
@@ -446,7 +451,10 @@ def test_new_file_is_schema_3(tmp_path: Path) -> None:
         assert len(s) == len(events)
     c = sqlite3.connect(path)
     assert c.execute("PRAGMA page_size").fetchone()[0] == 4096
-    assert c.execute("SELECT value FROM tracebus_meta").fetchone()[0] == "3"
+    assert (
+        c.execute("SELECT value FROM tracebus_meta WHERE key = 'schema_version'").fetchone()[0]
+        == "4"
+    )
     # no index on streams: appends in many streams would write to random index pages
     indexes = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert not any("stream" in i for i in indexes), indexes

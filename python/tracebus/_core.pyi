@@ -30,10 +30,10 @@ _ErrorText: TypeAlias = str | BaseException | None
 _ErrorHook: TypeAlias = Callable[[BaseException, Event, Subscription], object]
 
 # An event store row: (event key (see ``_event_key``), stream, type, severity,
+# correlation_id, timestamp, JSON text, source).
+_StoreRow: TypeAlias = tuple[int, str, str, str, int | str, float, str, str]
+# INSERT parameters: (seq, event_id, stream, version, prev_seq, type, severity,
 # correlation_id, timestamp, JSON text).
-_StoreRow: TypeAlias = tuple[int, str, str, str, int | str, float, str]
-# INSERT parameters: (seq, event_id, stream, version, type, severity, correlation_id,
-# timestamp, JSON text).
 _T = TypeVar("_T")
 # A channel's item type (``Channel[StateChangeEvent]``, ``Channel[Event]``); bare ``Channel``
 # is ``Channel[Any]``.
@@ -668,8 +668,9 @@ class Filter:
         ``"key: (service.running, pf-0); residual: none"``."""
     @property
     def _pushdown(self) -> dict[str, Any]:
-        """What every passing event must have (``types``, ``min_severity``,
-        ``correlation_id``; each only when required), for a query to choose rows by."""
+        """What every passing event must have (``types``, ``sources``, ``min_severity``,
+        ``correlation_id``; each only when required), for a query to choose rows by, and
+        ``exact``: whether those parts are the whole filter (no check by it needed)."""
 
 def filter_by_type(*types: EventType | str) -> Filter:
     """Events whose type is one of ``types`` (at least one: ``ValueError`` otherwise)."""
@@ -1113,11 +1114,13 @@ def _number_rows(
     heads: dict[str, tuple[int, int | None]],
     current: Callable[[str], tuple[int, int | None]],
     rows_per_statement: int,
-) -> tuple[list[list[int | str | float | None]], int]:
+    run_rows: int,
+) -> tuple[list[list[int | str | float | None]], int, list[tuple[int, str, str]]]:
     """Flat INSERT parameter lists (10 per row, up to ``rows_per_statement`` rows each),
     numbered from ``first_seq``: stream versions and previous sequence numbers from
-    ``heads`` (stream → (version, last seq); updated) or ``current(stream)``; and the
-    total JSON size."""
+    ``heads`` (stream → (version, last seq); updated) or ``current(stream)``; the total
+    JSON size; and per ``run_rows`` rows a run ``(first seq, types, sources)``: JSON
+    objects mapping each type (source) to its rows' offsets from the first seq."""
 
 def _decode_rows(
     rows: list[_SeqT], column: int, fallback: Callable[[_SeqT], _T]

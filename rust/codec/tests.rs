@@ -134,3 +134,12 @@ fn parser_round_trips_strings_and_numbers() {
     let deep = "[".repeat(100) + &"]".repeat(100);
     assert_eq!(p(&deep), None);
 }
+
+#[test]
+fn run_offsets_are_written_in_decimal() {
+    for n in [0u16, 7, 10, 99, 511, 1000, 65535] {
+        let mut o = String::from("[");
+        super::push_u16(&mut o, n);
+        assert_eq!(o, format!("[{n}"));
+    }
+}

@@ -1,7 +1,7 @@
 """Reading any event store from the command line: ``--import MODULE`` (and
 ``TRACEBUS_IMPORT``) for the user's event classes, ``StoredEvent`` for rows whose type or
 class the CLI does not know, the filters of ``--type/--source/--severity/--correlation``
-(type and severity chosen in SQL), and the flat JSON line of an event."""
+(type, severity and source chosen in SQL), and the flat JSON line of an event."""
 
 from __future__ import annotations
 
@@ -176,8 +176,9 @@ def read_records(
 ) -> Iterator[Any]:
     """``store.records(...)`` for the CLI: every row yields a record; events of a class or
     type the process does not know (``UnknownEvent``) and damaged rows as ``StoredEvent``s.
-    Types and severities are chosen in SQL (a type the process never registered works),
-    correlation by its index, sources by the event's source."""
+    Types, severities and sources are chosen in SQL (a type the process never registered
+    works), correlation by its index; sources are checked again on the events (rows
+    upgraded from schema 3 may have no stored source)."""
     sev = None if severity is None else severities_at_least(severity)
     want_sources = None if not sources else set(sources)
 
@@ -193,6 +194,7 @@ def read_records(
         limit=None if want_sources else limit,
         _types=tuple(types) if types else None,
         _severities=sev,
+        _sources=tuple(sources) if sources else None,
         _fallback=fallback,
     ):
         if isinstance(r.event, UnknownEvent):

@@ -24,6 +24,13 @@ is SQLite (~1.6 µs an event appended, ~0.4 µs fetched): see the schema notes i
 ``schema.py`` for what made appends cheap. Appends leave copying the WAL into the database
 to the background checkpoints; timing the final checkpoint too (``close()``) gives ~3x.
 
+Selective reads (``replay(filter=...)``, ``records``, ``trace``, the CLI's ``--type/--source/
+--severity/--correlation``) choose rows in SQL: types and sources through ``event_runs``
+(each appended run's types and sources with their offsets), correlation through its index,
+severity by its column; only matching rows are read and decoded, and the filter checks them
+only when the query does not say all it requires. One type of 20 from 1 M events: ~12x a
+full replay filtered in Python.
+
 >>> store = SqliteEventStore("events.db")
 >>> store.attach(bus)               # persist everything the bus publishes, in batches
 >>> ...

@@ -8,7 +8,7 @@ from .._core import Event, _correlation_key, _event_key
 from ..codec import encode_parts, event_parts
 
 # What ``_core._encode_rows`` returns per event (plain tuples; ``_Row`` from the Python path).
-_RowTuple: TypeAlias = tuple[int, str, str, str, int | str, float, str]
+_RowTuple: TypeAlias = tuple[int, str, str, str, int | str, float, str, str]
 
 
 class _Row(NamedTuple):
@@ -21,6 +21,7 @@ class _Row(NamedTuple):
     correlation_id: int | str
     timestamp: float
     data: str
+    source: str
 
 
 def _encode_row(event: Event, stream: str | None) -> _Row:
@@ -35,4 +36,5 @@ def _encode_row(event: Event, stream: str | None) -> _Row:
         _correlation_key(event.correlation_id),
         event.timestamp,
         encode_parts(event, parts),
+        event.source,
     )
