@@ -52,10 +52,31 @@ pub(crate) fn push_opt_str(out: &mut String, s: Option<&str>) {
 /// A finite float as Python's `repr` writes it: the shortest text that reads back to the
 /// same value, `.0` on integral values, exponent form below 1e-4 and from 1e16 with a sign
 /// and at least two exponent digits (`1e-05`, `1e+16`). Rust's `{:?}` picks the same digits
-/// and the same switch points; only the exponent is spelled differently.
+/// and the same switch points, but for ties: when two shortest texts are equally near `x`
+/// (562949953421312.25: `.2` and `.3`), Python takes the even last digit and Rust may not.
+/// Rounding `x` exactly at the same last digit (Rust rounds that half to even) gives
+/// Python's choice whenever it reads back to `x`. The exponent is spelled differently too.
 pub(crate) fn push_f64(out: &mut String, x: f64) {
     let start = out.len();
     let _ = write!(out, "{x:?}");
+    let shortest = &out[start..];
+    let (mantissa, sci) = match shortest.find('e') {
+        Some(e) => (&shortest[..e], true),
+        None => (shortest, false),
+    };
+    let digits = mantissa.find('.').map_or(0, |d| mantissa.len() - d - 1);
+    let mid = out.len();
+    let _ = if sci {
+        write!(out, "{x:.digits$e}")
+    } else {
+        write!(out, "{x:.digits$}")
+    };
+    let (first, exact) = out[start..].split_at(mid - start);
+    if first == exact || exact.parse::<f64>() != Ok(x) {
+        out.truncate(mid);
+    } else {
+        out.drain(start..mid);
+    }
     if let Some(e) = out[start..].find('e') {
         let at = start + e;
         let exp: i32 = out[at + 1..].parse().unwrap_or(0);

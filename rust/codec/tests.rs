@@ -59,6 +59,9 @@ fn floats_spell_like_python_repr() {
     assert_eq!(enc_f(1e16), "1e+16");
     assert_eq!(enc_f(9999999999999998.0), "9999999999999998.0");
     assert_eq!(enc_f(1.2345e300), "1.2345e+300");
+    // A tie between two shortest texts (the value is ...312.25): Python's even digit.
+    assert_eq!(enc_f(562949953421312.2), "562949953421312.2");
+    assert_eq!(enc_f(0.25), "0.25");
 }
 
 #[test]
