@@ -14,7 +14,7 @@ use crate::model::kinds::Severity;
 use crate::routing::route::Key;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
 
 pub trait Indexed {
@@ -23,12 +23,14 @@ pub trait Indexed {
     fn keys(&self) -> Option<&[Key]>;
 }
 
-/// FxHash (rustc's): keys are event type ids, service labels and correlation ids of the
-/// program itself, so a fast non-keyed hash is enough.
+/// FxHash (rustc's) with a folded-multiply finish: keys are event type ids, service labels
+/// and correlation ids of the program itself, so a fast non-keyed hash is enough.
 #[derive(Default, Clone, Copy)]
 pub struct FxHasher(u64);
 
 const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+/// The finishing multiplier (the digits of pi, as in foldhash).
+const FOLD: u64 = 0x24_3f_6a_88_85_a3_08_d3;
 
 impl FxHasher {
     #[inline]
@@ -69,9 +71,16 @@ impl Hasher for FxHasher {
     fn write_usize(&mut self, i: usize) {
         self.add(i as u64);
     }
+    /// A folded multiply: each bit of the result depends on every bit of the state. The
+    /// state's low bits depend only on the low bits of the words written (a multiply
+    /// carries upward only), and the map picks a bucket by the hash's low bits: without
+    /// this, keys that differ only after their first bytes (`pf-00001`, `pf-00002`, ...;
+    /// `corr_...` ids) all got the same 32 bucket positions, so a lookup in a map of 10,000
+    /// such keys walked long probe chains.
     #[inline]
     fn finish(&self) -> u64 {
-        self.0
+        let m = u128::from(self.0) * u128::from(FOLD);
+        (m as u64) ^ ((m >> 64) as u64)
     }
 }
 
@@ -83,7 +92,7 @@ pub struct Slot<S> {
     sub: Option<Arc<S>>,
 }
 
-/// The subscriptions of one key, in subscription order.
+/// The subscriptions of one key, in subscription order (two or more; see [`Subs`]).
 pub struct Bucket<S> {
     slots: Vec<Slot<S>>,
     live: usize,
@@ -107,15 +116,6 @@ impl<S> Clone for Bucket<S> {
     }
 }
 
-impl<S> Default for Bucket<S> {
-    fn default() -> Self {
-        Bucket {
-            slots: Vec::new(),
-            live: 0,
-        }
-    }
-}
-
 impl<S> Bucket<S> {
     fn insert(&mut self, seq: u64, s: Arc<S>) {
         let slot = Slot { seq, sub: Some(s) };
@@ -123,10 +123,12 @@ impl<S> Bucket<S> {
             Some(last) if last.seq >= seq => {
                 // Out of order (concurrent subscribers): keep the bucket sorted.
                 let at = self.slots.partition_point(|x| x.seq < seq);
-                if self.slots.get(at).is_some_and(|x| x.seq == seq) {
-                    self.slots[at] = slot;
-                } else {
-                    self.slots.insert(at, slot);
+                match self.slots.get_mut(at) {
+                    Some(x) if x.seq == seq => {
+                        self.live -= x.sub.is_some() as usize;
+                        *x = slot;
+                    }
+                    _ => self.slots.insert(at, slot),
                 }
             }
             _ => self.slots.push(slot),
@@ -147,20 +149,99 @@ impl<S> Bucket<S> {
     }
 }
 
+/// What the index keeps under one key: most keys (a service's source, a waiter's
+/// correlation id, a (type, source) pair) have one subscription, kept inline so that
+/// subscribing and unsubscribing it allocates nothing; a second one moves them into a
+/// shared [`Bucket`] (per-key copy-on-write while a publish holds it).
+pub enum Subs<S> {
+    /// Always `Some` (a slot, so that a publish iterates it as a one-slot bucket).
+    One(Slot<S>),
+    Many(Arc<Bucket<S>>),
+}
+
+impl<S> Clone for Subs<S> {
+    #[inline]
+    fn clone(&self) -> Self {
+        match self {
+            Subs::One(s) => Subs::One(Slot {
+                seq: s.seq,
+                sub: s.sub.clone(),
+            }),
+            Subs::Many(b) => Subs::Many(b.clone()),
+        }
+    }
+}
+
+impl<S> Subs<S> {
+    fn one(seq: u64, s: &Arc<S>) -> Self {
+        Subs::One(Slot {
+            seq,
+            sub: Some(s.clone()),
+        })
+    }
+
+    #[inline]
+    fn slots(&self) -> &[Slot<S>] {
+        match self {
+            Subs::One(s) => std::slice::from_ref(s),
+            Subs::Many(b) => &b.slots,
+        }
+    }
+
+    fn insert(&mut self, seq: u64, s: &Arc<S>) {
+        match self {
+            Subs::One(one) if one.seq == seq => one.sub = Some(s.clone()),
+            Subs::One(one) => {
+                let mut b = Bucket {
+                    slots: Vec::with_capacity(4),
+                    live: 0,
+                };
+                if let Some(old) = one.sub.take() {
+                    b.insert(one.seq, old);
+                }
+                b.insert(seq, s.clone());
+                *self = Subs::Many(Arc::new(b));
+            }
+            // Copies the bucket only if a publish holds it.
+            Subs::Many(b) => Arc::make_mut(b).insert(seq, s.clone()),
+        }
+    }
+
+    /// Removes `seq`; true: nothing is left (drop the key; its last subscription was
+    /// returned to the caller by [`Index::remove`], so this runs no user code).
+    fn remove(&mut self, seq: u64) -> bool {
+        match self {
+            Subs::One(one) => {
+                if one.seq == seq {
+                    one.sub = None;
+                }
+                one.sub.is_none()
+            }
+            Subs::Many(b) => {
+                let b = Arc::make_mut(b);
+                b.remove(seq);
+                b.live == 0
+            }
+        }
+    }
+}
+
 /// Buckets that can apply to one event: type, source, pair, correlation, six severities,
 /// scan.
 const MAX_BUCKETS: usize = 11;
 
 pub struct Index<S> {
-    by_type: FxMap<u32, Arc<Bucket<S>>>,
-    by_source: FxMap<Arc<str>, Arc<Bucket<S>>>,
-    /// (type, source): by type, then by source (looked up without building a key).
-    by_pair: FxMap<u32, FxMap<Arc<str>, Arc<Bucket<S>>>>,
-    by_corr: FxMap<Arc<str>, Arc<Bucket<S>>>,
-    by_severity: [Option<Arc<Bucket<S>>>; Severity::ALL.len()],
+    by_type: FxMap<u32, Subs<S>>,
+    by_source: FxMap<Arc<str>, Subs<S>>,
+    /// (type, source): by type, then by source (looked up without building a key). An
+    /// emptied inner map is kept, like the capacity of every map here, so that churn on a
+    /// type does not free and regrow its table.
+    by_pair: FxMap<u32, FxMap<Arc<str>, Subs<S>>>,
+    by_corr: FxMap<Arc<str>, Subs<S>>,
+    by_severity: [Option<Subs<S>>; Severity::ALL.len()],
     /// Bit `m` set: `by_severity[m]` is not empty.
     severity_mask: u8,
-    scan: Option<Arc<Bucket<S>>>,
+    scan: Option<Subs<S>>,
     all: BTreeMap<u64, Arc<S>>,
 }
 
@@ -179,28 +260,48 @@ impl<S> Default for Index<S> {
     }
 }
 
-/// Changes one bucket of a map, dropping it once empty.
-fn change<K: std::hash::Hash + Eq, S>(
-    map: &mut FxMap<K, Arc<Bucket<S>>>,
-    k: K,
-    f: impl FnOnce(&mut Bucket<S>),
-) {
-    let mut e = match map.entry(k) {
-        Entry::Occupied(e) => e,
-        Entry::Vacant(v) => v.insert_entry(Default::default()),
-    };
-    f(Arc::make_mut(e.get_mut()));
-    if e.get().live == 0 {
-        // An emptied bucket holds no subscription, so dropping it here runs no user code.
-        e.remove();
+/// One change to the keys of a subscription.
+enum Op<'a, S> {
+    Insert(u64, &'a Arc<S>),
+    Remove(u64),
+}
+
+// Manual impls: a shared reference is `Copy` whatever `S` is.
+impl<S> Clone for Op<'_, S> {
+    fn clone(&self) -> Self {
+        *self
     }
 }
 
-fn change_slot<S>(slot: &mut Option<Arc<Bucket<S>>>, f: impl FnOnce(&mut Bucket<S>)) {
-    let b = slot.get_or_insert_with(Default::default);
-    f(Arc::make_mut(b));
-    if b.live == 0 {
-        *slot = None;
+impl<S> Copy for Op<'_, S> {}
+
+fn change<K: Hash + Eq + Clone, S>(map: &mut FxMap<K, Subs<S>>, k: &K, op: Op<'_, S>) {
+    match op {
+        Op::Insert(seq, s) => match map.entry(k.clone()) {
+            Entry::Occupied(mut e) => e.get_mut().insert(seq, s),
+            Entry::Vacant(v) => {
+                v.insert(Subs::one(seq, s));
+            }
+        },
+        // Looked up by reference (no key clone); dropped once empty.
+        Op::Remove(seq) => {
+            if map.get_mut(k).is_some_and(|b| b.remove(seq)) {
+                map.remove(k);
+            }
+        }
+    }
+}
+
+fn change_slot<S>(slot: &mut Option<Subs<S>>, op: Op<'_, S>) {
+    match (slot.as_mut(), op) {
+        (Some(b), Op::Insert(seq, s)) => b.insert(seq, s),
+        (None, Op::Insert(seq, s)) => *slot = Some(Subs::one(seq, s)),
+        (Some(b), Op::Remove(seq)) => {
+            if b.remove(seq) {
+                *slot = None;
+            }
+        }
+        (None, Op::Remove(_)) => {}
     }
 }
 
@@ -213,28 +314,29 @@ impl<S: Indexed> Index<S> {
         ix
     }
 
-    fn each_bucket(&mut self, s: &Arc<S>, f: &mut dyn FnMut(&mut Bucket<S>)) {
+    fn each_bucket(&mut self, s: &Arc<S>, op: Op<'_, S>) {
         let Some(keys) = s.keys() else {
-            return change_slot(&mut self.scan, f);
+            return change_slot(&mut self.scan, op);
         };
         for k in keys {
             match k {
-                Key::Type(t) => change(&mut self.by_type, *t, &mut *f),
-                Key::Source(src) => change(&mut self.by_source, src.clone(), &mut *f),
-                Key::Correlation(c) => change(&mut self.by_corr, c.clone(), &mut *f),
+                Key::Type(t) => change(&mut self.by_type, t, op),
+                Key::Source(src) => change(&mut self.by_source, src, op),
+                Key::Correlation(c) => change(&mut self.by_corr, c, op),
                 Key::Severity(m) => {
                     let slot = &mut self.by_severity[*m as usize];
-                    change_slot(slot, &mut *f);
+                    change_slot(slot, op);
                     let bit = 1u8 << *m as u8;
                     self.severity_mask = (self.severity_mask & !bit) | (bit * slot.is_some() as u8);
                 }
-                Key::Pair(t, src) => {
-                    let inner = self.by_pair.entry(*t).or_default();
-                    change(inner, src.clone(), &mut *f);
-                    if inner.is_empty() {
-                        self.by_pair.remove(t);
+                Key::Pair(t, src) => match op {
+                    Op::Insert(..) => change(self.by_pair.entry(*t).or_default(), src, op),
+                    Op::Remove(_) => {
+                        if let Some(inner) = self.by_pair.get_mut(t) {
+                            change(inner, src, op);
+                        }
                     }
-                }
+                },
             }
         }
     }
@@ -243,16 +345,16 @@ impl<S: Indexed> Index<S> {
     pub fn insert(&mut self, s: Arc<S>) {
         let seq = s.seq();
         if let Some(old) = self.all.insert(seq, s.clone()) {
-            self.each_bucket(&old, &mut |b| b.remove(seq));
+            self.each_bucket(&old, Op::Remove(seq));
         }
-        self.each_bucket(&s, &mut |b| b.insert(seq, s.clone()));
+        self.each_bucket(&s, Op::Insert(seq, &s));
     }
 
     /// Removes the subscription with `seq`, returning it. O(log n) plus the buckets of its
-    /// keys (each copied if a publish holds it).
+    /// keys (each copied if a publish holds it; a key's only subscription is inline).
     pub fn remove(&mut self, seq: u64) -> Option<Arc<S>> {
         let s = self.all.remove(&seq)?;
-        self.each_bucket(&s, &mut |b| b.remove(seq));
+        self.each_bucket(&s, Op::Remove(seq));
         Some(s)
     }
 
@@ -277,7 +379,7 @@ impl<S: Indexed> Index<S> {
             buckets: Default::default(),
             n: 0,
         };
-        let mut take = |b: Option<&Arc<Bucket<S>>>| {
+        let mut take = |b: Option<&Subs<S>>| {
             if let Some(b) = b {
                 c.buckets[c.n] = Some(b.clone());
                 c.n += 1;
@@ -308,7 +410,7 @@ impl<S: Indexed> Index<S> {
 /// The buckets one event takes, owned (a later subscribe/unsubscribe does not change
 /// them; removed subscriptions are skipped by their own flag in the caller).
 pub struct Candidates<S> {
-    buckets: [Option<Arc<Bucket<S>>>; MAX_BUCKETS],
+    buckets: [Option<Subs<S>>; MAX_BUCKETS],
     n: usize,
 }
 
@@ -317,11 +419,7 @@ impl<S> Candidates<S> {
     /// is yielded once). No allocation; one bucket (the common case) is iterated directly.
     #[inline]
     pub fn iter(&self) -> CandidateIter<'_, S> {
-        let slots = |i: usize| {
-            self.buckets[i]
-                .as_ref()
-                .map_or(&[][..], |b| b.slots.as_slice())
-        };
+        let slots = |i: usize| self.buckets[i].as_ref().map_or(&[][..], Subs::slots);
         if self.n <= 1 {
             return CandidateIter::One(slots(0).iter());
         }
@@ -522,7 +620,10 @@ mod tests {
             ids(&ix, &h(1, "a")),
             vec![180, 181, 182, 184, 186, 188, 190, 192, 194, 196, 198]
         );
-        assert!(ix.by_type[&1].slots.len() <= 2 * ix.by_type[&1].live.max(8));
+        let Subs::Many(b) = &ix.by_type[&1] else {
+            panic!("eleven subscriptions are not inline")
+        };
+        assert!(b.slots.len() <= 2 * b.live.max(8));
     }
 
     #[test]
