@@ -13,7 +13,7 @@ use crate::model::header::Header;
 use crate::model::kinds::Severity;
 use crate::routing::route::Key;
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
 
@@ -117,16 +117,27 @@ impl<S> Clone for Bucket<S> {
 }
 
 impl<S> Bucket<S> {
-    fn insert(&mut self, seq: u64, s: Arc<S>) {
+    const fn new() -> Self {
+        Bucket {
+            slots: Vec::new(),
+            live: 0,
+        }
+    }
+
+    /// Adds `s`, returning the subscription it replaces (same `seq`) if any. Seqs are taken
+    /// in increasing order, so this is a push; a subscriber that raced another lands a few
+    /// slots from the end.
+    fn insert(&mut self, seq: u64, s: Arc<S>) -> Option<Arc<S>> {
         let slot = Slot { seq, sub: Some(s) };
+        let mut old = None;
         match self.slots.last() {
             Some(last) if last.seq >= seq => {
                 // Out of order (concurrent subscribers): keep the bucket sorted.
                 let at = self.slots.partition_point(|x| x.seq < seq);
                 match self.slots.get_mut(at) {
                     Some(x) if x.seq == seq => {
-                        self.live -= x.sub.is_some() as usize;
-                        *x = slot;
+                        old = std::mem::replace(x, slot).sub;
+                        self.live -= old.is_some() as usize;
                     }
                     _ => self.slots.insert(at, slot),
                 }
@@ -134,18 +145,23 @@ impl<S> Bucket<S> {
             _ => self.slots.push(slot),
         }
         self.live += 1;
+        old
     }
 
-    fn remove(&mut self, seq: u64) {
-        let Ok(at) = self.slots.binary_search_by_key(&seq, |x| x.seq) else {
-            return;
-        };
-        if self.slots[at].sub.take().is_some() {
-            self.live -= 1;
-        }
+    /// Removes `seq`, returning its subscription. Removed slots are compacted once they
+    /// outnumber live ones (amortized O(1)).
+    fn remove(&mut self, seq: u64) -> Option<Arc<S>> {
+        let at = self.slots.binary_search_by_key(&seq, |x| x.seq).ok()?;
+        let s = self.slots[at].sub.take();
+        self.live -= s.is_some() as usize;
         if self.slots.len() > 8 && self.slots.len() > 2 * self.live {
             self.slots.retain(|x| x.sub.is_some());
         }
+        s
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Arc<S>> {
+        self.slots.iter().filter_map(|s| s.sub.as_ref())
     }
 }
 
@@ -202,8 +218,11 @@ impl<S> Subs<S> {
                 b.insert(seq, s.clone());
                 *self = Subs::Many(Arc::new(b));
             }
-            // Copies the bucket only if a publish holds it.
-            Subs::Many(b) => Arc::make_mut(b).insert(seq, s.clone()),
+            // Copies the bucket only if a publish holds it. (A replaced subscription was
+            // removed from its keys first, see `Index::insert`.)
+            Subs::Many(b) => {
+                Arc::make_mut(b).insert(seq, s.clone());
+            }
         }
     }
 
@@ -242,7 +261,9 @@ pub struct Index<S> {
     /// Bit `m` set: `by_severity[m]` is not empty.
     severity_mask: u8,
     scan: Option<Subs<S>>,
-    all: BTreeMap<u64, Arc<S>>,
+    /// Every subscription, by seq: a sorted vector rather than a tree (subscribers take
+    /// increasing seqs, so inserting is a push and removing a binary search in one block).
+    all: Bucket<S>,
 }
 
 impl<S> Default for Index<S> {
@@ -255,7 +276,7 @@ impl<S> Default for Index<S> {
             by_severity: Default::default(),
             severity_mask: 0,
             scan: None,
-            all: BTreeMap::new(),
+            all: Bucket::new(),
         }
     }
 }
@@ -353,22 +374,22 @@ impl<S: Indexed> Index<S> {
     /// Removes the subscription with `seq`, returning it. O(log n) plus the buckets of its
     /// keys (each copied if a publish holds it; a key's only subscription is inline).
     pub fn remove(&mut self, seq: u64) -> Option<Arc<S>> {
-        let s = self.all.remove(&seq)?;
+        let s = self.all.remove(seq)?;
         self.each_bucket(&s, Op::Remove(seq));
         Some(s)
     }
 
     /// Every subscription, in subscription order.
     pub fn all(&self) -> impl Iterator<Item = &Arc<S>> {
-        self.all.values()
+        self.all.iter()
     }
 
     pub fn len(&self) -> usize {
-        self.all.len()
+        self.all.live
     }
 
     pub fn is_empty(&self) -> bool {
-        self.all.is_empty()
+        self.all.live == 0
     }
 
     /// The buckets that apply to `h` (their union holds every subscription whose filter
