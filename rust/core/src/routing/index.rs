@@ -40,19 +40,35 @@ impl FxHasher {
 }
 
 impl Hasher for FxHasher {
+    /// Whole words, the last one overlapping the one before (no byte-by-byte tail: a
+    /// variable-length copy is a `memcpy` call, which cost more than the hash of a short
+    /// label or id itself).
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
+        let n = bytes.len();
+        let word = |at: usize| {
             let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(w));
+            w.copy_from_slice(&bytes[at..at + 8]);
+            u64::from_le_bytes(w)
+        };
+        let half = |at: usize| {
+            let mut w = [0u8; 4];
+            w.copy_from_slice(&bytes[at..at + 4]);
+            u64::from(u32::from_le_bytes(w))
+        };
+        self.add(n as u64);
+        if n >= 8 {
+            let mut at = 0;
+            while at + 8 < n {
+                self.add(word(at));
+                at += 8;
+            }
+            self.add(word(n - 8));
+        } else if n >= 4 {
+            self.add(half(0) | (half(n - 4) << 32));
+        } else if n > 0 {
+            let b = |i: usize| u64::from(bytes[i]);
+            self.add(b(0) | (b(n / 2) << 8) | (b(n - 1) << 16));
         }
     }
     #[inline]
@@ -154,7 +170,10 @@ impl<S> Bucket<S> {
         let at = self.slots.binary_search_by_key(&seq, |x| x.seq).ok()?;
         let s = self.slots[at].sub.take();
         self.live -= s.is_some() as usize;
-        if self.slots.len() > 8 && self.slots.len() > 2 * self.live {
+        if self.live == 0 {
+            // Else the removed slots left would make the next inserts out of order.
+            self.slots.clear();
+        } else if self.slots.len() > 8 && self.slots.len() > 2 * self.live {
             self.slots.retain(|x| x.sub.is_some());
         }
         s
@@ -304,10 +323,13 @@ fn change<K: Hash + Eq + Clone, S>(map: &mut FxMap<K, Subs<S>>, k: &K, op: Op<'_
                 v.insert(Subs::one(seq, s));
             }
         },
-        // Looked up by reference (no key clone); dropped once empty.
+        // One lookup for a key's only subscription (the common case); a bucket that keeps
+        // others goes back under its own key.
         Op::Remove(seq) => {
-            if map.get_mut(k).is_some_and(|b| b.remove(seq)) {
-                map.remove(k);
+            if let Some((k, mut b)) = map.remove_entry(k) {
+                if !b.remove(seq) {
+                    map.insert(k, b);
+                }
             }
         }
     }
