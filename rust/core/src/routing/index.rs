@@ -187,53 +187,35 @@ impl<S> Bucket<S> {
 /// What the index keeps under one key: most keys (a service's source, a waiter's
 /// correlation id, a (type, source) pair) have one subscription, kept inline so that
 /// subscribing and unsubscribing it allocates nothing; a second one moves them into a
-/// shared [`Bucket`] (per-key copy-on-write while a publish holds it).
+/// shared [`Bucket`] (per-key copy-on-write while a publish holds it). 16 bytes, so a map
+/// entry (key and this) is 32 and never straddles two cache lines.
 pub enum Subs<S> {
-    /// Always `Some` (a slot, so that a publish iterates it as a one-slot bucket).
-    One(Slot<S>),
+    One { seq: u64, sub: Arc<S> },
     Many(Arc<Bucket<S>>),
 }
 
-impl<S> Clone for Subs<S> {
-    #[inline]
-    fn clone(&self) -> Self {
-        match self {
-            Subs::One(s) => Subs::One(Slot {
-                seq: s.seq,
-                sub: s.sub.clone(),
-            }),
-            Subs::Many(b) => Subs::Many(b.clone()),
-        }
-    }
-}
-
 impl<S> Subs<S> {
-    fn one(seq: u64, s: &Arc<S>) -> Self {
-        Subs::One(Slot {
-            seq,
-            sub: Some(s.clone()),
-        })
-    }
-
+    /// As a publish holds it ([`Candidates`]).
     #[inline]
-    fn slots(&self) -> &[Slot<S>] {
+    fn held(&self) -> Held<S> {
         match self {
-            Subs::One(s) => std::slice::from_ref(s),
-            Subs::Many(b) => &b.slots,
+            Subs::One { seq, sub } => Held::One(Slot {
+                seq: *seq,
+                sub: Some(sub.clone()),
+            }),
+            Subs::Many(b) => Held::Many(b.clone()),
         }
     }
 
     fn insert(&mut self, seq: u64, s: &Arc<S>) {
         match self {
-            Subs::One(one) if one.seq == seq => one.sub = Some(s.clone()),
-            Subs::One(one) => {
+            Subs::One { seq: old, sub } if *old == seq => *sub = s.clone(),
+            Subs::One { seq: old, sub } => {
                 let mut b = Bucket {
                     slots: Vec::with_capacity(4),
                     live: 0,
                 };
-                if let Some(old) = one.sub.take() {
-                    b.insert(one.seq, old);
-                }
+                b.insert(*old, sub.clone());
                 b.insert(seq, s.clone());
                 *self = Subs::Many(Arc::new(b));
             }
@@ -249,17 +231,28 @@ impl<S> Subs<S> {
     /// returned to the caller by [`Index::remove`], so this runs no user code).
     fn remove(&mut self, seq: u64) -> bool {
         match self {
-            Subs::One(one) => {
-                if one.seq == seq {
-                    one.sub = None;
-                }
-                one.sub.is_none()
-            }
+            Subs::One { seq: s, .. } => *s == seq,
             Subs::Many(b) => {
                 let b = Arc::make_mut(b);
                 b.remove(seq);
                 b.live == 0
             }
+        }
+    }
+}
+
+/// A key's subscriptions as a publish holds them: the inline one as a one-slot bucket.
+pub enum Held<S> {
+    One(Slot<S>),
+    Many(Arc<Bucket<S>>),
+}
+
+impl<S> Held<S> {
+    #[inline]
+    fn slots(&self) -> &[Slot<S>] {
+        match self {
+            Held::One(s) => std::slice::from_ref(s),
+            Held::Many(b) => &b.slots,
         }
     }
 }
@@ -320,7 +313,10 @@ fn change<K: Hash + Eq + Clone, S>(map: &mut FxMap<K, Subs<S>>, k: &K, op: Op<'_
         Op::Insert(seq, s) => match map.entry(k.clone()) {
             Entry::Occupied(mut e) => e.get_mut().insert(seq, s),
             Entry::Vacant(v) => {
-                v.insert(Subs::one(seq, s));
+                v.insert(Subs::One {
+                    seq,
+                    sub: s.clone(),
+                });
             }
         },
         // One lookup for a key's only subscription (the common case); a bucket that keeps
@@ -338,7 +334,12 @@ fn change<K: Hash + Eq + Clone, S>(map: &mut FxMap<K, Subs<S>>, k: &K, op: Op<'_
 fn change_slot<S>(slot: &mut Option<Subs<S>>, op: Op<'_, S>) {
     match (slot.as_mut(), op) {
         (Some(b), Op::Insert(seq, s)) => b.insert(seq, s),
-        (None, Op::Insert(seq, s)) => *slot = Some(Subs::one(seq, s)),
+        (None, Op::Insert(seq, s)) => {
+            *slot = Some(Subs::One {
+                seq,
+                sub: s.clone(),
+            })
+        }
         (Some(b), Op::Remove(seq)) => {
             if b.remove(seq) {
                 *slot = None;
@@ -424,7 +425,7 @@ impl<S: Indexed> Index<S> {
         };
         let mut take = |b: Option<&Subs<S>>| {
             if let Some(b) = b {
-                c.buckets[c.n] = Some(b.clone());
+                c.buckets[c.n] = Some(b.held());
                 c.n += 1;
             }
         };
@@ -453,7 +454,7 @@ impl<S: Indexed> Index<S> {
 /// The buckets one event takes, owned (a later subscribe/unsubscribe does not change
 /// them; removed subscriptions are skipped by their own flag in the caller).
 pub struct Candidates<S> {
-    buckets: [Option<Subs<S>>; MAX_BUCKETS],
+    buckets: [Option<Held<S>>; MAX_BUCKETS],
     n: usize,
 }
 
@@ -462,7 +463,7 @@ impl<S> Candidates<S> {
     /// is yielded once). No allocation; one bucket (the common case) is iterated directly.
     #[inline]
     pub fn iter(&self) -> CandidateIter<'_, S> {
-        let slots = |i: usize| self.buckets[i].as_ref().map_or(&[][..], Subs::slots);
+        let slots = |i: usize| self.buckets[i].as_ref().map_or(&[][..], Held::slots);
         if self.n <= 1 {
             return CandidateIter::One(slots(0).iter());
         }
@@ -667,6 +668,12 @@ mod tests {
             panic!("eleven subscriptions are not inline")
         };
         assert!(b.slots.len() <= 2 * b.live.max(8));
+    }
+
+    #[test]
+    fn a_map_entry_is_32_bytes() {
+        assert_eq!(std::mem::size_of::<Subs<S>>(), 16);
+        assert_eq!(std::mem::size_of::<(Arc<str>, Subs<S>)>(), 32);
     }
 
     #[test]
