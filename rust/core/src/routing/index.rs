@@ -2,12 +2,13 @@
 //! source, (type, source), correlation, minimum severity; see `routing::route`), so
 //! dispatch cost grows with matching subscribers, not the total.
 //!
-//! Each key owns a bucket, sorted by subscription order, behind its own `Arc`: a publish
-//! takes the (few) buckets that apply ([`Index::candidates`], one `Arc` clone per
-//! non-empty bucket, no allocation) and merges them in subscription order while it calls
-//! handlers; subscribing or unsubscribing meanwhile copies only the buckets it changes that
-//! a publish holds (per-key copy-on-write), so churn costs O(log n) plus the size of the
-//! touched buckets, never a copy of the index.
+//! A key's only subscription is kept inline in its map entry ([`Subs::One`]); two or more
+//! share a bucket, sorted by subscription order, behind its own `Arc`. A publish takes the
+//! (at most six) buckets that apply ([`Index::candidates`], one `Arc` clone per non-empty
+//! bucket, no allocation) and merges them in subscription order while it calls handlers;
+//! subscribing or unsubscribing meanwhile copies only the buckets it changes that a publish
+//! holds (per-key copy-on-write), so churn costs O(log n) plus the size of the touched
+//! buckets, never a copy of the index, and a key with one subscription allocates nothing.
 
 use crate::model::header::Header;
 use crate::model::kinds::Severity;
@@ -257,9 +258,8 @@ impl<S> Held<S> {
     }
 }
 
-/// Buckets that can apply to one event: type, source, pair, correlation, six severities,
-/// scan.
-const MAX_BUCKETS: usize = 11;
+/// Buckets that can apply to one event: type, source, pair, correlation, severity, scan.
+const MAX_BUCKETS: usize = 6;
 
 pub struct Index<S> {
     by_type: FxMap<u32, Subs<S>>,
@@ -269,8 +269,10 @@ pub struct Index<S> {
     /// type does not free and regrow its table.
     by_pair: FxMap<u32, FxMap<Arc<str>, Subs<S>>>,
     by_corr: FxMap<Arc<str>, Subs<S>>,
+    /// `by_severity[v]`: the subscriptions whose minimum severity is at most `v` (each is
+    /// in the bucket of every level it takes), so an event takes one severity bucket.
     by_severity: [Option<Subs<S>>; Severity::ALL.len()],
-    /// Bit `m` set: `by_severity[m]` is not empty.
+    /// Bit `v` set: `by_severity[v]` is not empty.
     severity_mask: u8,
     scan: Option<Subs<S>>,
     /// Every subscription, by seq: a sorted vector rather than a tree (subscribers take
@@ -368,10 +370,13 @@ impl<S: Indexed> Index<S> {
                 Key::Source(src) => change(&mut self.by_source, src, op),
                 Key::Correlation(c) => change(&mut self.by_corr, c, op),
                 Key::Severity(m) => {
-                    let slot = &mut self.by_severity[*m as usize];
-                    change_slot(slot, op);
-                    let bit = 1u8 << *m as u8;
-                    self.severity_mask = (self.severity_mask & !bit) | (bit * slot.is_some() as u8);
+                    for v in *m as usize..Severity::ALL.len() {
+                        let slot = &mut self.by_severity[v];
+                        change_slot(slot, op);
+                        let bit = 1u8 << v;
+                        self.severity_mask =
+                            (self.severity_mask & !bit) | (bit * slot.is_some() as u8);
+                    }
                 }
                 Key::Pair(t, src) => match op {
                     Op::Insert(..) => change(self.by_pair.entry(*t).or_default(), src, op),
@@ -416,37 +421,30 @@ impl<S: Indexed> Index<S> {
     }
 
     /// The buckets that apply to `h` (their union holds every subscription whose filter
-    /// can match it). Iterate them with [`Candidates::iter`].
-    #[inline]
+    /// can match it). Iterate them with [`Candidates::iter`]. Always inlined: the result
+    /// is built in the caller's frame, not copied out (a `memcpy` call per publish).
+    #[inline(always)]
     pub fn candidates(&self, h: &Header) -> Candidates<S> {
         let mut c = Candidates {
             buckets: Default::default(),
             n: 0,
         };
-        let mut take = |b: Option<&Subs<S>>| {
-            if let Some(b) = b {
-                c.buckets[c.n] = Some(b.held());
-                c.n += 1;
-            }
-        };
         if !self.by_type.is_empty() {
-            take(self.by_type.get(&h.type_id));
+            c.take(self.by_type.get(&h.type_id));
         }
         if !self.by_source.is_empty() {
-            take(self.by_source.get(&h.source));
+            c.take(self.by_source.get(&h.source));
         }
         if !self.by_pair.is_empty() {
-            take(self.by_pair.get(&h.type_id).and_then(|m| m.get(&h.source)));
+            c.take(self.by_pair.get(&h.type_id).and_then(|m| m.get(&h.source)));
         }
         if !self.by_corr.is_empty() {
-            take(self.by_corr.get(&h.correlation_id));
+            c.take(self.by_corr.get(&h.correlation_id));
         }
-        if self.severity_mask & ((2u8 << h.severity as u8) - 1) != 0 {
-            for b in &self.by_severity[..=h.severity as usize] {
-                take(b.as_ref());
-            }
+        if self.severity_mask & (1u8 << h.severity as u8) != 0 {
+            c.take(self.by_severity[h.severity as usize].as_ref());
         }
-        take(self.scan.as_ref());
+        c.take(self.scan.as_ref());
         c
     }
 }
@@ -459,9 +457,17 @@ pub struct Candidates<S> {
 }
 
 impl<S> Candidates<S> {
+    #[inline(always)]
+    fn take(&mut self, b: Option<&Subs<S>>) {
+        if let Some(b) = b {
+            self.buckets[self.n] = Some(b.held());
+            self.n += 1;
+        }
+    }
+
     /// The candidates in subscription order, each once (a subscription reached by two keys
     /// is yielded once). No allocation; one bucket (the common case) is iterated directly.
-    #[inline]
+    #[inline(always)]
     pub fn iter(&self) -> CandidateIter<'_, S> {
         let slots = |i: usize| self.buckets[i].as_ref().map_or(&[][..], Held::slots);
         if self.n <= 1 {
@@ -668,6 +674,30 @@ mod tests {
             panic!("eleven subscriptions are not inline")
         };
         assert!(b.slots.len() <= 2 * b.live.max(8));
+    }
+
+    #[test]
+    fn a_subscription_on_two_severities_is_one_candidate_and_removed_from_both() {
+        let either = Filter::Or(vec![
+            Filter::MinSeverity(Severity::Warn),
+            Filter::MinSeverity(Severity::Error),
+        ]);
+        let mut ix = Index::build(vec![
+            sub(0, Filter::MinSeverity(Severity::Error)),
+            sub(1, either),
+            sub(2, Filter::MinSeverity(Severity::Debug)),
+        ]);
+        let at = |ix: &Index<S>, v| ids(ix, &hs(9, "z", v, "c"));
+        assert_eq!(at(&ix, Severity::Fatal), vec![0, 1, 2]);
+        assert_eq!(at(&ix, Severity::Warn), vec![1, 2]);
+        assert_eq!(at(&ix, Severity::Info), vec![2]);
+        ix.remove(1);
+        assert_eq!(at(&ix, Severity::Error), vec![0, 2]);
+        assert_eq!(at(&ix, Severity::Warn), vec![2]);
+        ix.remove(2);
+        assert_eq!(ix.severity_mask, 0b11_0000);
+        ix.remove(0);
+        assert_eq!(ix.severity_mask, 0);
     }
 
     #[test]
