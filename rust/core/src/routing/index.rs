@@ -200,10 +200,7 @@ impl<S> Subs<S> {
     #[inline]
     fn held(&self) -> Held<S> {
         match self {
-            Subs::One { seq, sub } => Held::One(Slot {
-                seq: *seq,
-                sub: Some(sub.clone()),
-            }),
+            Subs::One { sub, .. } => Held::One(sub.clone()),
             Subs::Many(b) => Held::Many(b.clone()),
         }
     }
@@ -242,20 +239,11 @@ impl<S> Subs<S> {
     }
 }
 
-/// A key's subscriptions as a publish holds them: the inline one as a one-slot bucket.
+/// A key's subscriptions as a publish holds them: 16 bytes, so the candidates of one event
+/// stay small (they are returned by value on every publish).
 pub enum Held<S> {
-    One(Slot<S>),
+    One(Arc<S>),
     Many(Arc<Bucket<S>>),
-}
-
-impl<S> Held<S> {
-    #[inline]
-    fn slots(&self) -> &[Slot<S>] {
-        match self {
-            Held::One(s) => std::slice::from_ref(s),
-            Held::Many(b) => &b.slots,
-        }
-    }
 }
 
 /// Buckets that can apply to one event: type, source, pair, correlation, severity, scan.
@@ -464,74 +452,82 @@ impl<S> Candidates<S> {
             self.n += 1;
         }
     }
+}
 
+impl<S: Indexed> Candidates<S> {
     /// The candidates in subscription order, each once (a subscription reached by two keys
     /// is yielded once). No allocation; one bucket (the common case) is iterated directly.
     #[inline(always)]
     pub fn iter(&self) -> CandidateIter<'_, S> {
-        let slots = |i: usize| self.buckets[i].as_ref().map_or(&[][..], Held::slots);
-        if self.n <= 1 {
-            return CandidateIter::One(slots(0).iter());
+        match (self.n, &self.buckets[0]) {
+            (0, _) | (_, None) => CandidateIter::Single(None),
+            (1, Some(Held::One(s))) => CandidateIter::Single(Some(s)),
+            (1, Some(Held::Many(b))) => CandidateIter::Slots(b.slots.iter()),
+            _ => CandidateIter::Merge(Merge {
+                c: self,
+                pos: [0; MAX_BUCKETS],
+            }),
         }
-        let mut m = Merge {
-            slots: Default::default(),
-            pos: [0; MAX_BUCKETS],
-            n: self.n,
-        };
-        for i in 0..self.n {
-            m.slots[i] = slots(i);
-        }
-        CandidateIter::Merge(m)
     }
 }
 
-// On the stack, never moved around: boxing the merge would allocate per publish.
-#[allow(clippy::large_enum_variant)]
 pub enum CandidateIter<'a, S> {
-    One(std::slice::Iter<'a, Slot<S>>),
+    Single(Option<&'a Arc<S>>),
+    Slots(std::slice::Iter<'a, Slot<S>>),
     Merge(Merge<'a, S>),
 }
 
-impl<'a, S> Iterator for CandidateIter<'a, S> {
+impl<'a, S: Indexed> Iterator for CandidateIter<'a, S> {
     type Item = &'a Arc<S>;
 
     #[inline]
     fn next(&mut self) -> Option<&'a Arc<S>> {
         match self {
-            CandidateIter::One(it) => it.find_map(|s| s.sub.as_ref()),
+            CandidateIter::Single(s) => s.take(),
+            CandidateIter::Slots(it) => it.find_map(|s| s.sub.as_ref()),
             CandidateIter::Merge(m) => m.next(),
         }
     }
 }
 
 /// A k-way merge of sorted buckets by seq; equal heads (one subscription under two keys)
-/// advance together.
+/// advance together. `pos[i]`: how far bucket `i` is consumed (an inline subscription is
+/// a bucket of one, read by its own `seq`).
 pub struct Merge<'a, S> {
-    slots: [&'a [Slot<S>]; MAX_BUCKETS],
+    c: &'a Candidates<S>,
     pos: [usize; MAX_BUCKETS],
-    n: usize,
 }
 
-impl<'a, S> Merge<'a, S> {
+impl<'a, S: Indexed> Merge<'a, S> {
+    /// Bucket `i`'s next live subscription (skipping removed slots).
+    #[inline]
+    fn head(&mut self, i: usize) -> Option<(u64, &'a Arc<S>)> {
+        match self.c.buckets[i].as_ref()? {
+            Held::One(s) => (self.pos[i] == 0).then(|| (s.seq(), s)),
+            Held::Many(b) => {
+                while let Some(slot) = b.slots.get(self.pos[i]) {
+                    match &slot.sub {
+                        None => self.pos[i] += 1,
+                        Some(s) => return Some((slot.seq, s)),
+                    }
+                }
+                None
+            }
+        }
+    }
+
     fn next(&mut self) -> Option<&'a Arc<S>> {
         let mut best: Option<(u64, &'a Arc<S>)> = None;
-        for i in 0..self.n {
-            let slots = self.slots[i];
-            while let Some(slot) = slots.get(self.pos[i]) {
-                match &slot.sub {
-                    None => self.pos[i] += 1,
-                    Some(s) => {
-                        if best.is_none_or(|(b, _)| slot.seq < b) {
-                            best = Some((slot.seq, s));
-                        }
-                        break;
-                    }
+        for i in 0..self.c.n {
+            if let Some((seq, s)) = self.head(i) {
+                if best.is_none_or(|(b, _)| seq < b) {
+                    best = Some((seq, s));
                 }
             }
         }
         let (seq, s) = best?;
-        for i in 0..self.n {
-            if self.slots[i].get(self.pos[i]).is_some_and(|x| x.seq == seq) {
+        for i in 0..self.c.n {
+            if self.head(i).is_some_and(|(x, _)| x == seq) {
                 self.pos[i] += 1;
             }
         }
@@ -703,6 +699,7 @@ mod tests {
     #[test]
     fn a_map_entry_is_32_bytes() {
         assert_eq!(std::mem::size_of::<Subs<S>>(), 16);
+        assert_eq!(std::mem::size_of::<Option<Held<S>>>(), 16);
         assert_eq!(std::mem::size_of::<(Arc<str>, Subs<S>)>(), 32);
     }
 
