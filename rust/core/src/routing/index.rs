@@ -413,10 +413,7 @@ impl<S: Indexed> Index<S> {
     /// is built in the caller's frame, not copied out (a `memcpy` call per publish).
     #[inline(always)]
     pub fn candidates(&self, h: &Header) -> Candidates<S> {
-        let mut c = Candidates {
-            buckets: Default::default(),
-            n: 0,
-        };
+        let mut c = Candidates::One(None);
         if !self.by_type.is_empty() {
             c.take(self.by_type.get(&h.type_id));
         }
@@ -438,18 +435,35 @@ impl<S: Indexed> Index<S> {
 }
 
 /// The buckets one event takes, owned (a later subscribe/unsubscribe does not change
-/// them; removed subscriptions are skipped by their own flag in the caller).
-pub struct Candidates<S> {
-    buckets: [Option<Held<S>>; MAX_BUCKETS],
-    n: usize,
+/// them; removed subscriptions are skipped by their own flag in the caller). Most events
+/// take at most one bucket: that form is a single `Option<Held>`, so making and dropping it
+/// costs one reference count; the array form is only for events several keys reach.
+// Both forms live on the caller's stack for one publish: boxing would allocate per publish.
+#[allow(clippy::large_enum_variant)]
+pub enum Candidates<S> {
+    One(Option<Held<S>>),
+    Many {
+        buckets: [Option<Held<S>>; MAX_BUCKETS],
+        n: usize,
+    },
 }
 
 impl<S> Candidates<S> {
     #[inline(always)]
     fn take(&mut self, b: Option<&Subs<S>>) {
-        if let Some(b) = b {
-            self.buckets[self.n] = Some(b.held());
-            self.n += 1;
+        let Some(b) = b else { return };
+        match self {
+            Candidates::One(slot @ None) => *slot = Some(b.held()),
+            Candidates::One(first) => {
+                let mut buckets: [Option<Held<S>>; MAX_BUCKETS] = Default::default();
+                buckets[0] = first.take();
+                buckets[1] = Some(b.held());
+                *self = Candidates::Many { buckets, n: 2 };
+            }
+            Candidates::Many { buckets, n } => {
+                buckets[*n] = Some(b.held());
+                *n += 1;
+            }
         }
     }
 }
@@ -459,12 +473,12 @@ impl<S: Indexed> Candidates<S> {
     /// is yielded once). No allocation; one bucket (the common case) is iterated directly.
     #[inline(always)]
     pub fn iter(&self) -> CandidateIter<'_, S> {
-        match (self.n, &self.buckets[0]) {
-            (0, _) | (_, None) => CandidateIter::Single(None),
-            (1, Some(Held::One(s))) => CandidateIter::Single(Some(s)),
-            (1, Some(Held::Many(b))) => CandidateIter::Slots(b.slots.iter()),
-            _ => CandidateIter::Merge(Merge {
-                c: self,
+        match self {
+            Candidates::One(None) => CandidateIter::Single(None),
+            Candidates::One(Some(Held::One(s))) => CandidateIter::Single(Some(s)),
+            Candidates::One(Some(Held::Many(b))) => CandidateIter::Slots(b.slots.iter()),
+            Candidates::Many { buckets, n } => CandidateIter::Merge(Merge {
+                buckets: &buckets[..*n],
                 pos: [0; MAX_BUCKETS],
             }),
         }
@@ -494,7 +508,7 @@ impl<'a, S: Indexed> Iterator for CandidateIter<'a, S> {
 /// advance together. `pos[i]`: how far bucket `i` is consumed (an inline subscription is
 /// a bucket of one, read by its own `seq`).
 pub struct Merge<'a, S> {
-    c: &'a Candidates<S>,
+    buckets: &'a [Option<Held<S>>],
     pos: [usize; MAX_BUCKETS],
 }
 
@@ -502,7 +516,7 @@ impl<'a, S: Indexed> Merge<'a, S> {
     /// Bucket `i`'s next live subscription (skipping removed slots).
     #[inline]
     fn head(&mut self, i: usize) -> Option<(u64, &'a Arc<S>)> {
-        match self.c.buckets[i].as_ref()? {
+        match self.buckets[i].as_ref()? {
             Held::One(s) => (self.pos[i] == 0).then(|| (s.seq(), s)),
             Held::Many(b) => {
                 while let Some(slot) = b.slots.get(self.pos[i]) {
@@ -518,7 +532,7 @@ impl<'a, S: Indexed> Merge<'a, S> {
 
     fn next(&mut self) -> Option<&'a Arc<S>> {
         let mut best: Option<(u64, &'a Arc<S>)> = None;
-        for i in 0..self.c.n {
+        for i in 0..self.buckets.len() {
             if let Some((seq, s)) = self.head(i) {
                 if best.is_none_or(|(b, _)| seq < b) {
                     best = Some((seq, s));
@@ -526,7 +540,7 @@ impl<'a, S: Indexed> Merge<'a, S> {
             }
         }
         let (seq, s) = best?;
-        for i in 0..self.c.n {
+        for i in 0..self.buckets.len() {
             if self.head(i).is_some_and(|(x, _)| x == seq) {
                 self.pos[i] += 1;
             }
