@@ -4,7 +4,8 @@
 //! and the resulting millions of operations per second. Every case checks what it did
 //! (items received, hits, matches), so the optimiser cannot remove the work.
 //!
-//! Run: `cargo bench --bench rust_benches` (or plain `cargo bench`).
+//! Run: `cargo bench --bench rust_benches` (or plain `cargo bench`); words after `--` keep
+//! only the cases whose names contain one of them (`cargo bench -p tracebus-core -- index`).
 
 // Printing the table is this program's job.
 #![allow(clippy::print_stdout)]
@@ -28,6 +29,9 @@ const RUNS: usize = 7;
 /// Times `f` (which performs `ops` operations and returns a check value that must equal
 /// `expect`) and prints one table row.
 fn bench(name: &str, ops: u64, expect: u64, mut f: impl FnMut() -> u64) {
+    if !selected(name) {
+        return;
+    }
     assert_eq!(f(), expect, "{name}: check failed on the warm-up run");
     let mut ns: Vec<f64> = (0..RUNS)
         .map(|_| {
@@ -46,6 +50,15 @@ fn bench(name: &str, ops: u64, expect: u64, mut f: impl FnMut() -> u64) {
         ns[0],
         ns[RUNS - 1]
     );
+}
+
+/// Whether the command line keeps the case `name` (no words: every case).
+fn selected(name: &str) -> bool {
+    let words: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    words.is_empty() || words.iter().any(|w| name.contains(w.as_str()))
 }
 
 fn header(type_id: u32, source: &str, severity: Severity) -> Header {
