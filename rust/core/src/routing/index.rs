@@ -442,6 +442,8 @@ impl<S: Indexed> Index<S> {
 #[allow(clippy::large_enum_variant)]
 pub enum Candidates<S> {
     One(Option<Held<S>>),
+    /// Two buckets (a catch-all beside a keyed subscriber, say): a two-way merge, no array.
+    Two(Held<S>, Held<S>),
     Many {
         buckets: [Option<Held<S>>; MAX_BUCKETS],
         n: usize,
@@ -452,17 +454,25 @@ impl<S> Candidates<S> {
     #[inline(always)]
     fn take(&mut self, b: Option<&Subs<S>>) {
         let Some(b) = b else { return };
+        let new = b.held();
         match self {
-            Candidates::One(slot @ None) => *slot = Some(b.held()),
-            Candidates::One(first) => {
-                let mut buckets: [Option<Held<S>>; MAX_BUCKETS] = Default::default();
-                buckets[0] = first.take();
-                buckets[1] = Some(b.held());
-                *self = Candidates::Many { buckets, n: 2 };
-            }
+            Candidates::One(slot @ None) => *slot = Some(new),
             Candidates::Many { buckets, n } => {
-                buckets[*n] = Some(b.held());
+                buckets[*n] = Some(new);
                 *n += 1;
+            }
+            _ => {
+                *self = match std::mem::replace(self, Candidates::One(None)) {
+                    Candidates::One(Some(first)) => Candidates::Two(first, new),
+                    Candidates::Two(first, second) => {
+                        let mut buckets: [Option<Held<S>>; MAX_BUCKETS] = Default::default();
+                        buckets[0] = Some(first);
+                        buckets[1] = Some(second);
+                        buckets[2] = Some(new);
+                        Candidates::Many { buckets, n: 3 }
+                    }
+                    other => other, // the arms above took the other forms
+                }
             }
         }
     }
@@ -477,6 +487,15 @@ impl<S: Indexed> Candidates<S> {
             Candidates::One(None) => CandidateIter::Single(None),
             Candidates::One(Some(Held::One(s))) => CandidateIter::Single(Some(s)),
             Candidates::One(Some(Held::Many(b))) => CandidateIter::Slots(b.slots.iter()),
+            Candidates::Two(a, b) => {
+                let (mut a, mut b) = (HeldIter::new(a), HeldIter::new(b));
+                CandidateIter::Two {
+                    next_a: a.next(),
+                    next_b: b.next(),
+                    a,
+                    b,
+                }
+            }
             Candidates::Many { buckets, n } => CandidateIter::Merge(Merge {
                 buckets: &buckets[..*n],
                 pos: [0; MAX_BUCKETS],
@@ -488,7 +507,41 @@ impl<S: Indexed> Candidates<S> {
 pub enum CandidateIter<'a, S> {
     Single(Option<&'a Arc<S>>),
     Slots(std::slice::Iter<'a, Slot<S>>),
+    /// Two buckets and the next (seq, subscription) of each.
+    Two {
+        a: HeldIter<'a, S>,
+        b: HeldIter<'a, S>,
+        next_a: Option<(u64, &'a Arc<S>)>,
+        next_b: Option<(u64, &'a Arc<S>)>,
+    },
     Merge(Merge<'a, S>),
+}
+
+/// The live subscriptions of one held bucket, with their seqs.
+pub enum HeldIter<'a, S> {
+    One(Option<&'a Arc<S>>),
+    Slots(std::slice::Iter<'a, Slot<S>>),
+}
+
+impl<'a, S> HeldIter<'a, S> {
+    fn new(h: &'a Held<S>) -> Self {
+        match h {
+            Held::One(s) => HeldIter::One(Some(s)),
+            Held::Many(b) => HeldIter::Slots(b.slots.iter()),
+        }
+    }
+}
+
+impl<'a, S: Indexed> Iterator for HeldIter<'a, S> {
+    type Item = (u64, &'a Arc<S>);
+
+    #[inline]
+    fn next(&mut self) -> Option<(u64, &'a Arc<S>)> {
+        match self {
+            HeldIter::One(s) => s.take().map(|s| (s.seq(), s)),
+            HeldIter::Slots(it) => it.find_map(|x| x.sub.as_ref().map(|s| (x.seq, s))),
+        }
+    }
 }
 
 impl<'a, S: Indexed> Iterator for CandidateIter<'a, S> {
@@ -499,6 +552,33 @@ impl<'a, S: Indexed> Iterator for CandidateIter<'a, S> {
         match self {
             CandidateIter::Single(s) => s.take(),
             CandidateIter::Slots(it) => it.find_map(|s| s.sub.as_ref()),
+            CandidateIter::Two {
+                a,
+                b,
+                next_a,
+                next_b,
+            } => {
+                let (x, y) = (*next_a, *next_b);
+                match (x, y) {
+                    (Some(x), Some(y)) if y.0 < x.0 => {
+                        *next_b = b.next();
+                        Some(y.1)
+                    }
+                    (Some(x), y) => {
+                        // Equal seqs: one subscription under both keys, yielded once.
+                        if y.is_some_and(|y| y.0 == x.0) {
+                            *next_b = b.next();
+                        }
+                        *next_a = a.next();
+                        Some(x.1)
+                    }
+                    (None, Some(y)) => {
+                        *next_b = b.next();
+                        Some(y.1)
+                    }
+                    (None, None) => None,
+                }
+            }
             CandidateIter::Merge(m) => m.next(),
         }
     }
@@ -632,6 +712,23 @@ mod tests {
         ix.remove(3);
         assert_eq!(ix.severity_mask, 0);
         assert!(ids(&ix, &hs(2, "z", Severity::Fatal, "c")).is_empty());
+    }
+
+    #[test]
+    fn two_buckets_merge_in_order_and_yield_a_shared_subscription_once() {
+        let src = |s: &str| Filter::Sources([Arc::from(s)].into());
+        let ix = Index::build(vec![
+            sub(0, Filter::Types([1].into())),
+            sub(1, src("a")),
+            sub(2, Filter::Or(vec![Filter::Types([1].into()), src("a")])),
+            sub(3, Filter::Types([1].into())),
+            sub(4, src("a")),
+        ]);
+        assert!(matches!(ix.candidates(&h(1, "a")), Candidates::Two(..)));
+        assert_eq!(ids(&ix, &h(1, "a")), vec![0, 1, 2, 3, 4]);
+        assert_eq!(ids(&ix, &h(1, "b")), vec![0, 2, 3]);
+        let catch_all = Index::build(vec![sub(0, Filter::All), sub(1, Filter::Types([1].into()))]);
+        assert_eq!(ids(&catch_all, &h(1, "a")), vec![0, 1]);
     }
 
     #[test]
