@@ -715,6 +715,23 @@ mod tests {
     }
 
     #[test]
+    fn keys_differing_in_late_bytes_spread_over_the_table() {
+        // A map picks a bucket by the hash's low bits: labels and correlation ids that
+        // differ only after their first bytes must still spread (they once got 32 slots).
+        use std::hash::BuildHasher;
+        let build = BuildHasherDefault::<FxHasher>::default();
+        for key in [
+            |i: usize| format!("pf-{i:05}"),
+            |i: usize| format!("corr_{i:016x}"),
+        ] {
+            let slots: std::collections::HashSet<u64> = (0..10_000)
+                .map(|i| build.hash_one(key(i).as_str()) & 0x3fff)
+                .collect();
+            assert!(slots.len() > 5_000, "{} of 16,384 slots", slots.len());
+        }
+    }
+
+    #[test]
     fn two_buckets_merge_in_order_and_yield_a_shared_subscription_once() {
         let src = |s: &str| Filter::Sources([Arc::from(s)].into());
         let ix = Index::build(vec![
