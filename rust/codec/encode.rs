@@ -65,6 +65,9 @@ pub(crate) fn push_f64(out: &mut String, x: f64) {
         None => (shortest, false),
     };
     let digits = mantissa.find('.').map_or(0, |d| mantissa.len() - d - 1);
+    if !sci && !may_tie(x, digits) {
+        return;
+    }
     let mid = out.len();
     let _ = if sci {
         write!(out, "{x:.digits$e}")
@@ -84,6 +87,27 @@ pub(crate) fn push_f64(out: &mut String, x: f64) {
         let sign = if exp < 0 { '-' } else { '+' };
         let _ = write!(out, "e{sign}{:02}", exp.unsigned_abs());
     }
+}
+
+/// Whether two texts with `digits` fraction digits can be equally near `x`: then `x` is
+/// exactly halfway between them, so its exact decimal value ends one digit later (in a 5).
+/// `x = m * 2^e` with `m` odd and `e < 0` ends exactly at fraction digit `-e`; an integer
+/// ends before the point. (Most timestamps fail this at once, so they skip the exact
+/// rounding.)
+fn may_tie(x: f64, digits: usize) -> bool {
+    let bits = x.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    let fraction = bits & ((1 << 52) - 1);
+    let (m, e) = if biased == 0 {
+        (fraction, -1074)
+    } else {
+        (fraction | (1 << 52), biased - 1075)
+    };
+    if m == 0 {
+        return false;
+    }
+    let e = e + m.trailing_zeros() as i32;
+    e < 0 && e.unsigned_abs() as usize == digits + 1
 }
 
 pub(crate) fn push_bool(out: &mut String, b: bool) {
