@@ -222,6 +222,14 @@ pub const WAIT_SLICE: Duration = Duration::from_millis(50);
 /// ends any wait within ~`WAIT_SLICE`.
 pub type Interrupt<'a> = &'a dyn Fn() -> bool;
 
+/// Whether a block-action send may wait for room: not at all (`try_send`), or for at
+/// most a timeout (`None`: forever), asking an `Interrupt` between slices if given.
+#[derive(Clone, Copy)]
+enum Wait<'a> {
+    No,
+    For(Option<Duration>, Option<Interrupt<'a>>),
+}
+
 /// The earlier of two optional instants (None: never).
 pub fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
@@ -443,7 +451,7 @@ impl<T> Channel<T> {
     /// whatever the caller holds (the GIL).
     #[inline]
     pub fn try_send(&self, item: T, severity: u8, type_id: u32) -> Result<Sent<T>, SendError<T>> {
-        self.send_inner(item, severity, type_id, None, false, None)
+        self.send_inner(item, severity, type_id, Wait::No)
     }
 
     /// Sends, waiting for room under the block action for at most `timeout` (forever if
@@ -458,7 +466,7 @@ impl<T> Channel<T> {
         type_id: u32,
         timeout: Option<Duration>,
     ) -> Result<Sent<T>, SendError<T>> {
-        self.send_inner(item, severity, type_id, timeout, true, None)
+        self.send_inner(item, severity, type_id, Wait::For(timeout, None))
     }
 
     /// `send_blocking` that asks `interrupt` between slices of its wait and gives up with
@@ -471,7 +479,7 @@ impl<T> Channel<T> {
         timeout: Option<Duration>,
         interrupt: Interrupt<'_>,
     ) -> Result<Sent<T>, SendError<T>> {
-        self.send_inner(item, severity, type_id, timeout, true, Some(interrupt))
+        self.send_inner(item, severity, type_id, Wait::For(timeout, Some(interrupt)))
     }
 
     /// Token of the thread registered as this channel's consumer (0: none yet).
@@ -479,28 +487,22 @@ impl<T> Channel<T> {
         self.consumer.load(Ordering::Relaxed)
     }
 
-    #[allow(clippy::too_many_arguments)]
     #[inline]
     fn send_inner(
         &self,
         item: T,
         severity: u8,
         type_id: u32,
-        timeout: Option<Duration>,
-        may_wait: bool,
-        interrupt: Option<Interrupt<'_>>,
+        wait: Wait<'_>,
     ) -> Result<Sent<T>, SendError<T>> {
         match self.push_if_room(item, severity) {
             Err(done) => done,
-            Ok((g, item)) => {
-                self.when_full(g, item, severity, type_id, timeout, may_wait, interrupt)
-            }
+            Ok((g, item)) => self.when_full(g, item, severity, type_id, wait),
         }
     }
 
     /// A send that found the channel full: the strategy's action (out of line, so that
     /// a send with room costs only [`Self::push_if_room`]).
-    #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     fn when_full(
         &self,
@@ -508,9 +510,7 @@ impl<T> Channel<T> {
         item: T,
         severity: u8,
         type_id: u32,
-        timeout: Option<Duration>,
-        may_wait: bool,
-        interrupt: Option<Interrupt<'_>>,
+        wait: Wait<'_>,
     ) -> Result<Sent<T>, SendError<T>> {
         match self.strategy.action_for(type_id) {
             BufferAction::Drop => {
@@ -524,9 +524,9 @@ impl<T> Channel<T> {
                 self.self_block(g, item, severity)
             }
             BufferAction::Block => {
-                if !may_wait {
+                let Wait::For(timeout, interrupt) = wait else {
                     return Err(SendError::WouldBlock(item));
-                }
+                };
                 g.stats.blocked += 1;
                 let now = Instant::now();
                 // A timeout too large for the clock means no timeout.
