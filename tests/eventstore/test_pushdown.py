@@ -87,19 +87,30 @@ def test_pushdown_parts() -> None:
     assert same._pushdown == {"correlation_id": "c", "exact": True}
 
 
+def _damaged(tmp_path: Path, events: list[Event], where: str) -> SqliteEventStore:
+    """A store of ``events`` whose rows matching ``where`` are damaged (a full replay raises
+    on them, checked here), opened again."""
+    path = tmp_path / "d.db"
+    with SqliteEventStore(path) as s:
+        for e in events:
+            s.append(e)
+    with sqlite3.connect(path) as c:
+        c.execute(f"UPDATE events SET data = '{{broken' WHERE {where}")
+    s = SqliteEventStore(path)
+    with pytest.raises(tb.EventStoreError, match="cannot decode"):
+        list(s.replay(on_error="raise"))
+    return s
+
+
 def test_only_matching_rows_are_read(tmp_path: Path) -> None:
     """A damaged row of another type is never decoded by a selective replay (a full replay
     filtered in Python would fail on it)."""
-    path = tmp_path / "d.db"
-    with SqliteEventStore(path) as s:
-        s.append(Event("health.check", "a"))
-        s.append(Event("system.error", "b", severity="error"))
-        s.append(Event("health.check", "c"))
-    with sqlite3.connect(path) as c:
-        c.execute("UPDATE events SET data = '{broken' WHERE type = 'health.check' AND seq = 1")
-    with SqliteEventStore(path) as s:
-        with pytest.raises(tb.EventStoreError, match="cannot decode"):
-            list(s.replay(on_error="raise"))
+    events = [
+        Event("health.check", "a"),
+        Event("system.error", "b", severity="error"),
+        Event("health.check", "c"),
+    ]
+    with _damaged(tmp_path, events, "type = 'health.check' AND seq = 1") as s:
         assert [e.source for e in s.replay(filter=tb.filter_by_type("system.error"))] == ["b"]
         assert [e.source for e in s.replay(filter=tb.filter_by_severity("error"))] == ["b"]
 
@@ -156,15 +167,8 @@ def test_rows_appended_during_a_selective_read_are_read(tmp_path: Path) -> None:
 
 def test_a_source_filter_reads_only_that_source(tmp_path: Path) -> None:
     """A damaged row of another source is never decoded by a replay by source."""
-    path = tmp_path / "d.db"
-    with SqliteEventStore(path) as s:
-        s.append(Event("health.check", "a"))
-        s.append(Event("health.check", "b"))
-    with sqlite3.connect(path) as c:
-        c.execute("UPDATE events SET data = '{broken' WHERE stream = 'a'")
-    with SqliteEventStore(path) as s:
-        with pytest.raises(tb.EventStoreError, match="cannot decode"):
-            list(s.replay(on_error="raise"))
+    events = [Event("health.check", "a"), Event("health.check", "b")]
+    with _damaged(tmp_path, events, "stream = 'a'") as s:
         assert [e.source for e in s.replay(filter=tb.filter_by_source("b"))] == ["b"]
         assert [r.seq for r in s.records(_sources=("b",), on_error="raise")] == [2]
 
