@@ -33,7 +33,7 @@ use crate::delivery::channel::{earliest, Interrupt, WAIT_SLICE};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -160,6 +160,9 @@ pub struct Batcher<T> {
     /// `channel::thread_token` of the flush thread (0: none yet): a `flush` waits for it,
     /// an edge of the waits-for graph (`channel::waits`).
     flusher_token: AtomicU64,
+    /// Whether `state.phase` is `Running`, read without the lock: a forked child must not
+    /// take a lock that a thread of its parent (the flush thread) may have held at the fork.
+    running: AtomicBool,
 }
 
 impl<T: Send + 'static> Batcher<T> {
@@ -216,6 +219,7 @@ impl<T: Send + 'static> Batcher<T> {
             progress: Condvar::new(),
             handle: Mutex::new(None),
             flusher_token: AtomicU64::new(0),
+            running: AtomicBool::new(false),
         })
     }
 
@@ -245,8 +249,16 @@ impl<T: Send + 'static> Batcher<T> {
         FLUSHER.with(|f| f.get() == self.addr())
     }
 
+    /// Whether the flush thread runs (takes no lock: safe in a forked child).
     pub fn is_running(&self) -> bool {
-        self.state.lock().phase == Phase::Running
+        self.running.load(Ordering::Acquire)
+    }
+
+    /// Sets the phase (under the state lock) and its lock-free mirror.
+    fn set_phase(&self, st: &mut State<T>, phase: Phase) {
+        st.phase = phase;
+        self.running
+            .store(phase == Phase::Running, Ordering::Release);
     }
 
     pub fn stats(&self) -> BatchStats {
@@ -291,7 +303,7 @@ impl<T: Send + 'static> Batcher<T> {
         }
         {
             let mut st = self.state.lock();
-            st.phase = Phase::Running;
+            self.set_phase(&mut st, Phase::Running);
             st.starts += 1;
         }
         let me = self.clone();
@@ -305,7 +317,7 @@ impl<T: Send + 'static> Batcher<T> {
             }
             Err(e) => {
                 let mut st = self.state.lock();
-                st.phase = Phase::Stopped;
+                self.set_phase(&mut st, Phase::Stopped);
                 self.room.notify_all();
                 self.progress.notify_all();
                 Err(StartError::Spawn(e))
@@ -443,7 +455,7 @@ impl<T: Send + 'static> Batcher<T> {
     pub fn request_stop(&self) {
         let mut st = self.state.lock();
         if st.phase == Phase::Running {
-            st.phase = Phase::Stopping;
+            self.set_phase(&mut st, Phase::Stopping);
             self.work.notify_one();
             self.room.notify_all();
         }
@@ -561,7 +573,7 @@ impl<T: Send + 'static> Batcher<T> {
                     self.complete(&mut st, in_flight);
                 }
                 Err(_) if st.phase == Phase::Stopping => {
-                    st.phase = Phase::Stopped;
+                    self.set_phase(&mut st, Phase::Stopped);
                     st.flush_upto = 0;
                     self.progress.notify_all();
                     break;
